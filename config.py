@@ -1,0 +1,150 @@
+"""All constants of the experiment. Defaults reproduce the reference configuration.
+
+Override any constant from the command line by its lower-case, dashed name:
+    python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
+Lists are comma-separated; booleans take true/false; None is written `none`.
+`--quick` applies the QUICK preset (a laptop CPU run); explicit overrides win over it.
+"""
+import sys
+from types import SimpleNamespace
+
+# --- data -------------------------------------------------------------------
+SAMPLE_DATA_ROOT = "data/sample_echonet"  # built-in synthetic data, generated on first use
+DATA_ROOT = SAMPLE_DATA_ROOT              # point at an EchoNet-Dynamic folder for the real run
+NUM_FRAMES = 32                           # frames per video, evenly spaced over the whole video
+IMAGE_SIZE = 112                          # EchoNet-Dynamic's native size
+# Split counts: the sample generator writes this many videos per split, and a FileList.csv without
+# a Split column is split at random (seeded) into this many.
+NUM_TRAIN_VIDEOS = 100
+NUM_VAL_VIDEOS = 20
+NUM_TEST_VIDEOS = 20
+CACHE_FRAMES = True       # decode each video once into CACHE_DIR (uint8 clips), not every epoch
+CACHE_DIR = "cache"
+NUM_WORKERS = 0           # DataLoader worker processes; 0 loads in the main process
+
+# --- model and training -----------------------------------------------------
+PRETRAINED = True         # ImageNet weights through torchvision; falls back to random init offline
+PRETRAINED_PATH = None    # a local ResNet-18 state_dict file, used instead of the download
+BATCH_SIZE = 16
+NUM_EPOCHS = 50
+LEARNING_RATE = 1e-4
+SEED = 42
+DEVICE = "auto"           # auto: cuda when available, else cpu
+
+# --- pruning ----------------------------------------------------------------
+UNSTRUCTURED_PRUNING_RATIOS = [0.5, 0.8, 0.9]
+STRUCTURED_PRUNING_RATIOS = [0.3, 0.5, 0.7]
+PHYSICAL_STRUCTURED_PRUNING = True  # also remove the channels with Torch-Pruning (structured_physical)
+FINE_TUNE_EPOCHS = 2
+FINE_TUNE_LEARNING_RATE = 1e-5
+# True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
+REMOVE_MASKS_BEFORE_FINE_TUNE = False
+
+# --- measurement ------------------------------------------------------------
+LATENCY_WARMUP_RUNS = 5
+LATENCY_TIMED_RUNS = 20
+CHANNELS_LAST = True      # memory format used for latency, the same for every model
+
+# --- output -----------------------------------------------------------------
+RESULTS_DIR = "results"
+CHECKPOINT_DIR = "checkpoints"
+FIGURES_DIR = "figures"
+
+# A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes.
+QUICK = dict(
+    NUM_FRAMES=16,
+    IMAGE_SIZE=64,
+    BATCH_SIZE=8,
+    NUM_EPOCHS=12,
+    LEARNING_RATE=1e-3,
+    FINE_TUNE_EPOCHS=1,
+    FINE_TUNE_LEARNING_RATE=1e-4,
+    LATENCY_TIMED_RUNS=20,
+)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def defaults():
+    """Every upper-case constant of this module, by name."""
+    return {k: v for k, v in vars(sys.modules[__name__]).items() if k.isupper() and k != "QUICK"}
+
+
+def _parse_value(name, text, default):
+    def scalar(t, like):
+        t = t.strip()
+        if t.lower() == "none":
+            return None
+        if isinstance(like, bool):
+            if t.lower() in ("true", "1", "yes", "on"):
+                return True
+            if t.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(like, int):
+            return int(t)
+        if isinstance(like, float):
+            return float(t)
+        return t
+    try:
+        if isinstance(default, list):
+            like = default[0] if default else 0.0
+            return [scalar(t, like) for t in text.split(",") if t.strip()]
+        return scalar(text, default)
+    except ValueError as e:
+        raise ConfigError(f"--{_dashed(name)} {text!r}: {e}") from None
+
+
+def _dashed(name):
+    return name.lower().replace("_", "-")
+
+
+def load(argv=()):
+    """Defaults, then the --quick preset, then explicit `--name value` overrides."""
+    values = defaults()
+    argv = list(argv)
+    if "--quick" in argv:
+        argv.remove("--quick")
+        values.update(QUICK)
+    by_flag = {f"--{_dashed(k)}": k for k in values}
+    overrides = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, _, inline = arg.partition("=")
+        if flag not in by_flag:
+            known = ", ".join(sorted(by_flag))
+            raise ConfigError(f"unknown option {flag!r}. Known options: --quick, {known}")
+        name = by_flag[flag]
+        if inline:
+            text = inline
+        elif i + 1 < len(argv):
+            i += 1
+            text = argv[i]
+        else:
+            raise ConfigError(f"{flag} needs a value")
+        overrides[name] = _parse_value(name, text, defaults()[name])
+        i += 1
+    values.update(overrides)
+    cfg = SimpleNamespace(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg):
+    problems = []
+    for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS"):
+        for r in getattr(cfg, name):
+            if not 0 < r < 1:
+                problems.append(f"{_dashed(name)}: ratio {r} is outside (0, 1)")
+    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS"):
+        if getattr(cfg, name) < 1:
+            problems.append(f"{_dashed(name)} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.FINE_TUNE_EPOCHS < 0 or cfg.NUM_WORKERS < 0:
+        problems.append("fine-tune-epochs and num-workers must not be negative")
+    if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
+        problems.append("learning rates must be positive")
+    if problems:
+        raise ConfigError("bad configuration: " + "; ".join(problems))

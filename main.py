@@ -1,0 +1,247 @@
+"""The experiment: train the EF baseline, then prune it by each method at each ratio, fine-tune with
+the masks in place, measure everything, and write results/ as each model finishes.
+
+    python main.py                 # the reference configuration
+    python main.py --quick         # a few minutes on a laptop CPU, on the built-in sample data
+    python main.py --data-root /data/EchoNet-Dynamic --num-epochs 10
+"""
+import copy
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import config
+import metrics
+import prune_utils
+import train
+from create_sample_data import create_sample_data
+from dataset import DataError, EchoNetVideoDataset
+from model import EFRegressionModel, load_pretrained, save_checkpoint
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def environment(device):
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    import torch_pruning
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "torch_pruning": torch_pruning.__version__, "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": commit,
+    }
+
+
+def load_data(cfg, device):
+    """The three splits as DataLoaders; generates the sample data when DATA_ROOT is its default."""
+    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and not os.path.isfile(os.path.join(cfg.DATA_ROOT, "FileList.csv")):
+        log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first")
+        create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED, log)
+    counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
+    cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
+    splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
+              for s in ("train", "val", "test")}
+    if cache:  # decode every video once, here, so a bad video stops the run before any training
+        for split in splits.values():
+            for i in tqdm(range(len(split)), desc=f"decoding {split.split} videos", leave=False):
+                split.clip(i)
+    loader = dict(batch_size=cfg.BATCH_SIZE, num_workers=cfg.NUM_WORKERS, pin_memory=device.type == "cuda",
+                  persistent_workers=cfg.NUM_WORKERS > 0)
+    generator = torch.Generator().manual_seed(cfg.SEED)
+    loaders = {name: DataLoader(split, shuffle=name == "train", generator=generator, **loader)
+               for name, split in splits.items()}
+    return splits, loaders
+
+
+def measure(model, cfg, device, checkpoint):
+    """Every number reported for one model, from the model as saved."""
+    nonzero, total = metrics.parameter_counts(model)
+    return {
+        **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
+        **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
+        **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
+                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST),
+        **metrics.file_sizes(checkpoint), "checkpoint": checkpoint,
+    }
+
+
+def compare_to_baseline(record, baseline):
+    record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
+    record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
+    record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
+    record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
+    return record
+
+
+def run_baseline(cfg, loaders, device, initial_ef):
+    seed_everything(cfg.SEED)
+    model = EFRegressionModel(initial_ef)
+    pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
+    log(f"baseline: ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
+    history = train.train(model, loaders["train"], loaders["val"], cfg.NUM_EPOCHS, cfg.LEARNING_RATE,
+                          device, desc="baseline", log=log)
+    checkpoint = os.path.join(cfg.CHECKPOINT_DIR, "baseline.pt")
+    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0)
+    record = {"name": "baseline", "method": "baseline", "ratio": 0.0,
+              **prefixed("test_", train.evaluate(model, loaders["test"], device)),
+              "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint),
+              "history": history}
+    record["sparsity_before_fine_tune"] = record["sparsity"]
+    return model, compare_to_baseline(record, record), {"used": pretrained, "reason": reason}
+
+
+def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device):
+    """Prune a copy of the trained baseline, fine-tune it (masks in place unless the reference's
+    flaw is switched on), make the pruning permanent, measure."""
+    name = f"{method}_{ratio:g}"
+    seed_everything(cfg.SEED)
+    model = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+    if cfg.REMOVE_MASKS_BEFORE_FINE_TUNE:
+        prune_utils.make_permanent(model)
+    sparsity_before = metrics.sparsity(model)["sparsity"]
+    mae_before = train.evaluate(model, loaders["test"], device)["mae"]
+    history = train.train(model, loaders["train"], loaders["val"], cfg.FINE_TUNE_EPOCHS,
+                          cfg.FINE_TUNE_LEARNING_RATE, device, desc=name, log=log)
+    prune_utils.make_permanent(model)
+    checkpoint = os.path.join(cfg.CHECKPOINT_DIR, f"{name}.pt")
+    save_checkpoint(checkpoint, model, method=method, ratio=ratio)
+    record = {"name": name, "method": method, "ratio": ratio,
+              **prefixed("test_", train.evaluate(model, loaders["test"], device)),
+              "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
+              "sparsity_before_fine_tune": sparsity_before,
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+              **measure(model, cfg, device, checkpoint), "history": history}
+    return compare_to_baseline(record, baseline)
+
+
+def prefixed(prefix, values):
+    return {prefix + k: v for k, v in values.items()}
+
+
+# --- writing results -----------------------------------------------------------------------------
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(results, results_dir):
+    """results.json (everything), results.csv (one row per model) and summary.md."""
+    write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
+    rows = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results["models"]])
+    write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
+    summary = summary_markdown(results)
+    write_atomic(os.path.join(results_dir, "summary.md"), summary)
+    return summary
+
+
+def summary_markdown(results):
+    models = pd.DataFrame(results["models"])
+    env, floor = results["environment"], results["mean_predictor"]
+    lines = [f"# ef-prune results\n",
+             f"{results['splits']} videos; device {env['device']} ({env['device_name']}), "
+             f"{env['torch_threads']} threads; torch {env['torch']}; pretrained: {results['pretrained']['used']}.\n",
+             f"Mean predictor (always EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
+    tables = [
+        ("Table 1. Baseline", ["baseline"],
+         {"test_mae": "MAE", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
+          "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
+        ("Table 2. Unstructured pruning (global L1)", ["unstructured"],
+         {"ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
+          "test_mae": "MAE", "mae_increase_pct": "MAE +%", "compression_ratio": "Compression",
+          "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
+        ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
+         ["structured", "structured_physical"],
+         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
+          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "flops": "FLOPs",
+          "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)", "latency_speedup": "Speedup",
+          "size_mb": "Size (MB)"}),
+    ]
+    for title, methods, columns in tables:
+        rows = models[models.method.isin(methods)]
+        if rows.empty:
+            continue
+        table = rows[list(columns)].rename(columns=columns)
+        lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
+    return "\n".join(lines)
+
+
+# --- the experiment ------------------------------------------------------------------------------
+
+def main(argv):
+    cfg = config.load(argv)
+    device = train.pick_device(cfg.DEVICE)
+    for folder in (cfg.RESULTS_DIR, cfg.CHECKPOINT_DIR):
+        os.makedirs(folder, exist_ok=True)
+    splits, loaders = load_data(cfg, device)
+    train_efs, test_efs = splits["train"].efs, splits["test"].efs
+    mean_ef, mean_mae = metrics.mean_predictor_mae(train_efs, test_efs)
+    log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
+        f"{cfg.DATA_ROOT}; device {device}; mean predictor test MAE {mean_mae:.2f}")
+    results = {"config": vars(cfg), "environment": environment(device),
+               "splits": {name: len(split) for name, split in splits.items()},
+               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
+
+    start = time.perf_counter()
+    baseline_model, baseline, results["pretrained"] = run_baseline(cfg, loaders, device, mean_ef)
+    results["models"].append(baseline)
+    write_results(results, cfg.RESULTS_DIR)
+    log(f"baseline: test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
+        f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
+
+    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
+    if cfg.PHYSICAL_STRUCTURED_PRUNING:
+        methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
+    for method, ratios in methods:
+        for ratio in ratios:
+            record = run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device)
+            results["models"].append(record)
+            write_results(results, cfg.RESULTS_DIR)
+            log(f"{record['name']}: sparsity {record['sparsity_before_fine_tune']:.3f} -> {record['sparsity']:.3f}, "
+                f"test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
+                f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
+                f"({record['latency_speedup']:.2f}x)")
+    results["seconds"] = time.perf_counter() - start
+    log("\n" + write_results(results, cfg.RESULTS_DIR))
+    log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
+    return results
+
+
+def error_message(e):
+    # an error raised in a DataLoader worker arrives wrapped in the worker's traceback text
+    text = str(e).strip()
+    return text.splitlines()[-1].split("DataError: ", 1)[-1] if "Traceback" in text else text
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (config.ConfigError, DataError) as e:
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,109 @@
+"""What is measured for every model: accuracy, sparsity, size, FLOPs and latency."""
+import copy
+import os
+import time
+import zlib
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def regression_metrics(predicted, target):
+    predicted, target = torch.as_tensor(predicted).double(), torch.as_tensor(target).double()
+    error = predicted - target
+    total = ((target - target.mean()) ** 2).sum()
+    return {
+        "mae": error.abs().mean().item(),
+        "rmse": error.pow(2).mean().sqrt().item(),
+        "r2": (1 - error.pow(2).sum() / total).item() if total > 0 else float("nan"),
+    }
+
+
+def mean_predictor_mae(train_efs, test_efs):
+    """Test MAE of always answering the training-set mean EF: the floor every MAE must beat."""
+    mean = float(np.mean(train_efs))
+    return mean, float(np.mean(np.abs(np.asarray(test_efs) - mean)))
+
+
+def prunable_weights(model):
+    """(name, weight) of every Conv2d and Linear; with pruning masks in place, the masked weight."""
+    return [(name, m.weight) for name, m in model.named_modules() if isinstance(m, PRUNABLE)]
+
+
+def sparsity(model):
+    """Fraction of zero weights over Conv2d+Linear weights, and over all parameters."""
+    weights = [w for _, w in prunable_weights(model)]
+    zero_weights = sum(int((w == 0).sum()) for w in weights)
+    total_weights = sum(w.numel() for w in weights)
+    zero_all, total_all = parameter_counts(model)
+    return {"sparsity": zero_weights / total_weights, "sparsity_all_params": 1 - zero_all / total_all}
+
+
+def parameter_counts(model):
+    """(non-zero parameters, all parameters), counting masked weights as they are used."""
+    pruned = {id(getattr(m, "weight_orig", None)): m.weight for m in model.modules() if hasattr(m, "weight_mask")}
+    total = nonzero = 0
+    for p in model.parameters():
+        used = pruned.get(id(p), p)
+        total += used.numel()
+        nonzero += int((used != 0).sum())
+    return nonzero, total
+
+
+def flops(model, num_frames, image_size):
+    """FLOPs for one video (torch.utils.flop_counter; a multiply-add counts 2): executed by dense
+    kernels, and effective (only the multiply-adds with a non-zero weight, ShrinkBench's count)."""
+    model = model.eval()
+    video = torch.zeros(1, num_frames, 3, image_size, image_size, device=next(model.parameters()).device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(video)
+    total = counter.get_total_flops()
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    effective = total
+    for name, weight in prunable_weights(model):
+        layer_flops = sum(counts.get(f"{root}.{name}", {}).values())
+        effective -= layer_flops * float((weight == 0).sum()) / weight.numel()
+    return {"flops": int(total), "effective_flops": int(round(effective))}
+
+
+@torch.inference_mode()
+def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True):
+    """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up."""
+    model = copy.deepcopy(model).eval().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    video = torch.randn(1, num_frames, 3, image_size, image_size, device=device)
+    times = []
+    for i in range(warmup + runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        model(video)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return {
+        "latency_ms": float(np.median(times)),
+        "latency_p90_ms": float(np.percentile(times, 90)),
+        "latency_runs": runs,
+        "latency_device": str(device),
+        "latency_threads": torch.get_num_threads(),
+        "latency_channels_last": channels_last,
+    }
+
+
+def file_sizes(path):
+    """Size on disk and gzip-compressed size in MB (zeros compress; dense kernels do not care)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip format
+    compressed = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            compressed += len(compressor.compress(chunk))
+    compressed += len(compressor.flush())
+    return {"size_mb": os.path.getsize(path) / 1e6, "gzip_size_mb": compressed / 1e6}

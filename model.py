@@ -1,0 +1,86 @@
+"""EF regressor: ResNet-18 on every frame, mean over frames, linear head 512 -> 1 (EF in percent)."""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class EFRegressionModel(nn.Module):
+    def __init__(self, initial_ef=55.0):
+        super().__init__()
+        self.backbone = torchvision.models.resnet18(weights=None)
+        self.backbone.fc = nn.Identity()
+        self.head = nn.Linear(512, 1)
+        # Start at the training-set mean EF: a head at 0 spends the first epochs only finding the
+        # mean, which is why the reference never got below the mean predictor.
+        nn.init.normal_(self.head.weight, std=1e-3)
+        nn.init.constant_(self.head.bias, initial_ef)
+
+    def forward(self, video):
+        """video: (B, T, 3, H, W) -> EF (B,)"""
+        b, t = video.shape[:2]
+        features = self.backbone(video.flatten(0, 1))           # (B*T, C)
+        return self.head(features.view(b, t, -1).mean(1)).squeeze(-1)
+
+
+def load_pretrained(model, pretrained=True, path=None):
+    """Put ImageNet weights in the backbone. Returns (used, reason): offline is a warning, not a crash."""
+    if path:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        model.backbone.load_state_dict(state, strict=False)
+        return True, f"loaded from {path}"
+    if not pretrained:
+        return False, "PRETRAINED is off"
+    try:
+        weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+        state = weights.get_state_dict(progress=False)
+    except Exception as e:  # no network, proxy, corrupt download: all end the same way
+        reason = f"ImageNet weights could not be downloaded ({type(e).__name__}: {str(e)[:120]})"
+        print(f"WARNING: {reason}; training ResNet-18 from random initialisation. Set PRETRAINED_PATH "
+              f"to a local resnet18 state_dict to use ImageNet weights offline.", file=sys.stderr, flush=True)
+        return False, reason
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    model.backbone.load_state_dict(state, strict=False)
+    return True, "torchvision ResNet18_Weights.IMAGENET1K_V1"
+
+
+def match_shapes(model, state_dict):
+    """Resize conv/BN/linear layers to the shapes in state_dict: rebuilds a channel-pruned model
+    from its weights alone, so checkpoints need no pickled code."""
+    for name, module in model.named_modules():
+        weight = state_dict.get(f"{name}.weight" if name else "weight")
+        if weight is None:
+            continue
+        if isinstance(module, nn.Conv2d):
+            module.out_channels = weight.shape[0]
+            module.in_channels = weight.shape[1] * module.groups
+        elif isinstance(module, nn.BatchNorm2d):
+            module.num_features = weight.shape[0]
+            for buffer in ("running_mean", "running_var"):
+                setattr(module, buffer, torch.zeros(weight.shape[0]))
+        elif isinstance(module, nn.Linear):
+            module.out_features, module.in_features = weight.shape
+        else:
+            continue
+        module.weight = nn.Parameter(torch.empty_like(weight))
+        if module.bias is not None:
+            module.bias = nn.Parameter(torch.empty_like(state_dict[f"{name}.bias"]))
+    return model
+
+
+def save_checkpoint(path, model, **info):
+    """Weights plus plain metadata (method, ratio, metrics...), written atomically."""
+    tmp = path + ".tmp"
+    torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned)."""
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model, checkpoint["info"]

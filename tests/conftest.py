@@ -1,0 +1,26 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+torch.set_num_threads(2)
+
+from create_sample_data import create_sample_data  # noqa: E402
+
+# A configuration small enough for a test: 2 frames of 32x32, one epoch, one ratio per method.
+TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-epochs", "1",
+        "--fine-tune-epochs", "1", "--learning-rate", "1e-3", "--fine-tune-learning-rate", "1e-4",
+        "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5",
+        "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--pretrained", "false",
+        "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4"]
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory):
+    """A small synthetic EchoNet-Dynamic folder, made once for the whole session."""
+    root = str(tmp_path_factory.mktemp("echonet"))
+    create_sample_data(root, num_train=8, num_val=4, num_test=4, seed=0, log=lambda *_: None)
+    return root

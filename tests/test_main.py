@@ -1,0 +1,83 @@
+"""The whole experiment on a tiny configuration, as a user runs it: python main.py ..."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import metrics
+from conftest import ROOT, TINY
+from model import load_checkpoint
+
+
+def run_main(*args, cwd):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(sample_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = run_main(*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
+                      "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
+                      "--cache-dir", str(out / "cache"), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_writes_every_file_with_one_row_per_model(tiny_run):
+    out, result = tiny_run
+    results = json.load(open(out / "results" / "results.json"))
+    names = [r["name"] for r in results["models"]]
+    assert names == ["baseline", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
+    assert results["splits"] == {"train": 8, "val": 4, "test": 4}
+    assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]
+    assert results["pretrained"] == {"used": False, "reason": "PRETRAINED is off"}
+    assert results["mean_predictor"]["test_mae"] > 0
+    csv = pd.read_csv(out / "results" / "results.csv")
+    assert csv.name.tolist() == names
+    for column in ("test_mae", "test_rmse", "test_r2", "sparsity", "sparsity_before_fine_tune", "params_nonzero",
+                   "flops", "latency_ms", "latency_p90_ms", "size_mb", "mae_increase_pct", "checkpoint"):
+        assert csv[column].notna().all(), column
+    summary = open(out / "results" / "summary.md").read()
+    assert "Table 1" in summary and "Table 2" in summary and "Table 3" in summary
+    assert "Table 3" in result.stdout
+
+
+def test_saved_checkpoints_reload_and_keep_their_sparsity(tiny_run):
+    out, _ = tiny_run
+    results = json.load(open(out / "results" / "results.json"))
+    baseline_params = results["models"][0]["params"]
+    for record in results["models"]:
+        model, info = load_checkpoint(record["checkpoint"])
+        assert info["method"] == record["method"]
+        if record["method"] == "unstructured":
+            assert metrics.sparsity(model)["sparsity"] == pytest.approx(record["ratio"], abs=0.005)
+            assert record["sparsity_before_fine_tune"] == pytest.approx(record["sparsity"], abs=1e-9)
+        if record["method"] == "structured_physical":
+            assert metrics.parameter_counts(model)[1] < 0.5 * baseline_params
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path):
+    result = run_main("--data-root", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nowhere' does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_option_is_a_clear_error(tmp_path):
+    result = run_main("--num-epoch", "3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown option '--num-epoch'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_data_is_generated_when_missing_at_the_default_location(tmp_path):
+    """From a fresh folder, the default DATA_ROOT is created (here with only a few videos)."""
+    result = run_main(*TINY, "--num-train-videos", "2", "--num-val-videos", "1", "--num-test-videos", "1",
+                      "--unstructured-pruning-ratios", "0.5", "--physical-structured-pruning", "false",
+                      "--structured-pruning-ratios", "0.3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "generating the built-in synthetic sample data" in result.stdout
+    assert os.path.isfile(tmp_path / "data" / "sample_echonet" / "FileList.csv")
+    assert len(pd.read_csv(tmp_path / "results" / "results.csv")) == 3

@@ -1,0 +1,87 @@
+"""Every reported number is what its name says."""
+import copy
+import gzip
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import metrics
+import prune_utils
+from model import EFRegressionModel, save_checkpoint
+
+
+def resnet18_macs_per_frame_at_112():
+    """ResNet-18's multiply-adds for one 112x112 frame, layer by layer (output HxW x Cout x Cin x k x k)."""
+    conv = lambda hw, cout, cin, k: hw * hw * cout * cin * k * k  # noqa: E731
+    stem = conv(56, 64, 3, 7)                                                      # 7x7/2 -> 56, maxpool -> 28
+    layer1 = 4 * conv(28, 64, 64, 3)
+    layer2 = conv(14, 128, 64, 3) + 3 * conv(14, 128, 128, 3) + conv(14, 128, 64, 1)
+    layer3 = conv(7, 256, 128, 3) + 3 * conv(7, 256, 256, 3) + conv(7, 256, 128, 1)
+    layer4 = conv(4, 512, 256, 3) + 3 * conv(4, 512, 512, 3) + conv(4, 512, 256, 1)
+    return stem + layer1 + layer2 + layer3 + layer4
+
+
+def test_dense_flops_match_the_hand_computed_count():
+    counted = metrics.flops(EFRegressionModel(), num_frames=4, image_size=112)
+    expected = 2 * (4 * resnet18_macs_per_frame_at_112() + 512)   # 4 frames, then the 512->1 head once
+    assert counted["flops"] == expected
+
+
+def nonzero_macs(model, num_frames, image_size):
+    """Multiply-adds with a non-zero weight, counted independently: output positions x non-zero weights."""
+    total = []
+    hooks = [m.register_forward_hook(lambda m, i, o: total.append(o[0, 0].numel() * int((m.weight != 0).sum())
+                                                                  * (o.shape[0] if o.dim() == 4 else 1)))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, num_frames, 3, image_size, image_size))
+    for h in hooks:
+        h.remove()
+    return sum(total)
+
+
+def test_effective_flops_drop_with_unstructured_sparsity_but_executed_flops_do_not():
+    dense = EFRegressionModel()
+    pruned = prune_utils.make_permanent(prune_utils.unstructured(copy.deepcopy(dense), 0.8))
+    d, p = metrics.flops(dense, 2, 64), metrics.flops(pruned, 2, 64)
+    assert p["flops"] == d["flops"]
+    assert p["effective_flops"] == pytest.approx(2 * nonzero_macs(pruned, 2, 64), rel=1e-9)
+    assert p["effective_flops"] < 0.5 * d["flops"]
+
+
+def test_regression_metrics():
+    m = metrics.regression_metrics([50.0, 60.0, 70.0], [52.0, 60.0, 64.0])
+    assert m["mae"] == pytest.approx(8 / 3)
+    assert m["rmse"] == pytest.approx(math.sqrt(40 / 3))
+    assert m["r2"] == pytest.approx(1 - 40 / 74.6666666, rel=1e-6)
+
+
+def test_mean_predictor_uses_the_training_mean():
+    mean, mae = metrics.mean_predictor_mae([40, 60], [50, 70])
+    assert mean == 50 and mae == 10
+
+
+def test_sparsity_and_parameter_counts_see_masked_weights():
+    model = prune_utils.unstructured(EFRegressionModel(), 0.5)
+    s = metrics.sparsity(model)
+    nonzero, total = metrics.parameter_counts(model)
+    assert s["sparsity"] == pytest.approx(0.5, abs=1e-6)
+    assert total == sum(p.numel() for p in EFRegressionModel().parameters())
+    assert s["sparsity_all_params"] == pytest.approx(1 - nonzero / total)
+
+
+def test_latency_reports_median_p90_and_setup():
+    result = metrics.latency(EFRegressionModel(), 2, 32, torch.device("cpu"), warmup=1, runs=5)
+    assert 0 < result["latency_ms"] <= result["latency_p90_ms"]
+    assert result["latency_runs"] == 5 and result["latency_threads"] == torch.get_num_threads()
+
+
+def test_file_sizes_report_gzip_size(tmp_path):
+    path = str(tmp_path / "model.pt")
+    save_checkpoint(path, prune_utils.make_permanent(prune_utils.unstructured(EFRegressionModel(), 0.9)))
+    sizes = metrics.file_sizes(path)
+    with open(path, "rb") as f:
+        assert sizes["gzip_size_mb"] == pytest.approx(len(gzip.compress(f.read(), compresslevel=6)) / 1e6, rel=0.01)
+    assert sizes["gzip_size_mb"] < 0.4 * sizes["size_mb"]

@@ -1,0 +1,148 @@
+"""Each pruning method does exactly what it claims, and fine-tuning keeps it that way."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import metrics
+import prune_utils
+import train
+from model import EFRegressionModel, load_checkpoint, save_checkpoint
+
+FRAMES, SIZE = 2, 32
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small model after a few real optimisation steps, so no weight is exactly zero by chance."""
+    torch.manual_seed(0)
+    model = EFRegressionModel(55.0)
+    train.train(model, *loaders(), epochs=1, lr=1e-3, device=torch.device("cpu"), log=lambda *_: None)
+    return model
+
+
+def loaders(size=SIZE):
+    g = torch.Generator().manual_seed(0)
+    videos = torch.randn(8, FRAMES, 3, size, size, generator=g)
+    efs = 55 + 10 * torch.randn(8, generator=g)
+    data = TensorDataset(videos, efs)
+    return DataLoader(data, batch_size=4, shuffle=True, generator=g), DataLoader(data, batch_size=4)
+
+
+def fine_tune(model, size=SIZE):
+    train.train(model, *loaders(size), epochs=1, lr=1e-3, device=torch.device("cpu"), log=lambda *_: None)
+    return model
+
+
+def zero_weights(model):
+    return sum(int((w == 0).sum()) for _, w in metrics.prunable_weights(model))
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.8, 0.9])
+def test_unstructured_prunes_exactly_the_ratio_of_all_conv_and_linear_weights(trained, ratio):
+    model = prune_utils.unstructured(copy.deepcopy(trained), ratio)
+    total = sum(w.numel() for _, w in metrics.prunable_weights(model))
+    assert zero_weights(model) == round(ratio * total)
+    # global: the surviving weights are the largest in magnitude across all layers
+    kept = torch.cat([w[w != 0].abs() for _, w in metrics.prunable_weights(model)])
+    dense = torch.cat([w.flatten().abs() for _, w in metrics.prunable_weights(trained)])
+    assert kept.min() >= dense.kthvalue(round(ratio * total)).values
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+def test_structured_zeroes_whole_lowest_l2_output_channels_of_every_conv(trained, ratio):
+    model = prune_utils.structured(copy.deepcopy(trained), ratio)
+    for (name, w), (_, w0) in zip(metrics.prunable_weights(model), metrics.prunable_weights(trained)):
+        if w.dim() != 4:
+            assert (w == w0).all(), f"{name}: the head is not channel-pruned"
+            continue
+        zero_channels = (w.flatten(1) == 0).all(1)
+        assert int(zero_channels.sum()) == round(ratio * w.shape[0]), name
+        norms = w0.flatten(1).norm(dim=1)
+        assert norms[zero_channels].max() <= norms[~zero_channels].min(), name
+
+
+@pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.5)])
+def test_sparsity_holds_through_fine_tuning_with_masks(trained, method, ratio):
+    model = prune_utils.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
+    before = metrics.sparsity(model)["sparsity"]
+    prune_utils.make_permanent(fine_tune(model))
+    assert not any(hasattr(m, "weight_mask") for m in model.modules())
+    assert metrics.sparsity(model)["sparsity"] == pytest.approx(before, abs=1e-9)
+
+
+def test_removing_masks_before_fine_tuning_lets_weights_regrow(trained):
+    """The reference's flaw, reproduced by REMOVE_MASKS_BEFORE_FINE_TUNE. (At 64x64 every 3x3 tap of
+    layer4 sees data; at 32x32 its maps are 1x1 and most taps get no gradient at all.)"""
+    model = prune_utils.make_permanent(prune_utils.unstructured(copy.deepcopy(trained), 0.9))
+    assert metrics.sparsity(model)["sparsity"] == pytest.approx(0.9, abs=1e-6)
+    fine_tune(model, size=64)
+    assert metrics.sparsity(model)["sparsity"] < 0.05   # 0.9 collapses to nearly dense
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+def test_physical_structured_pruning_removes_channels(trained, ratio):
+    model = prune_utils.structured_physical(copy.deepcopy(trained), ratio, FRAMES, SIZE)
+    assert metrics.parameter_counts(model)[1] < (1 - ratio) ** 2 * 1.2 * metrics.parameter_counts(trained)[1]
+    assert abs(model.backbone.conv1.out_channels - 64 * (1 - ratio)) <= 1
+    assert model.head.out_features == 1
+    assert model(torch.randn(3, FRAMES, 3, SIZE, SIZE)).shape == (3,)
+    dense, pruned = metrics.flops(trained, FRAMES, SIZE), metrics.flops(model, FRAMES, SIZE)
+    assert pruned["flops"] < (1 - ratio) ** 2 * 1.2 * dense["flops"]
+
+
+def test_fine_tuning_does_not_change_the_physical_shape(trained):
+    model = prune_utils.structured_physical(copy.deepcopy(trained), 0.5, FRAMES, SIZE)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    fine_tune(model)
+    assert {k: v.shape for k, v in model.state_dict().items()} == shapes
+
+
+@pytest.mark.parametrize("method", prune_utils.METHODS)
+def test_checkpoint_reloads_with_identical_outputs(trained, tmp_path, method):
+    model = prune_utils.make_permanent(prune_utils.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE))
+    path = str(tmp_path / f"{method}.pt")
+    save_checkpoint(path, model, method=method, ratio=0.5)
+    loaded, info = load_checkpoint(path)  # torch.load(..., weights_only=True) inside
+    video = torch.randn(2, FRAMES, 3, SIZE, SIZE)
+    model.eval(), loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(model(video), loaded(video))
+    assert info == {"method": method, "ratio": 0.5}
+    assert metrics.parameter_counts(loaded) == metrics.parameter_counts(model)
+
+
+def test_checkpoints_hold_no_pickled_code(trained, tmp_path):
+    path = str(tmp_path / "physical.pt")
+    save_checkpoint(path, prune_utils.structured_physical(copy.deepcopy(trained), 0.3, FRAMES, SIZE))
+    checkpoint = torch.load(path, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in checkpoint["state_dict"].values())
+
+
+def test_model_output_shape_and_starting_point():
+    model = EFRegressionModel(initial_ef=61.5).eval()
+    with torch.no_grad():
+        ef = model(torch.randn(3, 4, 3, SIZE, SIZE))
+    assert ef.shape == (3,)
+    assert torch.allclose(ef, torch.full((3,), 61.5), atol=1.0)
+
+
+def test_pretrained_weights_fall_back_offline_and_load_from_a_local_file(tmp_path, monkeypatch, capsys):
+    import torchvision
+    import model as model_module
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights, "get_state_dict", offline)
+    used, reason = model_module.load_pretrained(EFRegressionModel(), pretrained=True)
+    assert not used and "no network" in reason
+    assert "random initialisation" in capsys.readouterr().err
+
+    local = torchvision.models.resnet18(weights=None)
+    nn.init.constant_(local.conv1.weight, 0.01)
+    torch.save(local.state_dict(), tmp_path / "resnet18.pth")
+    model = EFRegressionModel()
+    used, _ = model_module.load_pretrained(model, path=str(tmp_path / "resnet18.pth"))
+    assert used and torch.all(model.backbone.conv1.weight == 0.01)
