@@ -49,6 +49,7 @@ CHANNELS_LAST = True      # memory format used for latency, the same for every m
 RESULTS_DIR = "results"
 CHECKPOINT_DIR = "checkpoints"
 FIGURES_DIR = "figures"
+DRAW_FIGURES = True       # draw figures/ at the end of main.py
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes.
 QUICK = dict(
@@ -57,8 +58,8 @@ QUICK = dict(
     BATCH_SIZE=8,
     NUM_EPOCHS=12,
     LEARNING_RATE=1e-3,
-    FINE_TUNE_EPOCHS=1,
-    FINE_TUNE_LEARNING_RATE=1e-4,
+    FINE_TUNE_EPOCHS=3,
+    FINE_TUNE_LEARNING_RATE=3e-4,
     LATENCY_TIMED_RUNS=20,
 )
 

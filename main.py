@@ -25,6 +25,8 @@ import config
 import metrics
 import prune_utils
 import train
+import visualize_model_architecture
+import visualize_results
 from create_sample_data import create_sample_data
 from dataset import DataError, EchoNetVideoDataset
 from model import EFRegressionModel, load_pretrained, save_checkpoint
@@ -105,7 +107,8 @@ def run_baseline(cfg, loaders, device, initial_ef):
     history = train.train(model, loaders["train"], loaders["val"], cfg.NUM_EPOCHS, cfg.LEARNING_RATE,
                           device, desc="baseline", log=log)
     checkpoint = os.path.join(cfg.CHECKPOINT_DIR, "baseline.pt")
-    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0)
+    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0, num_frames=cfg.NUM_FRAMES,
+                    image_size=cfg.IMAGE_SIZE)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0,
               **prefixed("test_", train.evaluate(model, loaders["test"], device)),
               "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint),
@@ -128,7 +131,8 @@ def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device):
                           cfg.FINE_TUNE_LEARNING_RATE, device, desc=name, log=log)
     prune_utils.make_permanent(model)
     checkpoint = os.path.join(cfg.CHECKPOINT_DIR, f"{name}.pt")
-    save_checkpoint(checkpoint, model, method=method, ratio=ratio)
+    save_checkpoint(checkpoint, model, method=method, ratio=ratio, num_frames=cfg.NUM_FRAMES,
+                    image_size=cfg.IMAGE_SIZE)
     record = {"name": name, "method": method, "ratio": ratio,
               **prefixed("test_", train.evaluate(model, loaders["test"], device)),
               "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
@@ -151,23 +155,28 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def write_results(results, results_dir):
+def write_results(results, results_dir, figures=()):
     """results.json (everything), results.csv (one row per model) and summary.md."""
     write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
     rows = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results["models"]])
     write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
-    summary = summary_markdown(results)
+    summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
     write_atomic(os.path.join(results_dir, "summary.md"), summary)
     return summary
 
 
-def summary_markdown(results):
+def summary_markdown(results, figures=()):
     models = pd.DataFrame(results["models"])
     env, floor = results["environment"], results["mean_predictor"]
-    lines = [f"# ef-prune results\n",
-             f"{results['splits']} videos; device {env['device']} ({env['device_name']}), "
-             f"{env['torch_threads']} threads; torch {env['torch']}; pretrained: {results['pretrained']['used']}.\n",
-             f"Mean predictor (always EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
+    lines = ["# ef-prune results\n",
+             f"Data: {results['config']['DATA_ROOT']}, {results['splits']['train']}/{results['splits']['val']}/"
+             f"{results['splits']['test']} train/val/test videos of {results['config']['NUM_FRAMES']} frames "
+             f"{results['config']['IMAGE_SIZE']}×{results['config']['IMAGE_SIZE']}. ImageNet weights: "
+             f"{'yes' if results['pretrained']['used'] else 'no'} ({results['pretrained']['reason']}).\n",
+             f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
+             f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+             f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
+             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
     tables = [
         ("Table 1. Baseline", ["baseline"],
          {"test_mae": "MAE", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
@@ -179,9 +188,9 @@ def summary_markdown(results):
         ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
          ["structured", "structured_physical"],
          {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
-          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "flops": "FLOPs",
-          "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)", "latency_speedup": "Speedup",
-          "size_mb": "Size (MB)"}),
+          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
+          "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
+          "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
     ]
     for title, methods, columns in tables:
         rows = models[models.method.isin(methods)]
@@ -189,7 +198,45 @@ def summary_markdown(results):
             continue
         table = rows[list(columns)].rename(columns=columns)
         lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
+    lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
+    if figures:
+        lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
     return "\n".join(lines)
+
+
+def span(values, fmt):
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
+
+
+def method_paragraphs(models, mean_mae):
+    """One paragraph per method, every statement computed from the rows."""
+    base = models[models.method == "baseline"].iloc[0]
+    beat = "below" if base.test_mae < mean_mae else "not below"
+    paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
+                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {base.latency_ms:.1f} ms per video."]
+    names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
+             "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)"}
+    for method, name in names.items():
+        rows = models[models.method == method]
+        if rows.empty:
+            continue
+        worse = int((rows.test_mae >= mean_mae).sum())
+        text = (f"**{name}.** At ratios {span(rows.ratio, 'g')}, test MAE {span(rows.test_mae, '.2f')} "
+                f"({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); {worse} of {len(rows)} "
+                f"{'is' if worse == 1 else 'are'} no better than the mean predictor. ")
+        if method != "structured_physical":
+            held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
+            text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
+                     f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
+        text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
+                 f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
+                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; measured latency speedup "
+                 f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
+                 f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
+                 f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
+        paragraphs.append(text)
+    return paragraphs
 
 
 # --- the experiment ------------------------------------------------------------------------------
@@ -228,7 +275,13 @@ def main(argv):
                 f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
                 f"({record['latency_speedup']:.2f}x)")
     results["seconds"] = time.perf_counter() - start
-    log("\n" + write_results(results, cfg.RESULTS_DIR))
+    write_results(results, cfg.RESULTS_DIR)
+    figures = []
+    if cfg.DRAW_FIGURES:
+        physical = [r["checkpoint"] for r in results["models"] if r["method"] == "structured_physical"]
+        figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
+        figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
+    log("\n" + write_results(results, cfg.RESULTS_DIR, figures))
     log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
     return results
 

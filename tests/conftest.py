@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -24,3 +25,19 @@ def sample_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("echonet"))
     create_sample_data(root, num_train=8, num_val=4, num_test=4, seed=0, log=lambda *_: None)
     return root
+
+
+def run_main(*args, cwd):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sample_root, tmp_path_factory):
+    """python main.py on the tiny configuration, with two unstructured ratios; (folder, process)."""
+    out = tmp_path_factory.mktemp("run")
+    result = run_main(*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
+                      "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
+                      "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result

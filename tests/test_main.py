@@ -1,30 +1,13 @@
 """The whole experiment on a tiny configuration, as a user runs it: python main.py ..."""
 import json
 import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 import metrics
-from conftest import ROOT, TINY
+from conftest import TINY, run_main
 from model import load_checkpoint
-
-
-def run_main(*args, cwd):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(sample_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    result = run_main(*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
-                      "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
-                      "--cache-dir", str(out / "cache"), cwd=out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
 
 
 def test_writes_every_file_with_one_row_per_model(tiny_run):

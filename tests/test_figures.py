@@ -1,0 +1,82 @@
+"""Every figure is written as PNG and PDF, and shows one point per model."""
+import json
+import os
+
+import pytest
+from matplotlib.container import ErrorbarContainer
+
+import visualize_model_architecture
+import visualize_results
+
+FIGURES = ["mae_vs_compression", "latency", "params_flops", "sparsity_fine_tune", "training_curves",
+           "per_layer_unstructured", "per_layer_structured", "per_layer_structured_physical", "architecture"]
+
+
+def test_main_draws_every_figure_as_png_and_pdf(tiny_run):
+    out, _ = tiny_run
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            path = out / "figures" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    summary = open(out / "results" / "summary.md").read()
+    assert "](../figures/mae_vs_compression.png)" in summary
+    assert "What the numbers show" in summary and "**Unstructured (global L1, masks).** At ratios 0.5–0.9" in summary
+
+
+@pytest.fixture
+def drawn(tiny_run, tmp_path, monkeypatch):
+    """Each figure's axes, captured as it is saved."""
+    out, _ = tiny_run
+    axes = {}
+    real_save = visualize_results.save
+
+    def capture(fig, figures_dir, name):
+        axes[name] = fig.axes
+        return real_save(fig, figures_dir, name)
+    monkeypatch.setattr(visualize_results, "save", capture)
+    visualize_results.draw_all(str(out / "results"), str(tmp_path))
+    return axes, json.load(open(out / "results" / "results.json"))["models"]
+
+
+def points(ax):
+    """Data points of the per-method series (each an errorbar: mean, with the spread over seeds)."""
+    return sum(len(c.lines[0].get_xdata()) for c in ax.containers if isinstance(c, ErrorbarContainer))
+
+
+def test_trade_off_figures_have_one_point_per_model(drawn):
+    axes, models = drawn
+    assert points(axes["mae_vs_compression"][0]) == len(models)
+    latency_vs_ratio, mae_vs_latency = axes["latency"][:2]
+    assert points(mae_vs_latency) == len(models)
+    # each pruning method's line starts at the baseline (ratio 0)
+    assert points(latency_vs_ratio) == len(models) - 1 + 3
+    params, flops = axes["params_flops"][:2]
+    assert points(params) == points(flops) == len(models) - 1 + 3
+
+
+def test_sparsity_and_training_figures_cover_every_model(drawn):
+    axes, models = drawn
+    masked = [m for m in models if m["method"] in ("unstructured", "structured")]
+    bars = axes["sparsity_fine_tune"][0].patches
+    assert len(bars) == 2 * len(masked)
+    assert [round(b.get_height(), 6) for b in bars[len(masked):]] == [round(m["sparsity"], 6) for m in masked]
+    fine_tuning = axes["training_curves"][1]
+    assert len([l for l in fine_tuning.lines if len(l.get_xdata())]) == len(models) - 1
+
+
+def test_per_layer_figure_has_one_line_per_ratio(drawn):
+    axes, models = drawn
+    unstructured = [m for m in models if m["method"] == "unstructured"]
+    lines = [l for l in axes["per_layer_unstructured"][0].lines if len(l.get_xdata())]
+    assert len(lines) == len(unstructured)
+    assert all(len(l.get_xdata()) == 21 for l in lines)   # 20 convs and the head
+
+
+def test_architecture_shows_reduced_channels_of_a_physically_pruned_checkpoint(tiny_run, tmp_path):
+    out, _ = tiny_run
+    path = str(out / "checkpoints" / "structured_physical_0.5.pt")
+    from model import load_checkpoint
+    model, _ = load_checkpoint(path)
+    assert visualize_model_architecture.stage_channels(model)[-1][1][0] == 256
+    paths = visualize_model_architecture.draw_checkpoints([path], str(tmp_path))
+    assert all(os.path.getsize(p) > 1000 for p in paths)
