@@ -4,9 +4,12 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py                         # the reference input: 32 frames of 112x112
     python bench.py --quick                 # the --quick input
     python bench.py --channels-last false   # contiguous NCHW instead
+    python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
 """
 import copy
+import os
 import sys
+import tempfile
 
 import pandas as pd
 import torch
@@ -18,7 +21,7 @@ import train
 from model import EFRegressionModel
 
 
-def bench(cfg, device):
+def bench(cfg, device, onnx_dir=None):
     torch.manual_seed(cfg.SEED)
     dense = EFRegressionModel()
     variants = [("baseline", 0.0, dense)]
@@ -29,29 +32,39 @@ def bench(cfg, device):
             model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
             variants.append((method, ratio, prune_utils.make_permanent(model)))
     rows = []
+    video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)
     for method, ratio, model in variants:
         nonzero, total = metrics.parameter_counts(model)
         rows.append({"method": method, "ratio": ratio, "params": total, "params_nonzero": nonzero,
                      **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
                      **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
                                        cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST)})
+        if onnx_dir:
+            onnx = metrics.onnx_metrics(model, os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx"), video,
+                                        cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
+            rows[-1].update(onnx_latency_ms=onnx["onnx_latency_ms"], onnx_gzip_mb=onnx["onnx_gzip_size_mb"])
     table = pd.DataFrame(rows)
     base = table.iloc[0]
     table["theoretical_speedup"] = base.flops / table.effective_flops
     table["latency_speedup"] = base.latency_ms / table.latency_ms
     table["speedup_vs_flop_reduction"] = table.latency_speedup / (base.flops / table.flops)
+    if onnx_dir:
+        table["onnx_speedup"] = base.onnx_latency_ms / table.onnx_latency_ms
     return table
 
 
 def main(argv):
     cfg = config.load(argv)
     device = train.pick_device(cfg.DEVICE)
-    table = bench(cfg, device)
+    use_onnx = metrics.onnx_available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
+    with tempfile.TemporaryDirectory() as onnx_dir:
+        table = bench(cfg, device, onnx_dir if use_onnx else None)
     print(f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
           f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}; "
           f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs")
     columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_p90_ms",
                "theoretical_speedup", "latency_speedup", "speedup_vs_flop_reduction"]
+    columns += [c for c in ("onnx_latency_ms", "onnx_speedup", "onnx_gzip_mb") if c in table]
     print(table[columns].to_markdown(index=False, floatfmt=".3g"))
     return table
 

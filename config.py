@@ -44,6 +44,7 @@ REMOVE_MASKS_BEFORE_FINE_TUNE = False
 LATENCY_WARMUP_RUNS = 5
 LATENCY_TIMED_RUNS = 20
 CHANNELS_LAST = True      # memory format used for latency, the same for every model
+ONNX_EXPORT = None        # export every model to ONNX and time it in ONNX Runtime; None: when installed
 
 # --- output -----------------------------------------------------------------
 RESULTS_DIR = "results"
@@ -88,6 +89,13 @@ def _parse_value(name, text, default):
             return int(t)
         if isinstance(like, float):
             return float(t)
+        if like is None:  # a constant whose default is None: read the most specific type that fits
+            for kind in (int, float):
+                try:
+                    return kind(t)
+                except ValueError:
+                    pass
+            return {"true": True, "false": False}.get(t.lower(), t)
         return t
     try:
         if isinstance(default, list):

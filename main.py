@@ -79,16 +79,20 @@ def load_data(cfg, device):
     return splits, loaders
 
 
-def measure(model, cfg, device, checkpoint):
+def measure(model, cfg, device, checkpoint, sample_videos):
     """Every number reported for one model, from the model as saved."""
     nonzero, total = metrics.parameter_counts(model)
-    return {
+    record = {
         **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
         **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
         **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
                           cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST),
         **metrics.file_sizes(checkpoint), "checkpoint": checkpoint,
     }
+    if cfg.ONNX_EXPORT:
+        record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", sample_videos,
+                                           cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS))
+    return record
 
 
 def compare_to_baseline(record, baseline):
@@ -96,10 +100,12 @@ def compare_to_baseline(record, baseline):
     record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
     record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
+    if "onnx_latency_ms" in record:
+        record["onnx_latency_speedup"] = baseline["onnx_latency_ms"] / record["onnx_latency_ms"]
     return record
 
 
-def run_baseline(cfg, loaders, device, initial_ef):
+def run_baseline(cfg, loaders, device, initial_ef, sample_videos):
     seed_everything(cfg.SEED)
     model = EFRegressionModel(initial_ef)
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
@@ -111,13 +117,13 @@ def run_baseline(cfg, loaders, device, initial_ef):
                     image_size=cfg.IMAGE_SIZE)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0,
               **prefixed("test_", train.evaluate(model, loaders["test"], device)),
-              "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint),
+              "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint, sample_videos),
               "history": history}
     record["sparsity_before_fine_tune"] = record["sparsity"]
     return model, compare_to_baseline(record, record), {"used": pretrained, "reason": reason}
 
 
-def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device):
+def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device, sample_videos):
     """Prune a copy of the trained baseline, fine-tune it (masks in place unless the reference's
     flaw is switched on), make the pruning permanent, measure."""
     name = f"{method}_{ratio:g}"
@@ -138,7 +144,7 @@ def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device):
               "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": sparsity_before,
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-              **measure(model, cfg, device, checkpoint), "history": history}
+              **measure(model, cfg, device, checkpoint, sample_videos), "history": history}
     return compare_to_baseline(record, baseline)
 
 
@@ -192,6 +198,12 @@ def summary_markdown(results, figures=()):
           "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
           "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
     ]
+    if "onnx_latency_ms" in models:
+        tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
+                       {"method": "Method", "ratio": "Ratio", "onnx_latency_ms": "ORT latency (ms)",
+                        "onnx_latency_speedup": "ORT speedup", "latency_speedup": "PyTorch speedup",
+                        "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
+                        "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
     for title, methods, columns in tables:
         rows = models[models.method.isin(methods)]
         if rows.empty:
@@ -244,6 +256,12 @@ def method_paragraphs(models, mean_mae):
 def main(argv):
     cfg = config.load(argv)
     device = train.pick_device(cfg.DEVICE)
+    if cfg.ONNX_EXPORT is None:
+        cfg.ONNX_EXPORT = metrics.onnx_available()
+        if not cfg.ONNX_EXPORT:
+            log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
+    elif cfg.ONNX_EXPORT and not metrics.onnx_available():
+        raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
     for folder in (cfg.RESULTS_DIR, cfg.CHECKPOINT_DIR):
         os.makedirs(folder, exist_ok=True)
     splits, loaders = load_data(cfg, device)
@@ -255,8 +273,10 @@ def main(argv):
                "splits": {name: len(split) for name, split in splits.items()},
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
 
+    # a few real test videos, to check each ONNX export against PyTorch
+    sample_videos = torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))])
     start = time.perf_counter()
-    baseline_model, baseline, results["pretrained"] = run_baseline(cfg, loaders, device, mean_ef)
+    baseline_model, baseline, results["pretrained"] = run_baseline(cfg, loaders, device, mean_ef, sample_videos)
     results["models"].append(baseline)
     write_results(results, cfg.RESULTS_DIR)
     log(f"baseline: test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
@@ -267,7 +287,7 @@ def main(argv):
         methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
     for method, ratios in methods:
         for ratio in ratios:
-            record = run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device)
+            record = run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device, sample_videos)
             results["models"].append(record)
             write_results(results, cfg.RESULTS_DIR)
             log(f"{record['name']}: sparsity {record['sparsity_before_fine_tune']:.3f} -> {record['sparsity']:.3f}, "

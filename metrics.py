@@ -71,6 +71,19 @@ def flops(model, num_frames, image_size):
     return {"flops": int(total), "effective_flops": int(round(effective))}
 
 
+def time_runs(run, warmup, runs, synchronize=lambda: None):
+    """Median and 90th percentile milliseconds of run(), after warm-up: the one timing loop."""
+    times = []
+    for i in range(warmup + runs):
+        synchronize()
+        start = time.perf_counter()
+        run()
+        synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
 @torch.inference_mode()
 def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True):
     """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up."""
@@ -78,24 +91,42 @@ def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_l
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     video = torch.randn(1, num_frames, 3, image_size, image_size, device=device)
-    times = []
-    for i in range(warmup + runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        model(video)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return {
-        "latency_ms": float(np.median(times)),
-        "latency_p90_ms": float(np.percentile(times, 90)),
-        "latency_runs": runs,
-        "latency_device": str(device),
-        "latency_threads": torch.get_num_threads(),
-        "latency_channels_last": channels_last,
-    }
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    median, p90 = time_runs(lambda: model(video), warmup, runs, sync)
+    return {"latency_ms": median, "latency_p90_ms": p90, "latency_runs": runs, "latency_device": str(device),
+            "latency_threads": torch.get_num_threads(), "latency_channels_last": channels_last}
+
+
+def onnx_available():
+    try:
+        import onnxruntime  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def onnx_metrics(model, path, videos, warmup=5, runs=20):
+    """Export to ONNX (dynamic batch axis), check it against PyTorch on `videos`, and time one video
+    in ONNX Runtime's CPU execution provider with as many threads as torch uses."""
+    import onnxruntime as ort
+    model = copy.deepcopy(model).eval().cpu()
+    videos = videos.cpu()
+    tmp = path + ".tmp"
+    torch.onnx.export(model, (videos[:1],), tmp, input_names=["video"], output_names=["ef"],
+                      dynamic_axes={"video": {0: "batch"}, "ef": {0: "batch"}}, dynamo=False)
+    os.replace(tmp, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = model(videos).numpy()
+    actual = session.run(None, {"video": videos.numpy()})[0]
+    one = videos[:1].numpy()
+    median, p90 = time_runs(lambda: session.run(None, {"video": one}), warmup, runs)
+    sizes = file_sizes(path)
+    return {"onnx_latency_ms": median, "onnx_latency_p90_ms": p90, "onnx_threads": torch.get_num_threads(),
+            "onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_size_mb": sizes["size_mb"],
+            "onnx_gzip_size_mb": sizes["gzip_size_mb"], "onnx_path": path}
 
 
 def file_sizes(path):

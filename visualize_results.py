@@ -184,7 +184,28 @@ def per_layer(results, models, figures_dir):
     return paths
 
 
-FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer]
+def onnx(results, models, figures_dir):
+    """Does each method's gain survive in ONNX Runtime, and what do zeros save on disk?"""
+    if "onnx_latency_ms" not in models:
+        return []
+    fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
+    plot_methods(left, models, "latency_speedup", "onnx_latency_speedup")
+    top = max(models.latency_speedup.max(), models.onnx_latency_speedup.max()) * 1.1
+    left.plot([0, top], [0, top], color="gray", linewidth=0.8, label="same speedup")
+    left.set(xlabel="PyTorch latency speedup (×)", ylabel="ONNX Runtime latency speedup (×)",
+             xlim=(0, top), ylim=(0, top), title="speedup vs baseline: PyTorch and ONNX Runtime")
+    left.legend(loc="upper left", framealpha=0.9)
+    with_zero = pd.concat([models] + [models[models.method == "baseline"].assign(method=m) for m in STYLE
+                                      if m != "baseline" and (models.method == m).any()])
+    plot_methods(right, with_zero, "ratio", "onnx_gzip_size_mb", with_baseline=False)
+    right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)", ylim=(0, None),
+              title="size on disk, compressed")
+    right.legend(loc="lower left", framealpha=0.9)
+    fig.subplots_adjust(wspace=0.3)
+    return save(fig, figures_dir, "onnx")
+
+
+FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx]
 
 
 def draw_all(results_dir, figures_dir):

@@ -9,7 +9,7 @@ import visualize_model_architecture
 import visualize_results
 
 FIGURES = ["mae_vs_compression", "latency", "params_flops", "sparsity_fine_tune", "training_curves",
-           "per_layer_unstructured", "per_layer_structured", "per_layer_structured_physical", "architecture"]
+           "per_layer_unstructured", "per_layer_structured", "per_layer_structured_physical", "architecture", "onnx"]
 
 
 def test_main_draws_every_figure_as_png_and_pdf(tiny_run):

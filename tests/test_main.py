@@ -43,6 +43,15 @@ def test_saved_checkpoints_reload_and_keep_their_sparsity(tiny_run):
             assert metrics.parameter_counts(model)[1] < 0.5 * baseline_params
 
 
+def test_every_model_has_an_onnx_export_matching_pytorch(tiny_run):
+    out, _ = tiny_run
+    for record in json.load(open(out / "results" / "results.json"))["models"]:
+        assert os.path.getsize(record["onnx_path"]) > 10_000
+        assert record["onnx_max_abs_diff"] < 1e-3
+        assert record["onnx_latency_ms"] > 0 and record["onnx_gzip_size_mb"] < record["onnx_size_mb"]
+    assert "Table 4. ONNX Runtime" in open(out / "results" / "summary.md").read()
+
+
 def test_missing_data_root_is_a_clear_error(tmp_path):
     result = run_main("--data-root", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
