@@ -29,7 +29,8 @@ def bench(cfg, device, onnx_dir=None):
                ("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS)]
     for method, ratios in methods:
         for ratio in ratios:
-            model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+            model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+                                      cfg.PHYSICAL_ROUND_TO)
             variants.append((method, ratio, prune_utils.make_permanent(model)))
     rows = []
     video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)

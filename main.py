@@ -128,7 +128,8 @@ def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device, sa
     flaw is switched on), make the pruning permanent, measure."""
     name = f"{method}_{ratio:g}"
     seed_everything(cfg.SEED)
-    model = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+    model = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+                              cfg.PHYSICAL_ROUND_TO)
     if cfg.REMOVE_MASKS_BEFORE_FINE_TUNE:
         prune_utils.make_permanent(model)
     sparsity_before = metrics.sparsity(model)["sparsity"]

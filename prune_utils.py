@@ -25,7 +25,7 @@ def structured(model, ratio):
     return model
 
 
-def structured_physical(model, ratio, num_frames, image_size):
+def structured_physical(model, ratio, num_frames, image_size, round_to=1):
     """Remove the lowest-L2 output channels of every conv group. Torch-Pruning's dependency graph
     keeps coupled layers consistent (residual additions, BatchNorm, downsample branches, the next
     layer's inputs). The head's single output is never pruned."""
@@ -33,18 +33,18 @@ def structured_physical(model, ratio, num_frames, image_size):
     example = torch.zeros(1, num_frames, 3, image_size, image_size, device=device)
     pruner = tp.pruner.BasePruner(
         model, example, importance=tp.importance.MagnitudeImportance(p=2),
-        pruning_ratio=ratio, ignored_layers=[model.head])
+        pruning_ratio=ratio, ignored_layers=[model.head], round_to=round_to if round_to > 1 else None)
     pruner.step()
     return model
 
 
-def apply(model, method, ratio, num_frames, image_size):
+def apply(model, method, ratio, num_frames, image_size, round_to=1):
     if method == "unstructured":
         return unstructured(model, ratio)
     if method == "structured":
         return structured(model, ratio)
     if method == "structured_physical":
-        return structured_physical(model, ratio, num_frames, image_size)
+        return structured_physical(model, ratio, num_frames, image_size, round_to)
     raise ValueError(f"unknown pruning method {method!r}; one of {METHODS}")
 
 

@@ -146,3 +146,10 @@ def test_pretrained_weights_fall_back_offline_and_load_from_a_local_file(tmp_pat
     model = EFRegressionModel()
     used, _ = model_module.load_pretrained(model, path=str(tmp_path / "resnet18.pth"))
     assert used and torch.all(model.backbone.conv1.weight == 0.01)
+
+
+def test_physical_pruning_can_round_kept_channels_for_fast_kernels(trained):
+    model = prune_utils.structured_physical(copy.deepcopy(trained), 0.3, FRAMES, SIZE, round_to=8)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.out_channels % 8 == 0 for m in convs)
+    assert model.backbone.conv1.out_channels == 40   # 64 * 0.7 = 44.8, rounded down to a multiple of 8
