@@ -4,6 +4,7 @@ Override any constant from the command line by its lower-case, dashed name:
     python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
 Lists are comma-separated; booleans take true/false; None is written `none`.
 `--quick` applies the QUICK preset (a laptop CPU run); explicit overrides win over it.
+`--fresh` archives earlier results and checkpoints and starts again.
 """
 import sys
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ NUM_VAL_VIDEOS = 20
 NUM_TEST_VIDEOS = 20
 CACHE_FRAMES = True       # decode each video once into CACHE_DIR (uint8 clips), not every epoch
 CACHE_DIR = "cache"
+SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (counted, named); False: stop
 NUM_WORKERS = 0           # DataLoader worker processes; 0 loads in the main process
 
 # --- model and training -----------------------------------------------------
@@ -28,7 +30,8 @@ PRETRAINED_PATH = None    # a local ResNet-18 state_dict file, used instead of t
 BATCH_SIZE = 16
 NUM_EPOCHS = 50
 LEARNING_RATE = 1e-4
-SEED = 42
+SEED = 42                 # the data: sample generation and a split without a Split column
+SEEDS = [42]              # training: every model is trained and pruned once per seed
 DEVICE = "auto"           # auto: cuda when available, else cpu
 
 # --- pruning ----------------------------------------------------------------
@@ -42,6 +45,7 @@ FINE_TUNE_EPOCHS = 2
 FINE_TUNE_LEARNING_RATE = 1e-5
 # True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
 REMOVE_MASKS_BEFORE_FINE_TUNE = False
+RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random at the same ratios
 
 # --- measurement ------------------------------------------------------------
 LATENCY_WARMUP_RUNS = 5
@@ -54,6 +58,12 @@ RESULTS_DIR = "results"
 CHECKPOINT_DIR = "checkpoints"
 FIGURES_DIR = "figures"
 DRAW_FIGURES = True       # draw figures/ at the end of main.py
+# A run started again with the same configuration continues: finished models are reused and a
+# model cut off mid-training continues from its last epoch. --fresh archives the old results first.
+FRESH = False
+# Constants that do not change any number: a run may continue with them changed.
+NOT_RESULTS = ["RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR", "CACHE_FRAMES",
+               "NUM_WORKERS", "FRESH", "NOT_RESULTS"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes.
 QUICK = dict(
@@ -120,6 +130,9 @@ def load(argv=()):
     if "--quick" in argv:
         argv.remove("--quick")
         values.update(QUICK)
+    if "--fresh" in argv:
+        argv.remove("--fresh")
+        values["FRESH"] = True
     by_flag = {f"--{_dashed(k)}": k for k in values}
     overrides = {}
     i = 0
@@ -145,6 +158,12 @@ def load(argv=()):
     return cfg
 
 
+def differences(old, new):
+    """'NAME: old -> new' for every constant that changes results."""
+    keys = (set(old) | set(new)) - set(NOT_RESULTS)
+    return [f"{_dashed(k)}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
+
+
 def validate(cfg):
     problems = []
     for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS"):
@@ -158,5 +177,7 @@ def validate(cfg):
         problems.append("fine-tune-epochs and num-workers must not be negative")
     if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
         problems.append("learning rates must be positive")
+    if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):
+        problems.append(f"seeds must be distinct and at least one, got {cfg.SEEDS}")
     if problems:
         raise ConfigError("bad configuration: " + "; ".join(problems))

@@ -130,6 +130,15 @@ class EchoNetVideoDataset(Dataset):
     def __len__(self):
         return len(self.names)
 
+    def drop(self, names):
+        """Leave out videos (e.g. ones that cannot be decoded); an emptied split is an error."""
+        keep = [i for i, name in enumerate(self.names) if name not in set(names)]
+        self.names = [self.names[i] for i in keep]
+        self.efs = [self.efs[i] for i in keep]
+        if not self.names:
+            raise DataError(f"split {self.split} of {os.path.join(self.root, 'FileList.csv')} has no "
+                            f"readable video left; every split needs at least one.")
+
     def video_path(self, name):
         return os.path.join(self.root, "Videos", name + ".avi")
 

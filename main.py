@@ -4,8 +4,11 @@ the masks in place, measure everything, and write results/ as each model finishe
     python main.py                 # the reference configuration
     python main.py --quick         # a few minutes on a laptop CPU, on the built-in sample data
     python main.py --data-root /data/EchoNet-Dynamic --num-epochs 10
+
+Started again with the same configuration, a run continues where it stopped; --fresh starts over.
 """
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -15,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 import torchvision
 from torch.utils.data import DataLoader
@@ -29,7 +31,7 @@ import visualize_model_architecture
 import visualize_results
 from create_sample_data import create_sample_data
 from dataset import DataError, EchoNetVideoDataset
-from model import EFRegressionModel, load_pretrained, save_checkpoint
+from model import EFRegressionModel, load_checkpoint, load_pretrained, save_checkpoint
 
 
 def log(message):
@@ -67,16 +69,34 @@ def load_data(cfg, device):
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
               for s in ("train", "val", "test")}
-    if cache:  # decode every video once, here, so a bad video stops the run before any training
-        for split in splits.values():
-            for i in tqdm(range(len(split)), desc=f"decoding {split.split} videos", leave=False):
-                split.clip(i)
+    skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
     loader = dict(batch_size=cfg.BATCH_SIZE, num_workers=cfg.NUM_WORKERS, pin_memory=device.type == "cuda",
                   persistent_workers=cfg.NUM_WORKERS > 0)
     generator = torch.Generator().manual_seed(cfg.SEED)
     loaders = {name: DataLoader(split, shuffle=name == "train", generator=generator, **loader)
                for name, split in splits.items()}
-    return splits, loaders
+    return splits, loaders, skipped
+
+
+def check_videos(splits, skip_bad):
+    """Decode every video once, here (filling the cache), so a bad video is found before training.
+    Undecodable, empty and 1-frame videos are skipped and named, or stop the run."""
+    skipped = []
+    for split in splits.values():
+        bad = []
+        for i in tqdm(range(len(split)), desc=f"checking {split.split} videos", leave=False):
+            try:
+                split.clip(i)
+            except DataError as e:
+                if not skip_bad:
+                    raise DataError(f"{e} (SKIP_BAD_VIDEOS is off)") from None
+                log(f"skipping {split.names[i]}: {e}")
+                bad.append(split.names[i])
+                skipped.append({"split": split.split, "video": split.names[i], "reason": str(e)})
+        split.drop(bad)
+    if skipped:
+        log(f"skipped {len(skipped)} unreadable video(s); they are listed in results.json under skipped_videos")
+    return skipped
 
 
 def measure(model, cfg, device, checkpoint, sample_videos):
@@ -105,42 +125,100 @@ def compare_to_baseline(record, baseline):
     return record
 
 
-def run_baseline(cfg, loaders, device, initial_ef, sample_videos):
-    seed_everything(cfg.SEED)
+def config_hash(cfg):
+    """Identifies the configuration that produced a checkpoint (constants that change results only)."""
+    relevant = {k: v for k, v in sorted(vars(cfg).items()) if k not in cfg.NOT_RESULTS}
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def start_or_continue(cfg):
+    """The records of an earlier run of this configuration, to continue it; [] for a new run.
+    A different configuration is never mixed in: the run stops and says what differs."""
+    path = os.path.join(cfg.RESULTS_DIR, "results.json")
+    if cfg.FRESH:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for folder in (cfg.RESULTS_DIR, cfg.CHECKPOINT_DIR):
+            if os.path.isdir(folder) and os.listdir(folder):
+                os.replace(folder, f"{folder.rstrip('/')}.old-{stamp}")
+                log(f"--fresh: moved the earlier {folder}/ to {folder.rstrip('/')}.old-{stamp}/")
+        return []
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON ({e}); move it away or run with --fresh") from None
+    differences = config.differences(previous["config"], vars(cfg))
+    if differences:
+        raise config.ConfigError(
+            f"{path} holds results of another configuration ({'; '.join(differences)}). Run with --fresh to "
+            f"archive them and start again, or choose another --results-dir.")
+    log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
+    return previous["models"]
+
+
+def reuse(done, name, seed, cfg):
+    """A finished model of this run, if its record and checkpoint are there: (record, model) or None."""
+    record = next((r for r in done if r["name"] == name and r["seed"] == seed), None)
+    if record is None or not os.path.isfile(record["checkpoint"]):
+        return None
+    model, info = load_checkpoint(record["checkpoint"])
+    if info.get("config_hash") != config_hash(cfg):
+        raise config.ConfigError(f"checkpoint {record['checkpoint']} was saved by another configuration; run "
+                                 f"with --fresh or remove it")
+    log(f"{name} (seed {seed}): reusing {record['checkpoint']}")
+    return record, model
+
+
+def seed_run(seed, loaders):
+    """Every model's run starts from its seed alone, so a continued run repeats an uninterrupted one."""
+    seed_everything(seed)
+    loaders["train"].generator.manual_seed(seed)
+
+
+def run_baseline(seed, cfg, loaders, device, initial_ef, sample_videos, folder):
+    seed_run(seed, loaders)
     model = EFRegressionModel(initial_ef)
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
-    log(f"baseline: ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
+    log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
+    state = os.path.join(folder, "baseline.training.pt")
     history = train.train(model, loaders["train"], loaders["val"], cfg.NUM_EPOCHS, cfg.LEARNING_RATE,
-                          device, desc="baseline", log=log)
-    checkpoint = os.path.join(cfg.CHECKPOINT_DIR, "baseline.pt")
-    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0, num_frames=cfg.NUM_FRAMES,
-                    image_size=cfg.IMAGE_SIZE)
-    record = {"name": "baseline", "method": "baseline", "ratio": 0.0,
+                          device, desc="baseline", log=log, state_path=state)
+    checkpoint = os.path.join(folder, "baseline.pt")
+    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0, seed=seed, num_frames=cfg.NUM_FRAMES,
+                    image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
+    os.remove(state)
+    record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
+              "pretrained": pretrained, "pretrained_reason": reason,
               **prefixed("test_", train.evaluate(model, loaders["test"], device)),
               "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint, sample_videos),
               "history": history}
     record["sparsity_before_fine_tune"] = record["sparsity"]
-    return model, compare_to_baseline(record, record), {"used": pretrained, "reason": reason}
+    return compare_to_baseline(record, record), model
 
 
-def run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device, sample_videos):
+def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, sample_videos, folder):
     """Prune a copy of the trained baseline, fine-tune it (masks in place unless the reference's
     flaw is switched on), make the pruning permanent, measure."""
     name = f"{method}_{ratio:g}"
-    seed_everything(cfg.SEED)
+    seed_run(seed, loaders)
     model = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
                               cfg.PHYSICAL_ROUND_TO)
     if cfg.REMOVE_MASKS_BEFORE_FINE_TUNE:
         prune_utils.make_permanent(model)
     sparsity_before = metrics.sparsity(model)["sparsity"]
     mae_before = train.evaluate(model, loaders["test"], device)["mae"]
+    state = os.path.join(folder, f"{name}.training.pt")
     history = train.train(model, loaders["train"], loaders["val"], cfg.FINE_TUNE_EPOCHS,
-                          cfg.FINE_TUNE_LEARNING_RATE, device, desc=name, log=log)
+                          cfg.FINE_TUNE_LEARNING_RATE, device, desc=name, log=log, state_path=state)
     prune_utils.make_permanent(model)
-    checkpoint = os.path.join(cfg.CHECKPOINT_DIR, f"{name}.pt")
-    save_checkpoint(checkpoint, model, method=method, ratio=ratio, num_frames=cfg.NUM_FRAMES,
-                    image_size=cfg.IMAGE_SIZE)
-    record = {"name": name, "method": method, "ratio": ratio,
+    checkpoint = os.path.join(folder, f"{name}.pt")
+    save_checkpoint(checkpoint, model, method=method, ratio=ratio, seed=seed, num_frames=cfg.NUM_FRAMES,
+                    image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
+    if os.path.isfile(state):
+        os.remove(state)
+    record = {"name": name, "method": method, "ratio": ratio, "seed": seed,
               **prefixed("test_", train.evaluate(model, loaders["test"], device)),
               "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": sparsity_before,
@@ -153,103 +231,15 @@ def prefixed(prefix, values):
     return {prefix + k: v for k, v in values.items()}
 
 
-# --- writing results -----------------------------------------------------------------------------
-
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_results(results, results_dir, figures=()):
-    """results.json (everything), results.csv (one row per model) and summary.md."""
-    write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
-    rows = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results["models"]])
-    write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
-    summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
-    write_atomic(os.path.join(results_dir, "summary.md"), summary)
-    return summary
-
-
-def summary_markdown(results, figures=()):
-    models = pd.DataFrame(results["models"])
-    env, floor = results["environment"], results["mean_predictor"]
-    lines = ["# ef-prune results\n",
-             f"Data: {results['config']['DATA_ROOT']}, {results['splits']['train']}/{results['splits']['val']}/"
-             f"{results['splits']['test']} train/val/test videos of {results['config']['NUM_FRAMES']} frames "
-             f"{results['config']['IMAGE_SIZE']}×{results['config']['IMAGE_SIZE']}. ImageNet weights: "
-             f"{'yes' if results['pretrained']['used'] else 'no'} ({results['pretrained']['reason']}).\n",
-             f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
-             f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-             f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
-             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
-    tables = [
-        ("Table 1. Baseline", ["baseline"],
-         {"test_mae": "MAE", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
-          "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
-        ("Table 2. Unstructured pruning (global L1)", ["unstructured"],
-         {"ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
-          "test_mae": "MAE", "mae_increase_pct": "MAE +%", "compression_ratio": "Compression",
-          "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
-        ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
-         ["structured", "structured_physical"],
-         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
-          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
-          "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
-          "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
-    ]
-    if "onnx_latency_ms" in models:
-        tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "onnx_latency_ms": "ORT latency (ms)",
-                        "onnx_latency_speedup": "ORT speedup", "latency_speedup": "PyTorch speedup",
-                        "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
-                        "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
-    for title, methods, columns in tables:
-        rows = models[models.method.isin(methods)]
-        if rows.empty:
-            continue
-        table = rows[list(columns)].rename(columns=columns)
-        lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
-    lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
-    if figures:
-        lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
-    return "\n".join(lines)
-
-
-def span(values, fmt):
-    low, high = min(values), max(values)
-    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
-
-
-def method_paragraphs(models, mean_mae):
-    """One paragraph per method, every statement computed from the rows."""
-    base = models[models.method == "baseline"].iloc[0]
-    beat = "below" if base.test_mae < mean_mae else "not below"
-    paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
-                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {base.latency_ms:.1f} ms per video."]
-    names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
-             "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)"}
-    for method, name in names.items():
-        rows = models[models.method == method]
-        if rows.empty:
-            continue
-        worse = int((rows.test_mae >= mean_mae).sum())
-        text = (f"**{name}.** At ratios {span(rows.ratio, 'g')}, test MAE {span(rows.test_mae, '.2f')} "
-                f"({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); {worse} of {len(rows)} "
-                f"{'is' if worse == 1 else 'are'} no better than the mean predictor. ")
-        if method != "structured_physical":
-            held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
-            text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
-                     f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
-        text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
-                 f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
-                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; measured latency speedup "
-                 f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
-                 f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
-                 f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
-        paragraphs.append(text)
-    return paragraphs
+def pruning_plan(cfg):
+    """(method, ratio) in the order of the methodology: unstructured, structured, then the others."""
+    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
+    if cfg.PHYSICAL_STRUCTURED_PRUNING:
+        methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
+    if cfg.RANDOM_PRUNING_CONTROL:
+        methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS),
+                    ("structured_random", cfg.STRUCTURED_PRUNING_RATIOS)]
+    return [(method, ratio) for method, ratios in methods for ratio in ratios]
 
 
 # --- the experiment ------------------------------------------------------------------------------
@@ -263,46 +253,55 @@ def main(argv):
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
         raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
-    for folder in (cfg.RESULTS_DIR, cfg.CHECKPOINT_DIR):
-        os.makedirs(folder, exist_ok=True)
-    splits, loaders = load_data(cfg, device)
-    train_efs, test_efs = splits["train"].efs, splits["test"].efs
-    mean_ef, mean_mae = metrics.mean_predictor_mae(train_efs, test_efs)
+    done = start_or_continue(cfg)
+    splits, loaders, skipped = load_data(cfg, device)
+    mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
         f"{cfg.DATA_ROOT}; device {device}; mean predictor test MAE {mean_mae:.2f}")
-    results = {"config": vars(cfg), "environment": environment(device),
-               "splits": {name: len(split) for name, split in splits.items()},
+    results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "environment": environment(device),
+               "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
-
     # a few real test videos, to check each ONNX export against PyTorch
     sample_videos = torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))])
     start = time.perf_counter()
-    baseline_model, baseline, results["pretrained"] = run_baseline(cfg, loaders, device, mean_ef, sample_videos)
-    results["models"].append(baseline)
-    write_results(results, cfg.RESULTS_DIR)
-    log(f"baseline: test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
-        f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
 
-    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
-    if cfg.PHYSICAL_STRUCTURED_PRUNING:
-        methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
-    for method, ratios in methods:
-        for ratio in ratios:
-            record = run_pruned(baseline_model, baseline, method, ratio, cfg, loaders, device, sample_videos)
-            results["models"].append(record)
-            write_results(results, cfg.RESULTS_DIR)
-            log(f"{record['name']}: sparsity {record['sparsity_before_fine_tune']:.3f} -> {record['sparsity']:.3f}, "
-                f"test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
+    def finished(record):
+        results["models"].append(record)
+        visualize_results.write_results(results, cfg.RESULTS_DIR)
+
+    for seed in cfg.SEEDS:
+        folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
+        os.makedirs(folder, exist_ok=True)
+        os.makedirs(cfg.RESULTS_DIR, exist_ok=True)
+        reused = reuse(done, "baseline", seed, cfg)
+        if reused:
+            baseline, baseline_model = reused
+        else:
+            baseline, baseline_model = run_baseline(seed, cfg, loaders, device, mean_ef, sample_videos, folder)
+        results["pretrained"] = {"used": baseline["pretrained"], "reason": baseline["pretrained_reason"]}
+        finished(baseline)
+        log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
+            f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
+
+        for method, ratio in pruning_plan(cfg):
+            reused = reuse(done, f"{method}_{ratio:g}", seed, cfg)
+            record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
+                                                         loaders, device, sample_videos, folder)
+            finished(record)
+            log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
+                f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
                 f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
                 f"({record['latency_speedup']:.2f}x)")
+
     results["seconds"] = time.perf_counter() - start
-    write_results(results, cfg.RESULTS_DIR)
     figures = []
     if cfg.DRAW_FIGURES:
-        physical = [r["checkpoint"] for r in results["models"] if r["method"] == "structured_physical"]
+        visualize_results.write_results(results, cfg.RESULTS_DIR)
+        physical = [r["checkpoint"] for r in results["models"]
+                    if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
-    log("\n" + write_results(results, cfg.RESULTS_DIR, figures))
+    log("\n" + visualize_results.write_results(results, cfg.RESULTS_DIR, figures))
     log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
     return results
 

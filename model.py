@@ -72,7 +72,7 @@ def match_shapes(model, state_dict):
 
 
 def save_checkpoint(path, model, **info):
-    """Weights plus plain metadata (method, ratio, metrics...), written atomically."""
+    """Weights plus plain metadata (method, ratio, configuration...), written atomically."""
     tmp = path + ".tmp"
     torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
     os.replace(tmp, path)

@@ -10,6 +10,8 @@ import torch.nn.utils.prune as prune
 import torch_pruning as tp
 
 METHODS = ("unstructured", "structured", "structured_physical")
+# ShrinkBench's control: the same ratios, weights or channels chosen at random (torch's global RNG).
+RANDOM_METHODS = ("unstructured_random", "structured_random")
 
 
 def unstructured(model, ratio):
@@ -22,6 +24,19 @@ def structured(model, ratio):
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             prune.ln_structured(m, "weight", amount=ratio, n=2, dim=0)
+    return model
+
+
+def unstructured_random(model, ratio):
+    parameters = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    prune.global_unstructured(parameters, pruning_method=prune.RandomUnstructured, amount=ratio)
+    return model
+
+
+def structured_random(model, ratio):
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            prune.random_structured(m, "weight", amount=ratio, dim=0)
     return model
 
 
@@ -45,7 +60,11 @@ def apply(model, method, ratio, num_frames, image_size, round_to=1):
         return structured(model, ratio)
     if method == "structured_physical":
         return structured_physical(model, ratio, num_frames, image_size, round_to)
-    raise ValueError(f"unknown pruning method {method!r}; one of {METHODS}")
+    if method == "unstructured_random":
+        return unstructured_random(model, ratio)
+    if method == "structured_random":
+        return structured_random(model, ratio)
+    raise ValueError(f"unknown pruning method {method!r}; one of {METHODS + RANDOM_METHODS}")
 
 
 def make_permanent(model):

@@ -3,6 +3,7 @@ black-and-white print (each method has its own marker and line style, not only a
 
     python visualize_results.py [--results-dir results] [--figures-dir figures]
 """
+import json
 import os
 import sys
 
@@ -21,6 +22,8 @@ STYLE = {  # method: (label, colour, marker, line style)
     "unstructured": ("unstructured (masks)", "#1b6ca8", "o", "-"),
     "structured": ("structured (masks)", "#d1495b", "s", "--"),
     "structured_physical": ("structured (removed)", "#2e8540", "^", ":"),
+    "unstructured_random": ("unstructured, random (control)", "#7fa7c9", "x", "-."),
+    "structured_random": ("structured, random (control)", "#e89aa5", "+", "-."),
 }
 COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.dpi": 150,
@@ -111,14 +114,16 @@ def size(results, models, figures_dir):
 
 def sparsity_fine_tune(results, models, figures_dir):
     """Masked models only: physically pruned ones have no masks, their weights are gone."""
-    pruned = models[models.method.isin(["unstructured", "structured"])]
+    pruned = models[models.method.isin(["unstructured", "structured", "unstructured_random", "structured_random"])]
+    pruned = pruned.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.6))
     x = range(len(pruned))
     ax.bar([i - 0.2 for i in x], pruned.sparsity_before_fine_tune, width=0.4, color="white", edgecolor="black",
            label="after pruning")
     ax.bar([i + 0.2 for i in x], pruned.sparsity, width=0.4, color="gray", edgecolor="black", hatch="//",
            label="after fine-tuning")
-    short = {"unstructured": "unstr.", "structured": "struct."}
+    short = {"unstructured": "unstr.", "structured": "struct.", "unstructured_random": "unstr.\nrand.",
+             "structured_random": "struct.\nrand."}
     ax.set_xticks(list(x), [f"{short[m]}\n{r:g}" for m, r in zip(pruned.method, pruned.ratio)], fontsize=6)
     ax.set(ylabel="fraction of zero weights", ylim=(0, 1.05),
            title="masks removed before fine-tuning" if results["config"]["REMOVE_MASKS_BEFORE_FINE_TUNE"]
@@ -128,6 +133,8 @@ def sparsity_fine_tune(results, models, figures_dir):
 
 
 def training_curves(results, models, figures_dir):
+    """The first seed's runs (curves of several seeds on one plot are unreadable)."""
+    models = models[models.seed == models.seed.iloc[0]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
     for _, row in models[models.method == "baseline"].iterrows():
         epochs = range(1, len(row.history["train_loss"]) + 1)
@@ -168,8 +175,8 @@ def _dense_model():
 
 def per_layer(results, models, figures_dir):
     paths = []
-    for method in ("unstructured", "structured", "structured_physical"):
-        rows = models[(models.method == method)].drop_duplicates("ratio")
+    for method in [m for m in STYLE if m != "baseline"]:
+        rows = models[(models.method == method)].drop_duplicates("ratio")  # the first seed's checkpoints
         if rows.empty:
             continue
         fig, ax = plt.subplots(figsize=(2 * COLUMN_WIDTH, 2.4))
@@ -203,6 +210,143 @@ def onnx(results, models, figures_dir):
     right.legend(loc="lower left", framealpha=0.9)
     fig.subplots_adjust(wspace=0.3)
     return save(fig, figures_dir, "onnx")
+
+
+# --- tables and summary ----------------------------------------------------------------------------
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
+              "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", "latency_ms",
+              "latency_speedup", "size_mb", "gzip_size_mb", "onnx_latency_ms", "onnx_latency_speedup",
+              "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff"]
+
+
+def by_ratio(models):
+    """Mean, sample std and n over seeds for every method and ratio."""
+    columns = [c for c in AGGREGATED if c in models]
+    grouped = models.groupby(["method", "ratio"], sort=False)[columns]
+    table = grouped.agg(["mean", "std"])
+    table.columns = [f"{c}_{stat}" for c, stat in table.columns]
+    table.insert(0, "n", grouped.size())
+    return table.reset_index()
+
+
+def write_results(results, results_dir, figures=()):
+    """results.json (everything), results.csv (one row per model and seed), results_by_ratio.csv
+    (mean ± std over seeds) and summary.md."""
+    write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
+    rows = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results["models"]])
+    write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
+    write_atomic(os.path.join(results_dir, "results_by_ratio.csv"), by_ratio(rows).to_csv(index=False))
+    summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
+    write_atomic(os.path.join(results_dir, "summary.md"), summary)
+    return summary
+
+
+def summary_markdown(results, figures=()):
+    models = pd.DataFrame(results["models"])
+    env, floor = results["environment"], results["mean_predictor"]
+    lines = ["# ef-prune results\n",
+             f"Data: {results['config']['DATA_ROOT']}, {results['splits']['train']}/{results['splits']['val']}/"
+             f"{results['splits']['test']} train/val/test videos of {results['config']['NUM_FRAMES']} frames "
+             f"{results['config']['IMAGE_SIZE']}×{results['config']['IMAGE_SIZE']}. ImageNet weights: "
+             f"{'yes' if results['pretrained']['used'] else 'no'} ({results['pretrained']['reason']}).\n",
+             f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
+             f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+             f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
+             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
+    tables = [
+        ("Table 1. Baseline", ["baseline"],
+         {"test_mae": "MAE", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
+          "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
+        ("Table 2. Unstructured pruning (global L1)", ["unstructured"],
+         {"ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
+          "test_mae": "MAE", "mae_increase_pct": "MAE +%", "compression_ratio": "Compression",
+          "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
+        ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
+         ["structured", "structured_physical"],
+         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
+          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
+          "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
+          "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
+    ]
+    if "onnx_latency_ms" in models:
+        tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
+                       {"method": "Method", "ratio": "Ratio", "onnx_latency_ms": "ORT latency (ms)",
+                        "onnx_latency_speedup": "ORT speedup", "latency_speedup": "PyTorch speedup",
+                        "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
+                        "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
+    seeds = models.seed.nunique()
+    if seeds > 1:
+        lines.append(f"Each cell is the mean ± sample std over {seeds} seeds ({', '.join(map(str, models.seed.unique()))}).\n")
+    for title, methods, columns in tables:
+        rows = models[models.method.isin(methods)]
+        if rows.empty:
+            continue
+        table = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
+        lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
+    lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
+    if figures:
+        lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
+    return "\n".join(lines)
+
+
+def mean_std_cells(rows, columns):
+    """'mean ± std' strings per method and ratio, for tables over several seeds."""
+    cells = []
+    for (method, ratio), group in rows.groupby(["method", "ratio"], sort=False):
+        cell = {}
+        for c in columns:
+            if c in ("method", "ratio"):
+                cell[c] = group[c].iloc[0]
+            else:
+                cell[c] = f"{group[c].mean():.4g} ± {group[c].std():.2g}"
+        cells.append(cell)
+    return pd.DataFrame(cells)
+
+
+def span(values, fmt):
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
+
+
+def method_paragraphs(models, mean_mae):
+    """One paragraph per method, every statement computed from the rows."""
+    models = models.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
+    base = models[models.method == "baseline"].iloc[0]
+    beat = "below" if base.test_mae < mean_mae else "not below"
+    paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
+                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {base.latency_ms:.1f} ms per video."]
+    names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
+             "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)",
+             "unstructured_random": "Control: unstructured, random weights", "structured_random":
+             "Control: structured, random channels"}
+    for method, name in names.items():
+        rows = models[models.method == method]
+        if rows.empty:
+            continue
+        worse = int((rows.test_mae >= mean_mae).sum())
+        text = (f"**{name}.** At ratios {span(rows.ratio, 'g')}, test MAE {span(rows.test_mae, '.2f')} "
+                f"({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); {worse} of {len(rows)} "
+                f"{'is' if worse == 1 else 'are'} no better than the mean predictor. ")
+        if method != "structured_physical":
+            held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
+            text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
+                     f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
+        text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
+                 f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
+                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; measured latency speedup "
+                 f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
+                 f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
+                 f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
+        paragraphs.append(text)
+    return paragraphs
 
 
 FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx]

@@ -74,7 +74,7 @@ def test_per_layer_figure_has_one_line_per_ratio(drawn):
 
 def test_architecture_shows_reduced_channels_of_a_physically_pruned_checkpoint(tiny_run, tmp_path):
     out, _ = tiny_run
-    path = str(out / "checkpoints" / "structured_physical_0.5.pt")
+    path = str(out / "checkpoints" / "seed42" / "structured_physical_0.5.pt")
     from model import load_checkpoint
     model, _ = load_checkpoint(path)
     assert visualize_model_architecture.stage_channels(model)[-1][1][0] == 256

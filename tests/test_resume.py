@@ -1,0 +1,231 @@
+"""A run can be killed at any moment and continued; bad input stops it clearly or is skipped and
+recorded; several seeds are aggregated; the same seed gives the same numbers."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import main
+import train
+from conftest import ROOT, TINY, run_main
+from dataset import DataError, EchoNetVideoDataset
+from model import EFRegressionModel
+
+KEYS = ["name", "seed", "test_mae", "test_rmse", "sparsity", "sparsity_before_fine_tune", "params_nonzero", "flops"]
+
+
+def rows(results_dir):
+    with open(os.path.join(results_dir, "results.json")) as f:
+        return [{k: r[k] for k in KEYS} for r in json.load(f)["models"]]
+
+
+def tiny_args(sample_root, out, *extra):
+    return [*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
+            "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
+            "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), *extra]
+
+
+def test_killed_after_the_baseline_the_run_continues_without_retraining(sample_root, tiny_run, tmp_path):
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *tiny_args(sample_root, tmp_path)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    results = tmp_path / "results" / "results.json"
+    deadline = time.time() + 300
+    while not (results.is_file() and results.stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [r["name"] for r in rows(tmp_path / "results")] == ["baseline"]
+
+    again = run_main(*tiny_args(sample_root, tmp_path), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "baseline (seed 42): reusing" in again.stdout
+    assert "baseline epoch" not in again.stdout
+    uninterrupted, _ = tiny_run
+    assert rows(tmp_path / "results") == rows(uninterrupted / "results")  # every row once, same numbers
+    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
+
+
+def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path):
+    def loaders():
+        g = torch.Generator().manual_seed(0)
+        data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
+        return DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1)), \
+            DataLoader(data, batch_size=4)
+
+    def fresh_model():
+        torch.manual_seed(0)
+        return EFRegressionModel(55.0)
+
+    cpu = torch.device("cpu")
+    uninterrupted = fresh_model()
+    train.train(uninterrupted, *loaders(), epochs=3, lr=1e-3, device=cpu, log=lambda *_: None)
+
+    def killed_after_epoch_2(message):
+        if "epoch 2/3" in message:
+            raise KeyboardInterrupt
+    state = str(tmp_path / "state.pt")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(fresh_model(), *loaders(), epochs=3, lr=1e-3, device=cpu, log=killed_after_epoch_2, state_path=state)
+    messages = []
+    continued = fresh_model()
+    history = train.train(continued, *loaders(), epochs=3, lr=1e-3, device=cpu, log=messages.append, state_path=state)
+    assert "continuing after epoch 2" in messages[0] and len(history["val_mae"]) == 3
+    for a, b in zip(uninterrupted.state_dict().values(), continued.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_changed_configuration_stops_and_damages_nothing(sample_root, tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    before = {p: p.read_bytes() for p in (out / "results").iterdir()}
+    result = run_main(*tiny_args(sample_root, tiny_run[0], "--num-epochs", "3"), cwd=out)
+    assert result.returncode == 2
+    assert "holds results of another configuration (num-epochs: 1 -> 3)" in result.stderr
+    assert "--fresh" in result.stderr and "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in (out / "results").iterdir()} == before
+
+
+def test_fresh_archives_earlier_results(sample_root, tmp_path):
+    args = [*TINY, "--data-root", sample_root, "--num-train-videos", "8", "--unstructured-pruning-ratios", "0.5",
+            "--structured-pruning-ratios", "0.5", "--physical-structured-pruning", "false", "--onnx-export", "false",
+            "--draw-figures", "false"]
+    assert run_main(*args, cwd=tmp_path).returncode == 0
+    first = (tmp_path / "results" / "results.json").read_bytes()
+    result = run_main(*args, "--fresh", cwd=tmp_path)
+    assert result.returncode == 0 and "--fresh: moved the earlier results/" in result.stdout
+    archived = [p for p in tmp_path.iterdir() if p.name.startswith("results.old-")]
+    assert len(archived) == 1 and (archived[0] / "results.json").read_bytes() == first
+    assert "baseline epoch 1/1" in result.stdout
+
+
+@pytest.mark.parametrize("damage", ["zero-byte", "corrupt", "one-frame"])
+def test_an_unreadable_video_is_skipped_counted_and_named(sample_root, tmp_path, damage):
+    root = str(tmp_path / "echonet")
+    shutil.copytree(sample_root, root)
+    data = {s: EchoNetVideoDataset(root, s, 2, 32) for s in ("train", "val", "test")}
+    victim = data["train"].names[1]
+    path = data["train"].video_path(victim)
+    if damage == "one-frame":
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 50, (112, 112))
+        writer.write(np.zeros((112, 112, 3), np.uint8))
+        writer.release()
+    else:
+        with open(path, "wb") as f:
+            f.write(b"" if damage == "zero-byte" else b"RIFF....AVI garbage")
+    skipped = main.check_videos(data, skip_bad=True)
+    assert skipped == [{"split": "TRAIN", "video": victim, "reason": skipped[0]["reason"]}]
+    assert victim in skipped[0]["reason"] and "decoded" in skipped[0]["reason"]
+    assert len(data["train"]) == 7 and victim not in data["train"].names
+    with pytest.raises(DataError, match=f"{victim}.avi.*SKIP_BAD_VIDEOS is off"):
+        main.check_videos({s: EchoNetVideoDataset(root, s, 2, 32) for s in ("train",)}, skip_bad=False)
+
+
+def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path):
+    root = tmp_path / "echonet"
+    shutil.copytree(sample_root, root)
+    victim = pd.read_csv(root / "FileList.csv").FileName[0]
+    (root / "Videos" / f"{victim}.avi").write_bytes(b"")
+    result = run_main(*TINY, "--data-root", str(root), "--unstructured-pruning-ratios", "0.5",
+                      "--structured-pruning-ratios", "0.5", "--physical-structured-pruning", "false",
+                      "--onnx-export", "false", "--draw-figures", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"skipping {victim}" in result.stdout
+    results = json.load(open(tmp_path / "results" / "results.json"))
+    assert [s["video"] for s in results["skipped_videos"]] == [victim] and results["splits"]["train"] == 7
+    fatal = run_main(*TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other", cwd=tmp_path)
+    assert fatal.returncode == 2 and f"{victim}.avi" in fatal.stderr and "Traceback" not in fatal.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.iloc[0:0], "lists no videos"),
+    (lambda f: f.assign(EF=f.EF.astype(object).where(f.index != 0, None)), "row 2 .* EF must be a number"),
+    (lambda f: pd.concat([f, f.iloc[:1]]), "is listed more than once"),
+    (lambda f: f.assign(Split=f.Split.replace("VAL", "VALIDATION")), "unknown Split values \\['VALIDATION'\\]"),
+])
+def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sample_root, tiny_run, tmp_path, change, message):
+    root = tmp_path / "echonet"
+    shutil.copytree(sample_root, root)
+    filelist = pd.read_csv(root / "FileList.csv")
+    change(filelist).to_csv(root / "FileList.csv", index=False)
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    before = (out / "results" / "results.json").read_bytes()
+    result = run_main(*TINY, "--data-root", str(root), "--results-dir", str(out / "results2"), cwd=out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert (out / "results" / "results.json").read_bytes() == before
+
+
+def test_empty_filelist_file(sample_root, tmp_path):
+    root = tmp_path / "echonet"
+    shutil.copytree(sample_root, root)
+    (root / "FileList.csv").write_text("")
+    result = run_main("--data-root", str(root), cwd=tmp_path)
+    assert result.returncode == 2 and "FileList.csv cannot be read as CSV" in result.stderr
+
+
+def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    results = json.loads((out / "results" / "results.json").read_text())
+    for record in results["models"]:
+        record["checkpoint"] = record["checkpoint"].replace(str(tiny_run[0]), str(out))
+    (out / "results" / "results.json").write_text(json.dumps(results))
+    other = str(out / "checkpoints" / "seed42" / "unstructured_0.5.pt")
+    shutil.copy(other, out / "checkpoints" / "seed42" / "baseline.pt")  # same shapes, but saved by another model
+    checkpoint = torch.load(other, weights_only=True)
+    checkpoint["info"]["config_hash"] = "0123456789abcdef"
+    torch.save(checkpoint, out / "checkpoints" / "seed42" / "baseline.pt")
+    result = run_main(*tiny_args(sample_root, tiny_run[0], "--results-dir", str(out / "results"),
+                                 "--checkpoint-dir", str(out / "checkpoints")), cwd=out)
+    assert result.returncode == 2
+    assert "baseline.pt was saved by another configuration" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def two_seeds(sample_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds")
+    result = run_main(*tiny_args(sample_root, out, "--seeds", "42,7", "--random-pruning-control", "true",
+                                 "--draw-figures", "true"), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_two_seeds_report_mean_and_std_per_method_and_ratio(two_seeds):
+    per_seed = pd.read_csv(two_seeds / "results" / "results.csv")
+    assert sorted(per_seed.seed.unique()) == [7, 42]
+    aggregated = pd.read_csv(two_seeds / "results" / "results_by_ratio.csv")
+    assert len(aggregated) == len(per_seed) / 2 and (aggregated.n == 2).all()
+    for row in aggregated.itertuples():
+        values = per_seed[(per_seed.method == row.method) & (per_seed.ratio == row.ratio)].test_mae
+        assert row.test_mae_mean == pytest.approx(values.mean())
+        assert row.test_mae_std == pytest.approx(values.std(ddof=1))
+    assert "± " in open(two_seeds / "results" / "summary.md").read()
+
+
+def test_random_control_prunes_the_same_ratios_at_random(two_seeds):
+    per_seed = pd.read_csv(two_seeds / "results" / "results.csv")
+    control = per_seed[per_seed.method == "unstructured_random"]
+    assert sorted(control.ratio.unique()) == [0.5, 0.9]
+    assert ((control.sparsity - control.ratio).abs() < 0.005).all()
+    assert (per_seed.method == "structured_random").sum() == 2
+
+
+def test_the_same_seed_gives_identical_metrics(tiny_run, two_seeds):
+    """Two separate runs on the CPU: every model of seed 42 has the same MAE and sparsity."""
+    first = {r["name"]: r for r in rows(tiny_run[0] / "results")}
+    second = [r for r in rows(two_seeds / "results") if r["seed"] == 42 and r["name"] in first]
+    assert len(second) == len(first)
+    for r in second:
+        assert (r["test_mae"], r["sparsity"]) == (first[r["name"]]["test_mae"], first[r["name"]]["sparsity"])
