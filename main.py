@@ -16,11 +16,13 @@ import random
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torchvision
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 import config
@@ -35,7 +37,8 @@ from model import EFRegressionModel, load_checkpoint, load_pretrained, save_chec
 
 
 def log(message):
-    print(message, flush=True)
+    if train.is_main():  # under torchrun, one process speaks
+        print(message, flush=True)
 
 
 def seed_everything(seed):
@@ -57,24 +60,46 @@ def environment(device):
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": commit,
+        "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
     }
 
 
+def init_distributed():
+    """Under torchrun (WORLD_SIZE > 1): one process per GPU with NCCL, or per CPU process with gloo."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def load_data(cfg, device):
-    """The three splits as DataLoaders; generates the sample data when DATA_ROOT is its default."""
-    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and not os.path.isfile(os.path.join(cfg.DATA_ROOT, "FileList.csv")):
+    """The three splits as DataLoaders; generates the sample data when DATA_ROOT is its default.
+    Training batches are shuffled by seed and epoch and split across processes; validation and test
+    are split into disjoint shards, one per process, gathered again by train.evaluate."""
+    missing = not os.path.isfile(os.path.join(cfg.DATA_ROOT, "FileList.csv"))
+    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and missing and train.is_main():
         log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first")
         create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED, log)
+    train.barrier()
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
               for s in ("train", "val", "test")}
-    skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
-    loader = dict(batch_size=cfg.BATCH_SIZE, num_workers=cfg.NUM_WORKERS, pin_memory=device.type == "cuda",
-                  persistent_workers=cfg.NUM_WORKERS > 0)
-    generator = torch.Generator().manual_seed(cfg.SEED)
-    loaders = {name: DataLoader(split, shuffle=name == "train", generator=generator, **loader)
-               for name, split in splits.items()}
+    if train.is_main():  # decodes (and caches) every video once; the other processes then read the cache
+        skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
+    train.barrier()
+    if not train.is_main():
+        skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
+    workers = cfg.NUM_WORKERS if cfg.NUM_WORKERS is not None else (
+        min(8, (os.cpu_count() or 1) // train.world_size()) if device.type == "cuda" else 0)
+    loader = dict(batch_size=cfg.BATCH_SIZE, num_workers=workers, pin_memory=device.type == "cuda",
+                  persistent_workers=workers > 0)
+    rank, world = train.rank(), train.world_size()
+    sampler = DistributedSampler(splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.SEEDS[0])
+    loaders = {"train": DataLoader(splits["train"], sampler=sampler, **loader)}
+    for name in ("val", "test"):
+        shard = Subset(splits[name], range(rank, len(splits[name]), world))
+        loaders[name] = DataLoader(shard, shuffle=False, **loader)
     return splits, loaders, skipped
 
 
@@ -100,13 +125,13 @@ def check_videos(splits, skip_bad):
 
 
 def measure(model, cfg, device, checkpoint, sample_videos):
-    """Every number reported for one model, from the model as saved."""
+    """Every number reported for one model, from the model as saved (by the main process alone)."""
     nonzero, total = metrics.parameter_counts(model)
     record = {
         **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
         **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
         **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
-                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST),
+                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, train.precision(device, cfg.AMP)),
         **metrics.file_sizes(checkpoint), "checkpoint": checkpoint,
     }
     if cfg.ONNX_EXPORT:
@@ -174,7 +199,26 @@ def reuse(done, name, seed, cfg):
 def seed_run(seed, loaders):
     """Every model's run starts from its seed alone, so a continued run repeats an uninterrupted one."""
     seed_everything(seed)
-    loaders["train"].generator.manual_seed(seed)
+    loaders["train"].sampler.seed = seed
+
+
+def fit(model, cfg, loaders, device, epochs, lr, desc, state):
+    if device.type == "cuda" and cfg.CHANNELS_LAST:
+        model.to(memory_format=torch.channels_last)
+    return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
+                       state_path=state, amp=cfg.AMP)
+
+
+def finish(model, record, cfg, device, checkpoint, sample_videos, state):
+    """Save and measure on the main process; the others wait, then go on with the same model."""
+    if train.is_main():
+        save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
+                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
+        if os.path.isfile(state):
+            os.remove(state)
+        record.update(measure(model, cfg, device, checkpoint, sample_videos))
+    train.barrier()
+    return record
 
 
 def run_baseline(seed, cfg, loaders, device, initial_ef, sample_videos, folder):
@@ -183,19 +227,16 @@ def run_baseline(seed, cfg, loaders, device, initial_ef, sample_videos, folder):
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
     log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
     state = os.path.join(folder, "baseline.training.pt")
-    history = train.train(model, loaders["train"], loaders["val"], cfg.NUM_EPOCHS, cfg.LEARNING_RATE,
-                          device, desc="baseline", log=log, state_path=state)
-    checkpoint = os.path.join(folder, "baseline.pt")
-    save_checkpoint(checkpoint, model, method="baseline", ratio=0.0, seed=seed, num_frames=cfg.NUM_FRAMES,
-                    image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
-    os.remove(state)
+    history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
               "pretrained": pretrained, "pretrained_reason": reason,
-              **prefixed("test_", train.evaluate(model, loaders["test"], device)),
-              "val_mae": min(history["val_mae"]), **measure(model, cfg, device, checkpoint, sample_videos),
-              "history": history}
-    record["sparsity_before_fine_tune"] = record["sparsity"]
-    return compare_to_baseline(record, record), model
+              **prefixed("test_", train.evaluate(model, loaders["test"], device, cfg.AMP)),
+              "val_mae": min(history["val_mae"]), "history": history}
+    finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), sample_videos, state)
+    if train.is_main():
+        record["sparsity_before_fine_tune"] = record["sparsity"]
+        compare_to_baseline(record, record)
+    return record, model
 
 
 def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, sample_videos, folder):
@@ -208,23 +249,17 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     if cfg.REMOVE_MASKS_BEFORE_FINE_TUNE:
         prune_utils.make_permanent(model)
     sparsity_before = metrics.sparsity(model)["sparsity"]
-    mae_before = train.evaluate(model, loaders["test"], device)["mae"]
+    mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
     state = os.path.join(folder, f"{name}.training.pt")
-    history = train.train(model, loaders["train"], loaders["val"], cfg.FINE_TUNE_EPOCHS,
-                          cfg.FINE_TUNE_LEARNING_RATE, device, desc=name, log=log, state_path=state)
+    history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state)
     prune_utils.make_permanent(model)
-    checkpoint = os.path.join(folder, f"{name}.pt")
-    save_checkpoint(checkpoint, model, method=method, ratio=ratio, seed=seed, num_frames=cfg.NUM_FRAMES,
-                    image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
-    if os.path.isfile(state):
-        os.remove(state)
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed,
-              **prefixed("test_", train.evaluate(model, loaders["test"], device)),
+              **prefixed("test_", train.evaluate(model, loaders["test"], device, cfg.AMP)),
               "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": sparsity_before,
-              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-              **measure(model, cfg, device, checkpoint, sample_videos), "history": history}
-    return compare_to_baseline(record, baseline)
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
+    finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), sample_videos, state)
+    return compare_to_baseline(record, baseline) if train.is_main() else record
 
 
 def prefixed(prefix, values):
@@ -246,18 +281,24 @@ def pruning_plan(cfg):
 
 def main(argv):
     cfg = config.load(argv)
+    init_distributed()
     device = train.pick_device(cfg.DEVICE)
+    torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = metrics.onnx_available()
         if not cfg.ONNX_EXPORT:
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
         raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
-    done = start_or_continue(cfg)
+    done = start_or_continue(cfg) if train.is_main() else []
+    train.barrier()
+    if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
+        done = start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}))
     splits, loaders, skipped = load_data(cfg, device)
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
-        f"{cfg.DATA_ROOT}; device {device}; mean predictor test MAE {mean_mae:.2f}")
+        f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
+        f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; mean predictor test MAE {mean_mae:.2f}")
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "environment": environment(device),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
@@ -267,7 +308,8 @@ def main(argv):
 
     def finished(record):
         results["models"].append(record)
-        visualize_results.write_results(results, cfg.RESULTS_DIR)
+        if train.is_main():
+            visualize_results.write_results(results, cfg.RESULTS_DIR)
 
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
@@ -280,20 +322,24 @@ def main(argv):
             baseline, baseline_model = run_baseline(seed, cfg, loaders, device, mean_ef, sample_videos, folder)
         results["pretrained"] = {"used": baseline["pretrained"], "reason": baseline["pretrained_reason"]}
         finished(baseline)
-        log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
-            f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
+        if train.is_main():
+            log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
+                f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
 
         for method, ratio in pruning_plan(cfg):
             reused = reuse(done, f"{method}_{ratio:g}", seed, cfg)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
                                                          loaders, device, sample_videos, folder)
             finished(record)
-            log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
-                f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
-                f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
-                f"({record['latency_speedup']:.2f}x)")
+            if train.is_main():
+                log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
+                    f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
+                    f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
+                    f"({record['latency_speedup']:.2f}x)")
 
     results["seconds"] = time.perf_counter() - start
+    if not train.is_main():
+        return results
     figures = []
     if cfg.DRAW_FIGURES:
         visualize_results.write_results(results, cfg.RESULTS_DIR)
@@ -318,3 +364,6 @@ if __name__ == "__main__":
     except (config.ConfigError, DataError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

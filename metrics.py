@@ -85,16 +85,22 @@ def time_runs(run, warmup, runs, synchronize=lambda: None):
 
 
 @torch.inference_mode()
-def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True):
-    """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up."""
+def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True, dtype=torch.float32):
+    """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up, in the
+    precision of training (autocast dtype; fp32 on CPU)."""
     model = copy.deepcopy(model).eval().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     video = torch.randn(1, num_frames, 3, image_size, image_size, device=device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    median, p90 = time_runs(lambda: model(video), warmup, runs, sync)
+
+    def run():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            model(video)
+    median, p90 = time_runs(run, warmup, runs, sync)
     return {"latency_ms": median, "latency_p90_ms": p90, "latency_runs": runs, "latency_device": str(device),
-            "latency_threads": torch.get_num_threads(), "latency_channels_last": channels_last}
+            "latency_threads": torch.get_num_threads(), "latency_channels_last": channels_last,
+            "latency_precision": str(dtype).replace("torch.", "")}
 
 
 def onnx_available():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import main
 import train
@@ -60,8 +60,9 @@ def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path):
     def loaders():
         g = torch.Generator().manual_seed(0)
         data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
-        return DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1)), \
-            DataLoader(data, batch_size=4)
+        # shuffled by seed and epoch, as main.py does, so a continued run shuffles like an uninterrupted one
+        sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1)
+        return DataLoader(data, batch_size=4, sampler=sampler), DataLoader(data, batch_size=4)
 
     def fresh_model():
         torch.manual_seed(0)
