@@ -5,11 +5,15 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py --quick                 # the --quick input
     python bench.py --channels-last false   # contiguous NCHW instead
     python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
+
+    python bench.py --data [--quick]        # the data pipeline: training and evaluation videos/s and
+                                            # the share of each step spent waiting for data, cache off/on
 """
 import copy
 import os
 import sys
 import tempfile
+import time
 
 import pandas as pd
 import torch
@@ -54,7 +58,44 @@ def bench(cfg, device, onnx_dir=None):
     return table
 
 
+def bench_data(cfg, device):
+    """One training epoch and one evaluation pass through the same loops and loaders as main.py,
+    without and with the decoded-frame cache."""
+    import main as experiment
+    rows = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for cache in (False, True):
+            run_cfg = copy.copy(cfg)
+            run_cfg.CACHE_FRAMES, run_cfg.CACHE_DIR = cache, cache_dir
+            start = time.perf_counter()
+            splits, loaders, _ = experiment.load_data(run_cfg, device)  # checks every video; fills the cache
+            prepare = time.perf_counter() - start
+            torch.manual_seed(cfg.SEED)
+            model = EFRegressionModel(55.0)
+            history = train.train(model, loaders["train"], loaders["val"], 1, cfg.LEARNING_RATE, device,
+                                  desc="bench", log=lambda *_: None, amp=cfg.AMP)
+            start = time.perf_counter()
+            videos = train.evaluate(model, loaders["test"], device, cfg.AMP)["videos"]
+            evaluation = time.perf_counter() - start
+            rows.append({"cache": cache, "check_and_cache_s": prepare,
+                         "train_videos_per_s": history["train_videos"] / history["train_seconds"],
+                         "data_wait_share": history["data_wait_seconds"] / history["train_seconds"],
+                         "eval_videos_per_s": videos / evaluation,
+                         "workers": loaders["train"].num_workers})
+    return pd.DataFrame(rows)
+
+
 def main(argv):
+    if "--data" in argv:
+        argv = [a for a in argv if a != "--data"]
+        cfg = config.load(argv)
+        device = train.pick_device(cfg.DEVICE)
+        table = bench_data(cfg, device)
+        print(f"data pipeline on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, "
+              f"batch {cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, "
+              f"precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}")
+        print(table.to_markdown(index=False, floatfmt=".3g"))
+        return table
     cfg = config.load(argv)
     device = train.pick_device(cfg.DEVICE)
     use_onnx = metrics.onnx_available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT

@@ -94,7 +94,8 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     dtype = precision(device, amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.MSELoss()
-    history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0}
+    history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0,
+               "train_seconds": 0.0, "data_wait_seconds": 0.0, "train_videos": 0}
     best_mae, best_state, first_epoch = float("inf"), None, 1
     if state_path and os.path.isfile(state_path):
         state = torch.load(state_path, map_location=device, weights_only=True)
@@ -111,7 +112,9 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
         total = torch.zeros(2, dtype=torch.float64, device=device)  # summed squared error, videos
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
                    disable=not is_main())
+        epoch_start = ready = time.perf_counter()
         for video, ef in bar:
+            history["data_wait_seconds"] += time.perf_counter() - ready  # the step waited for this batch
             video, ef = video.to(device, non_blocking=True), ef.to(device, non_blocking=True)
             with autocast(device, dtype):
                 predicted = net(video)
@@ -121,7 +124,10 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
             scaler.step(optimizer)
             scaler.update()
             total += torch.stack([loss.detach().double() * len(ef), torch.tensor(len(ef), device=device)])
-            bar.set_postfix(mse=f"{loss.item():.1f}")
+            bar.set_postfix(mse=f"{loss.item():.1f}")  # .item() also waits for the GPU to finish the step
+            history["train_videos"] += len(ef)
+            ready = time.perf_counter()
+        history["train_seconds"] += time.perf_counter() - epoch_start
         if dist.is_initialized():
             dist.all_reduce(total)
         val_mae = evaluate(model, val_loader, device, amp)["mae"]
