@@ -30,6 +30,7 @@ PRETRAINED_PATH = None    # a local ResNet-18 state_dict file, used instead of t
 BATCH_SIZE = 16
 NUM_EPOCHS = 50
 LEARNING_RATE = 1e-4
+LR_SCHEDULE = "constant"  # or "cosine": decay to zero over the epochs (baseline and fine-tuning)
 SEED = 42                 # the data: sample generation and a split without a Split column
 SEEDS = [42]              # training: every model is trained and pruned once per seed
 DEVICE = "auto"           # auto: cuda when available, else cpu
@@ -75,8 +76,9 @@ QUICK = dict(
     NUM_FRAMES=16,
     IMAGE_SIZE=64,
     BATCH_SIZE=8,
-    NUM_EPOCHS=12,
+    NUM_EPOCHS=20,
     LEARNING_RATE=1e-3,
+    LR_SCHEDULE="cosine",
     FINE_TUNE_EPOCHS=3,
     FINE_TUNE_LEARNING_RATE=3e-4,
     LATENCY_TIMED_RUNS=20,
@@ -182,6 +184,8 @@ def validate(cfg):
         problems.append("fine-tune-epochs and num-workers must not be negative")
     if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
         problems.append("learning rates must be positive")
+    if cfg.LR_SCHEDULE not in ("constant", "cosine"):
+        problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
     if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):
         problems.append(f"seeds must be distinct and at least one, got {cfg.SEEDS}")
     if problems:

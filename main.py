@@ -206,7 +206,7 @@ def fit(model, cfg, loaders, device, epochs, lr, desc, state):
     if device.type == "cuda" and cfg.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last)
     return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
-                       state_path=state, amp=cfg.AMP)
+                       state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE)
 
 
 def finish(model, record, cfg, device, checkpoint, sample_videos, state):

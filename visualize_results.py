@@ -332,9 +332,9 @@ def method_paragraphs(models, mean_mae):
         if rows.empty:
             continue
         worse = int((rows.test_mae >= mean_mae).sum())
-        text = (f"**{name}.** At ratios {span(rows.ratio, 'g')}, test MAE {span(rows.test_mae, '.2f')} "
-                f"({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); {worse} of {len(rows)} "
-                f"{'is' if worse == 1 else 'are'} no better than the mean predictor. ")
+        text = (f"**{name}.** At ratio{'s' if len(rows) > 1 else ''} {span(rows.ratio, 'g')}, test MAE "
+                f"{span(rows.test_mae, '.2f')} ({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); "
+                f"{worse} of {len(rows)} no better than the mean predictor. ")
         if method != "structured_physical":
             held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
             text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "

@@ -56,7 +56,8 @@ def test_killed_after_the_baseline_the_run_continues_without_retraining(sample_r
     assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
-def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path, schedule):
     def loaders():
         g = torch.Generator().manual_seed(0)
         data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
@@ -70,17 +71,19 @@ def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path):
 
     cpu = torch.device("cpu")
     uninterrupted = fresh_model()
-    train.train(uninterrupted, *loaders(), epochs=3, lr=1e-3, device=cpu, log=lambda *_: None)
+    train.train(uninterrupted, *loaders(), epochs=3, lr=1e-3, device=cpu, log=lambda *_: None, schedule=schedule)
 
     def killed_after_epoch_2(message):
         if "epoch 2/3" in message:
             raise KeyboardInterrupt
     state = str(tmp_path / "state.pt")
     with pytest.raises(KeyboardInterrupt):
-        train.train(fresh_model(), *loaders(), epochs=3, lr=1e-3, device=cpu, log=killed_after_epoch_2, state_path=state)
+        train.train(fresh_model(), *loaders(), epochs=3, lr=1e-3, device=cpu, log=killed_after_epoch_2,
+                    state_path=state, schedule=schedule)
     messages = []
     continued = fresh_model()
-    history = train.train(continued, *loaders(), epochs=3, lr=1e-3, device=cpu, log=messages.append, state_path=state)
+    history = train.train(continued, *loaders(), epochs=3, lr=1e-3, device=cpu, log=messages.append,
+                          state_path=state, schedule=schedule)
     assert "continuing after epoch 2" in messages[0] and len(history["val_mae"]) == 3
     for a, b in zip(uninterrupted.state_dict().values(), continued.state_dict().values()):
         assert torch.equal(a, b)
