@@ -39,8 +39,8 @@ def load(results_dir):
 
 
 def summarise(models, column):
-    """Mean and sample std of a column per method and ratio (std is NaN for a single seed)."""
-    return models.groupby(["method", "ratio"], sort=False)[column].agg(["mean", "std"]).reset_index()
+    """Mean and sample std of a column per method and ratio (std is NaN for a single seed), by ratio."""
+    return models.groupby(["method", "ratio"])[column].agg(["mean", "std"]).reset_index().sort_values("ratio")
 
 
 def plot_methods(ax, models, x, y, with_baseline=True):
@@ -53,6 +53,12 @@ def plot_methods(ax, models, x, y, with_baseline=True):
         ax.errorbar(xs["mean"], ys["mean"], yerr=ys["std"].fillna(0), xerr=xs["std"].fillna(0),
                     label=label, color=colour, marker=marker, linestyle=line,
                     markersize=9 if method == "baseline" else 5, capsize=2, zorder=3 if method == "baseline" else 2)
+
+
+def legend_below(fig, ax, ncol=3):
+    """One legend under the panels, where it covers no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=ncol, frameon=False)
 
 
 def save(fig, figures_dir, name):
@@ -83,14 +89,13 @@ def latency(results, models, figures_dir):
     plot_methods(left, with_zero, "ratio", "latency_ms", with_baseline=False)
     left.set(xlabel="pruning ratio (0 = baseline)", ylabel=f"latency (ms / video, {models.latency_device[0]})",
              title="latency vs pruning ratio", ylim=(0, None))
-    left.legend(loc="lower left", framealpha=0.9)
     plot_methods(right, models, "latency_ms", "test_mae")
     points = models.groupby(["method", "ratio"], sort=False)[["latency_ms", "test_mae"]].mean().sort_values("latency_ms")
     front = points[points.test_mae <= points.test_mae.cummin()]
     right.step(front.latency_ms, front.test_mae, where="post", color="gray", linewidth=3, alpha=0.35,
                label="Pareto front", zorder=1)
     right.set(xlabel="latency (ms / video)", ylabel="test MAE (EF %)", title="accuracy vs speed")
-    right.legend(loc="best", framealpha=0.9)
+    legend_below(fig, right)
     return save(fig, figures_dir, "latency")
 
 
@@ -107,8 +112,7 @@ def size(results, models, figures_dir):
     if not executed.empty:
         right.axhline(executed.flops.iloc[0] / 1e9, color=STYLE["structured"][1], linewidth=0.8,
                       label="executed by dense kernels (masked)")
-    left.legend(loc="lower left", framealpha=0.9)
-    right.legend(loc="lower left", framealpha=0.9)
+    legend_below(fig, right, ncol=2)
     return save(fig, figures_dir, "params_flops")
 
 
@@ -149,14 +153,13 @@ def training_curves(results, models, figures_dir):
         label, colour, marker, line = STYLE[row.method]
         right.plot(range(0, len(row.history["val_mae"]) + 1), [None] + row.history["val_mae"], color=colour,
                    marker=marker, linestyle=line, markersize=3, alpha=0.4 + 0.6 * row.ratio)
-    right.scatter([], [], color="gray", label="darker = higher ratio")
     for method, (label, colour, marker, line) in STYLE.items():
         if method != "baseline" and (models.method == method).any():
             right.plot([], [], color=colour, marker=marker, linestyle=line, label=label)
-    right.set(xlabel="fine-tuning epoch", ylabel="val MAE (EF %)", title="fine-tuning")
+    right.set(xlabel="fine-tuning epoch", ylabel="val MAE (EF %)", title="fine-tuning (darker = higher ratio)")
     right.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    right.legend(loc="best", framealpha=0.9)
-    fig.subplots_adjust(wspace=0.55)
+    right.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9, fontsize=6)
+    fig.subplots_adjust(wspace=0.5)
     return save(fig, figures_dir, "training_curves")
 
 
@@ -200,14 +203,13 @@ def onnx(results, models, figures_dir):
     top = max(models.latency_speedup.max(), models.onnx_latency_speedup.max()) * 1.1
     left.plot([0, top], [0, top], color="gray", linewidth=0.8, label="same speedup")
     left.set(xlabel="PyTorch latency speedup (×)", ylabel="ONNX Runtime latency speedup (×)",
-             xlim=(0, top), ylim=(0, top), title="speedup vs baseline: PyTorch and ONNX Runtime")
-    left.legend(loc="upper left", framealpha=0.9)
+             xlim=(0, top), ylim=(0, top), title="speedup vs baseline")
     with_zero = pd.concat([models] + [models[models.method == "baseline"].assign(method=m) for m in STYLE
                                       if m != "baseline" and (models.method == m).any()])
     plot_methods(right, with_zero, "ratio", "onnx_gzip_size_mb", with_baseline=False)
     right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)", ylim=(0, None),
               title="size on disk, compressed")
-    right.legend(loc="lower left", framealpha=0.9)
+    legend_below(fig, left)
     fig.subplots_adjust(wspace=0.3)
     return save(fig, figures_dir, "onnx")
 
