@@ -3,6 +3,9 @@
 unstructured         global L1 magnitude over every Conv2d and Linear weight (masks)
 structured           L2 norm of each Conv2d's output channels, per layer (masks: zeros only)
 structured_physical  the same L2 criterion with Torch-Pruning: channels removed, a smaller dense net
+
+With RANDOM_PRUNING_CONTROL, unstructured_random and structured_random choose weights or channels
+at random at the same ratios (ShrinkBench's control).
 """
 import torch
 import torch.nn as nn
@@ -10,33 +13,22 @@ import torch.nn.utils.prune as prune
 import torch_pruning as tp
 
 METHODS = ("unstructured", "structured", "structured_physical")
-# ShrinkBench's control: the same ratios, weights or channels chosen at random (torch's global RNG).
 RANDOM_METHODS = ("unstructured_random", "structured_random")
 
 
-def unstructured(model, ratio):
+def unstructured(model, ratio, criterion=prune.L1Unstructured):
     parameters = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    prune.global_unstructured(parameters, pruning_method=prune.L1Unstructured, amount=ratio)
+    prune.global_unstructured(parameters, pruning_method=criterion, amount=ratio)
     return model
 
 
-def structured(model, ratio):
+def structured(model, ratio, random=False):
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            prune.ln_structured(m, "weight", amount=ratio, n=2, dim=0)
-    return model
-
-
-def unstructured_random(model, ratio):
-    parameters = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    prune.global_unstructured(parameters, pruning_method=prune.RandomUnstructured, amount=ratio)
-    return model
-
-
-def structured_random(model, ratio):
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            prune.random_structured(m, "weight", amount=ratio, dim=0)
+            if random:
+                prune.random_structured(m, "weight", amount=ratio, dim=0)
+            else:
+                prune.ln_structured(m, "weight", amount=ratio, n=2, dim=0)
     return model
 
 
@@ -61,9 +53,9 @@ def apply(model, method, ratio, num_frames, image_size, round_to=1):
     if method == "structured_physical":
         return structured_physical(model, ratio, num_frames, image_size, round_to)
     if method == "unstructured_random":
-        return unstructured_random(model, ratio)
+        return unstructured(model, ratio, criterion=prune.RandomUnstructured)
     if method == "structured_random":
-        return structured_random(model, ratio)
+        return structured(model, ratio, random=True)
     raise ValueError(f"unknown pruning method {method!r}; one of {METHODS + RANDOM_METHODS}")
 
 
