@@ -135,6 +135,19 @@ def test_cache_returns_the_same_clip_and_is_keyed_by_clip_settings(sample_root, 
     assert other.clip(0).shape == (8, 32, 32, 3)
 
 
+def test_cache_is_invalidated_when_the_source_video_changes(sample_root, tmp_path):
+    root = copy_root(sample_root, tmp_path)
+    data = EchoNetVideoDataset(root, "test", 4, 32, cache_dir=str(tmp_path / "cache"))
+    before, old_key = data.clip(0), data.cache_path(data.names[0])
+    writer = cv2.VideoWriter(data.video_path(data.names[0]), cv2.VideoWriter_fourcc(*"MJPG"), 50, (112, 112))
+    for _ in range(10):
+        writer.write(np.full((112, 112, 3), 200, np.uint8))
+    writer.release()
+    assert data.cache_path(data.names[0]) != old_key
+    after = data.clip(0)
+    assert not np.array_equal(after, before) and abs(float(after.mean()) - 200) < 5
+
+
 # --- clear errors ----------------------------------------------------------------------------------
 
 def test_missing_data_folder(tmp_path):
