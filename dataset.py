@@ -77,11 +77,15 @@ def sample_indices(total, num_frames):
     return np.linspace(0, total - 1, num_frames).round().astype(int)
 
 
-def load_clip(path, num_frames, image_size):
-    """(num_frames, image_size, image_size, 3) uint8 RGB frames evenly spaced over the video."""
+def require_video(path):
     if not os.path.isfile(path):
         raise DataError(f"video {path} does not exist; it is listed in FileList.csv. "
                         f"Restore it or remove its row.")
+
+
+def load_clip(path, num_frames, image_size):
+    """(num_frames, image_size, image_size, 3) uint8 RGB frames evenly spaced over the video."""
+    require_video(path)
     capture = cv2.VideoCapture(path)
     frames = []
     while capture.isOpened():
@@ -122,10 +126,7 @@ class EchoNetVideoDataset(Dataset):
         self.names = rows.FileName.tolist()
         self.efs = rows.EF.astype(np.float32).tolist()
         for name in self.names:
-            path = self.video_path(name)
-            if not os.path.isfile(path):
-                raise DataError(f"video {path} does not exist; it is listed in FileList.csv. "
-                                f"Restore it or remove its row.")
+            require_video(self.video_path(name))
 
     def __len__(self):
         return len(self.names)

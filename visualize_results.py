@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 import config  # noqa: E402
 import metrics  # noqa: E402
+from model import EFRegressionModel  # noqa: E402
 
 STYLE = {  # method: (label, colour, marker, line style)
     "baseline": ("baseline", "black", "*", "none"),
@@ -61,6 +62,13 @@ def legend_below(fig, ax, ncol=3):
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=ncol, frameon=False)
 
 
+def from_baseline(models):
+    """Every pruning method's rows plus the baseline as its ratio-0 point, so each line starts there."""
+    base = models[models.method == "baseline"]
+    methods = [m for m in STYLE if m != "baseline" and (models.method == m).any()]
+    return pd.concat([models] + [base.assign(method=m) for m in methods])
+
+
 def save(fig, figures_dir, name):
     paths = [os.path.join(figures_dir, f"{name}.{ext}") for ext in ("png", "pdf")]
     for path in paths:
@@ -84,9 +92,7 @@ def mae_vs_compression(results, models, figures_dir):
 
 def latency(results, models, figures_dir):
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
-    with_zero = pd.concat([models] + [models[models.method == "baseline"].assign(method=m) for m in STYLE
-                                      if m != "baseline" and (models.method == m).any()])
-    plot_methods(left, with_zero, "ratio", "latency_ms", with_baseline=False)
+    plot_methods(left, from_baseline(models), "ratio", "latency_ms", with_baseline=False)
     left.set(xlabel="pruning ratio (0 = baseline)", ylabel=f"latency (ms / video, {models.latency_device[0]})",
              title="latency vs pruning ratio", ylim=(0, None))
     plot_methods(right, models, "latency_ms", "test_mae")
@@ -104,9 +110,7 @@ def size(results, models, figures_dir):
     for ax, column, label in ((left, "params_nonzero", "non-zero parameters (M)"),
                               (right, "effective_flops", "FLOPs per video (G, non-zero weights)")):
         scaled = models.assign(value=models[column] / (1e6 if column == "params_nonzero" else 1e9))
-        with_zero = pd.concat([scaled] + [scaled[scaled.method == "baseline"].assign(method=m) for m in STYLE
-                                          if m != "baseline" and (scaled.method == m).any()])
-        plot_methods(ax, with_zero, "ratio", "value", with_baseline=False)
+        plot_methods(ax, from_baseline(scaled), "ratio", "value", with_baseline=False)
         ax.set(xlabel="pruning ratio (0 = baseline)", ylabel=label, ylim=(0, None))
     executed = models[models.method == "structured"]
     if not executed.empty:
@@ -166,14 +170,9 @@ def training_curves(results, models, figures_dir):
 def layer_fractions(checkpoint):
     """Fraction of the dense model's weights kept (non-zero) in every Conv2d/Linear layer."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(_dense_model())}
+    dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(EFRegressionModel())}
     return {name[:-len(".weight")].replace("backbone.", ""): int((state[name] != 0).sum()) / n
             for name, n in dense.items()}
-
-
-def _dense_model():
-    from model import EFRegressionModel
-    return EFRegressionModel()
 
 
 def per_layer(results, models, figures_dir):
@@ -204,9 +203,7 @@ def onnx(results, models, figures_dir):
     left.plot([0, top], [0, top], color="gray", linewidth=0.8, label="same speedup")
     left.set(xlabel="PyTorch latency speedup (×)", ylabel="ONNX Runtime latency speedup (×)",
              xlim=(0, top), ylim=(0, top), title="speedup vs baseline")
-    with_zero = pd.concat([models] + [models[models.method == "baseline"].assign(method=m) for m in STYLE
-                                      if m != "baseline" and (models.method == m).any()])
-    plot_methods(right, with_zero, "ratio", "onnx_gzip_size_mb", with_baseline=False)
+    plot_methods(right, from_baseline(models), "ratio", "onnx_gzip_size_mb", with_baseline=False)
     right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)", ylim=(0, None),
               title="size on disk, compressed")
     legend_below(fig, left)
