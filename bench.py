@@ -5,6 +5,11 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py --quick                 # the --quick input
     python bench.py --channels-last false   # contiguous NCHW instead
     python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
+    python bench.py --repeat 3              # three passes; each cell is the median over passes
+
+PyTorch is timed eagerly and, where torch.compile runs, compiled with frozen weights; ONNX Runtime
+with its CPU execution provider. The second table compares each runtime's speedups over its own
+dense baseline.
 
     python bench.py --data [--quick]        # the data pipeline: training and evaluation videos/s and
                                             # the share of each step spent waiting for data, cache off/on
@@ -25,7 +30,7 @@ import train
 from model import EFRegressionModel
 
 
-def bench(cfg, device, onnx_dir=None):
+def bench(cfg, device, onnx_dir=None, compiled=False):
     torch.manual_seed(cfg.SEED)
     dense = EFRegressionModel()
     variants = [("baseline", 0.0, dense)]
@@ -44,6 +49,10 @@ def bench(cfg, device, onnx_dir=None):
                      **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
                      **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
                                        cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST)})
+        if compiled:
+            rows[-1]["compiled_latency_ms"] = metrics.latency(
+                model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
+                cfg.CHANNELS_LAST, compiled=True)["latency_ms"]
         if onnx_dir:
             onnx = metrics.onnx_metrics(model, os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx"), video,
                                         cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
@@ -53,8 +62,13 @@ def bench(cfg, device, onnx_dir=None):
     table["theoretical_speedup"] = base.flops / table.effective_flops
     table["latency_speedup"] = base.latency_ms / table.latency_ms
     table["speedup_vs_flop_reduction"] = table.latency_speedup / (base.flops / table.flops)
+    if compiled:
+        table["compiled_speedup"] = base.compiled_latency_ms / table.compiled_latency_ms
     if onnx_dir:
         table["onnx_speedup"] = base.onnx_latency_ms / table.onnx_latency_ms
+        table["onnx_vs_eager"] = table.onnx_speedup / table.latency_speedup
+        if compiled:
+            table["onnx_vs_compiled"] = table.onnx_speedup / table.compiled_speedup
     return table
 
 
@@ -96,18 +110,48 @@ def main(argv):
               f"precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}")
         print(table.to_markdown(index=False, floatfmt=".3g"))
         return table
+    repeat = 1
+    if "--repeat" in argv:
+        i = argv.index("--repeat")
+        try:
+            repeat = int(argv[i + 1])
+        except (IndexError, ValueError):
+            raise config.ConfigError("--repeat needs a number of passes, e.g. --repeat 3") from None
+        argv = argv[:i] + argv[i + 2:]
     cfg = config.load(argv)
     device = train.pick_device(cfg.DEVICE)
+    steady = device.type == "cpu" and metrics.steady_cpu_allocator()
     use_onnx = metrics.onnx_available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
+    compile_error = metrics.compile_error(device)
+    if compile_error:
+        print(f"torch.compile does not run here ({compile_error}): eager PyTorch only")
     with tempfile.TemporaryDirectory() as onnx_dir:
-        table = bench(cfg, device, onnx_dir if use_onnx else None)
-    print(f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
-          f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}; "
+        passes = [bench(cfg, device, onnx_dir if use_onnx else None, compiled=compile_error is None)
+                  for _ in range(repeat)]
+    # A shared machine has slow spells; the median over whole passes keeps one from deciding a ratio.
+    table = pd.concat(passes).groupby(["method", "ratio"], sort=False, as_index=False).median(numeric_only=True)
+    table = table.astype({c: t for c, t in passes[0].dtypes.items() if c in table and pd.api.types.is_integer_dtype(t)})
+    print(f"{repeat} pass(es), the median of each cell over them; "
+          f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
+          f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}, "
+          f"CPU malloc thresholds fixed {steady}; "
           f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs")
     columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_p90_ms",
                "theoretical_speedup", "latency_speedup", "speedup_vs_flop_reduction"]
-    columns += [c for c in ("onnx_latency_ms", "onnx_speedup", "onnx_gzip_mb") if c in table]
+    columns += [c for c in ("onnx_gzip_mb",) if c in table]
     print(table[columns].to_markdown(index=False, floatfmt=".3g"))
+    # The same models in each runtime, each against its own dense baseline: does the gain survive?
+    runtimes = [c for c in ("latency_ms", "latency_speedup", "compiled_latency_ms", "compiled_speedup",
+                            "onnx_latency_ms", "onnx_speedup", "onnx_vs_eager", "onnx_vs_compiled") if c in table]
+    if len(runtimes) > 2:
+        print("\nspeedup by runtime (PyTorch eager, PyTorch compiled, ONNX Runtime CPU):")
+        print(table[["method", "ratio"] + runtimes].to_markdown(index=False, floatfmt=".3g"))
+    if repeat > 1 and "onnx_vs_eager" in table:
+        spread = pd.concat(passes).groupby(["method", "ratio"], sort=False)[
+            [c for c in ("onnx_vs_eager", "onnx_vs_compiled") if c in table]].agg(["min", "max"])
+        spread.columns = [f"{name} {stat}" for name, stat in spread.columns]
+        print("\nONNX Runtime speedup ÷ PyTorch speedup, lowest and highest over the passes:")
+        print(spread.reset_index().to_markdown(index=False, floatfmt=".2f"))
     return table
 
 

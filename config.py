@@ -57,6 +57,10 @@ RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random 
 LATENCY_WARMUP_RUNS = 5
 LATENCY_TIMED_RUNS = 20
 CHANNELS_LAST = True      # memory format used for latency, the same for every model
+# Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
+# than eagerly. Eager PyTorch runs each BatchNorm and ReLU as its own pass, which costs pruned models
+# relatively more, so its speedups come out below ONNX Runtime's (README, "ONNX Runtime").
+LATENCY_COMPILE = False
 ONNX_EXPORT = None        # export every model to ONNX and time it in ONNX Runtime; None: when installed
 
 # --- output -----------------------------------------------------------------

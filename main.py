@@ -47,7 +47,7 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def environment(device):
+def environment(device, steady_allocator):
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip() or None
@@ -61,6 +61,7 @@ def environment(device):
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": commit,
         "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
+        "cpu_malloc_thresholds_fixed": steady_allocator,
     }
 
 
@@ -131,7 +132,8 @@ def measure(model, cfg, device, checkpoint, sample_videos):
         **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
         **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
         **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
-                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, train.precision(device, cfg.AMP)),
+                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, train.precision(device, cfg.AMP),
+                          cfg.LATENCY_COMPILE),
         **metrics.file_sizes(checkpoint), "checkpoint": checkpoint,
     }
     if cfg.ONNX_EXPORT:
@@ -284,6 +286,10 @@ def main(argv):
     init_distributed()
     device = train.pick_device(cfg.DEVICE)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
+    steady_allocator = device.type == "cpu" and metrics.steady_cpu_allocator()
+    if cfg.LATENCY_COMPILE and (reason := metrics.compile_error(device)):
+        raise config.ConfigError(f"LATENCY_COMPILE is on but torch.compile does not run on {device} here ({reason}); "
+                                 "install a C++ compiler for the CPU, or set --latency-compile false")
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = metrics.onnx_available()
         if not cfg.ONNX_EXPORT:
@@ -299,7 +305,8 @@ def main(argv):
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
         f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
         f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; mean predictor test MAE {mean_mae:.2f}")
-    results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "environment": environment(device),
+    results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"},
+               "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
     # a few real test videos, to check each ONNX export against PyTorch

@@ -1,5 +1,6 @@
 """What is measured for every model: accuracy, sparsity, size, FLOPs and latency."""
 import copy
+import ctypes
 import os
 import time
 import zlib
@@ -85,22 +86,55 @@ def time_runs(run, warmup, runs, synchronize=lambda: None):
 
 
 @torch.inference_mode()
-def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True, dtype=torch.float32):
+def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True, dtype=torch.float32,
+            compiled=False):
     """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up, in the
-    precision of training (autocast dtype; fp32 on CPU)."""
+    precision of training (autocast dtype; fp32 on CPU). compiled: through torch.compile with frozen
+    weights, so BatchNorm is folded and activations fused, as a deployment runtime runs the model."""
     model = copy.deepcopy(model).eval().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        # Afresh per model: dynamo's cache is shared by every model of the class, and would compile a
+        # second shape as dynamic or, once full, run it eagerly. fullgraph: no part silently eager.
+        torch.compiler.reset()
+        model = torch.compile(model, fullgraph=True, options={"freezing": True})
     video = torch.randn(1, num_frames, 3, image_size, image_size, device=device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     def run():
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             model(video)
+    if compiled:
+        run()  # compiles, outside the timed runs even with no warm-up
     median, p90 = time_runs(run, warmup, runs, sync)
     return {"latency_ms": median, "latency_p90_ms": p90, "latency_runs": runs, "latency_device": str(device),
             "latency_threads": torch.get_num_threads(), "latency_channels_last": channels_last,
-            "latency_precision": str(dtype).replace("torch.", "")}
+            "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled}
+
+
+def compile_error(device):
+    """None where torch.compile works on `device`, else why not (on a CPU it needs a C++ compiler)."""
+    try:
+        torch.compiler.reset()
+        torch.compile(lambda x: (2 * x).relu() + 1)(torch.zeros(8, device=device))  # a generated kernel
+        return None
+    except Exception as e:  # the backends raise many types; the reason is what the user needs
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+def steady_cpu_allocator():
+    """Make CPU timings repeatable. glibc adapts its mmap threshold and returns freed memory to the
+    OS as it goes, so PyTorch's large activations page-fault on some runs and not on others: the
+    dense model's latency at 32x112x112 swung between 80 and 96 ms from one repeat to the next, and
+    76-78 ms with both thresholds fixed. ONNX Runtime has its own arena and did not move.
+    True when set (Linux with glibc), False elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    except (OSError, AttributeError):
+        return False
 
 
 def onnx_available():

@@ -201,7 +201,7 @@ def onnx(results, models, figures_dir):
     plot_methods(left, models, "latency_speedup", "onnx_latency_speedup")
     top = max(models.latency_speedup.max(), models.onnx_latency_speedup.max()) * 1.1
     left.plot([0, top], [0, top], color="gray", linewidth=0.8, label="same speedup")
-    left.set(xlabel="PyTorch latency speedup (×)", ylabel="ONNX Runtime latency speedup (×)",
+    left.set(xlabel=f"PyTorch latency speedup (×, {pytorch_mode(models).split(' (')[0]})", ylabel="ONNX Runtime latency speedup (×)",
              xlim=(0, top), ylim=(0, top), title="speedup vs baseline")
     plot_methods(right, from_baseline(models), "ratio", "onnx_gzip_size_mb", with_baseline=False)
     right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)", ylim=(0, None),
@@ -259,6 +259,9 @@ def summary_markdown(results, figures=()):
              f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
              f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
              f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
+             f"Latency: one video per call on {env['device']}, median of {results['config']['LATENCY_TIMED_RUNS']} "
+             f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}; "
+             f"ONNX Runtime with its CPU execution provider.\n",
              f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
     tables = [
         ("Table 1. Baseline", ["baseline"],
@@ -294,6 +297,11 @@ def summary_markdown(results, figures=()):
     if figures:
         lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
     return "\n".join(lines)
+
+
+def pytorch_mode(models):
+    compiled = "latency_compiled" in models and models.latency_compiled.fillna(False).astype(bool).all()
+    return "compiled (torch.compile, weights frozen)" if compiled else "eager"
 
 
 def mean_std_cells(rows, columns):
@@ -344,6 +352,9 @@ def method_paragraphs(models, mean_mae):
                  f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
                  f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
                  f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
+        if "onnx_latency_speedup" in rows and rows.onnx_latency_speedup.notna().all():
+            text += (f" In ONNX Runtime: speedup {span(rows.onnx_latency_speedup, '.2f')}×, ONNX file "
+                     f"{span(rows.onnx_gzip_size_mb, '.1f')} MB gzipped vs {base.onnx_gzip_size_mb:.1f} MB.")
         paragraphs.append(text)
     return paragraphs
 

@@ -27,9 +27,9 @@ def sample_root(tmp_path_factory):
     return root
 
 
-def run_main(*args, cwd):
+def run_main(*args, cwd, env=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The whole experiment on a tiny configuration, as a user runs it: python main.py ..."""
 import json
 import os
+import platform
 
 import pandas as pd
 import pytest
@@ -56,6 +57,26 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
     result = run_main("--data-root", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
     assert "nowhere' does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_latency_can_be_measured_compiled(sample_root, tmp_path):
+    result = run_main(*TINY, "--data-root", sample_root, "--latency-compile", "true", "--onnx-export", "false",
+                      "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.load(open(tmp_path / "results" / "results.json"))
+    assert len(results["models"]) == 4
+    for record in results["models"]:
+        assert record["latency_compiled"] is True and record["latency_ms"] > 0
+    assert results["environment"]["cpu_malloc_thresholds_fixed"] is (platform.libc_ver()[0] == "glibc")
+
+
+def test_latency_compile_without_a_cpu_compiler_is_a_clear_error(sample_root, tmp_path):
+    result = run_main(*TINY, "--data-root", sample_root, "--latency-compile", "true", cwd=tmp_path,
+                      env={"CXX": str(tmp_path / "no-such-c++")})
+    assert result.returncode == 2
+    assert "LATENCY_COMPILE is on but torch.compile does not run" in result.stderr
+    assert "install a C++ compiler" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_unknown_option_is_a_clear_error(tmp_path):

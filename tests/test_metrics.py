@@ -2,6 +2,7 @@
 import copy
 import gzip
 import math
+import platform
 
 import pytest
 import torch
@@ -76,6 +77,19 @@ def test_latency_reports_median_p90_and_setup():
     result = metrics.latency(EFRegressionModel(), 2, 32, torch.device("cpu"), warmup=1, runs=5)
     assert 0 < result["latency_ms"] <= result["latency_p90_ms"]
     assert result["latency_runs"] == 5 and result["latency_threads"] == torch.get_num_threads()
+
+
+def test_compiled_latency_compiles_dense_and_physically_pruned_models_whole():
+    """fullgraph=True: a graph break raises instead of timing part of the model eagerly."""
+    pruned = prune_utils.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
+    for model in (EFRegressionModel(), pruned):
+        result = metrics.latency(model, 2, 32, torch.device("cpu"), warmup=1, runs=3, compiled=True)
+        assert result["latency_compiled"] is True
+        assert 0 < result["latency_ms"] <= result["latency_p90_ms"]
+
+
+def test_cpu_allocator_thresholds_are_fixed_where_glibc_allows():
+    assert metrics.steady_cpu_allocator() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_file_sizes_report_gzip_size(tmp_path):
