@@ -288,8 +288,9 @@ def main(argv):
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
     steady_allocator = device.type == "cpu" and metrics.steady_cpu_allocator()
     if cfg.LATENCY_COMPILE and (reason := metrics.compile_error(device)):
+        need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
         raise config.ConfigError(f"LATENCY_COMPILE is on but torch.compile does not run on {device} here ({reason}); "
-                                 "install a C++ compiler for the CPU, or set --latency-compile false")
+                                 f"install {need}, or set --latency-compile false")
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = metrics.onnx_available()
         if not cfg.ONNX_EXPORT:
