@@ -42,17 +42,18 @@ def bench(cfg, device, onnx_dir=None, compiled=False):
                                       cfg.PHYSICAL_ROUND_TO)
             variants.append((method, ratio, prune_utils.make_permanent(model)))
     rows = []
+    precision = train.precision(device, cfg.AMP)  # as main.py measures: the precision of training
     video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)
     for method, ratio, model in variants:
         nonzero, total = metrics.parameter_counts(model)
         rows.append({"method": method, "ratio": ratio, "params": total, "params_nonzero": nonzero,
                      **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
                      **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
-                                       cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST)})
+                                       cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, precision)})
         if compiled:
             rows[-1]["compiled_latency_ms"] = metrics.latency(
                 model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
-                cfg.CHANNELS_LAST, compiled=True)["latency_ms"]
+                cfg.CHANNELS_LAST, precision, compiled=True)["latency_ms"]
         if onnx_dir:
             onnx = metrics.onnx_metrics(model, os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx"), video,
                                         cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
@@ -134,6 +135,7 @@ def main(argv):
     print(f"{repeat} pass(es), the median of each cell over them; "
           f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
           f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}, "
+          f"PyTorch precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}, "
           f"CPU malloc thresholds fixed {steady}; "
           f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs")
     columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_p90_ms",
