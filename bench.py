@@ -24,23 +24,26 @@ import pandas as pd
 import torch
 
 import config
+import main as experiment
 import metrics
 import prune_utils
 import train
 from model import EFRegressionModel
 
 
-def bench(cfg, device, onnx_dir=None, compiled=False):
+def pruned_variants(cfg):
+    """(method, ratio, model): the random-weight baseline and every model main.py's plan prunes from it."""
     torch.manual_seed(cfg.SEED)
     dense = EFRegressionModel()
     variants = [("baseline", 0.0, dense)]
-    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS),
-               ("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS)]
-    for method, ratios in methods:
-        for ratio in ratios:
-            model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                                      cfg.PHYSICAL_ROUND_TO)
-            variants.append((method, ratio, prune_utils.make_permanent(model)))
+    for method, ratio in experiment.pruning_plan(cfg):
+        model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+                                  cfg.PHYSICAL_ROUND_TO)
+        variants.append((method, ratio, prune_utils.make_permanent(model)))
+    return variants
+
+
+def bench(cfg, device, variants, onnx_dir=None, compiled=False):
     rows = []
     precision = train.precision(device, cfg.AMP)  # as main.py measures: the precision of training
     video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)
@@ -76,7 +79,6 @@ def bench(cfg, device, onnx_dir=None, compiled=False):
 def bench_data(cfg, device):
     """One training epoch and one evaluation pass through the same loops and loaders as main.py,
     without and with the decoded-frame cache."""
-    import main as experiment
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
         for cache in (False, True):
@@ -126,8 +128,9 @@ def main(argv):
     compile_error = metrics.compile_error(device)
     if compile_error:
         print(f"torch.compile does not run here ({compile_error}): eager PyTorch only")
+    variants = pruned_variants(cfg)  # pruned once; only the timing is repeated
     with tempfile.TemporaryDirectory() as onnx_dir:
-        passes = [bench(cfg, device, onnx_dir if use_onnx else None, compiled=compile_error is None)
+        passes = [bench(cfg, device, variants, onnx_dir if use_onnx else None, compiled=compile_error is None)
                   for _ in range(repeat)]
     # A shared machine has slow spells; the median over whole passes keeps one from deciding a ratio.
     table = pd.concat(passes).groupby(["method", "ratio"], sort=False, as_index=False).median(numeric_only=True)

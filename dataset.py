@@ -133,7 +133,8 @@ class EchoNetVideoDataset(Dataset):
 
     def drop(self, names):
         """Leave out videos (e.g. ones that cannot be decoded); an emptied split is an error."""
-        keep = [i for i, name in enumerate(self.names) if name not in set(names)]
+        names = set(names)
+        keep = [i for i, name in enumerate(self.names) if name not in names]
         self.names = [self.names[i] for i in keep]
         self.efs = [self.efs[i] for i in keep]
         if not self.names:

@@ -71,11 +71,16 @@ def match_shapes(model, state_dict):
     return model
 
 
+def save_atomic(obj, path):
+    """torch.save to a temporary file, then rename: a kill never leaves a truncated file."""
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path, model, **info):
     """Weights plus plain metadata (method, ratio, configuration...), written atomically."""
-    tmp = path + ".tmp"
-    torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
-    os.replace(tmp, path)
+    save_atomic({"state_dict": model.state_dict(), "info": info}, path)
 
 
 def load_checkpoint(path, map_location="cpu"):

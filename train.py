@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import metrics
+from model import save_atomic
 
 
 def rank():
@@ -156,10 +157,3 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
-
-
-def save_atomic(obj, path):
-    """torch.save to a temporary file, then rename: a kill never leaves a truncated file."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
