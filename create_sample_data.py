@@ -13,6 +13,7 @@ Heart rate, phase, position, size, tilt and frame count vary per video. Determin
 """
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
@@ -90,21 +91,28 @@ def write_avi(path, frames):
     writer.release()
 
 
-def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, log=print):
-    """Write the dataset under `root`; returns the FileList as a DataFrame."""
+def write_patient(root, split, seed, index):
+    """One video, from its own random stream: the same seed writes the same files, in any process."""
+    rng = np.random.default_rng([seed, index])
+    name = "0X" + "".join(rng.choice(list("0123456789ABCDEF"), 16))
+    patient = draw_patient(rng)
+    frames = render_video(patient, rng)
+    write_avi(os.path.join(root, "Videos", name + ".avi"), frames)
+    return [name, round(patient["ef"], 4), round(patient["esv"], 3), round(patient["edv"], 3),
+            SIZE, SIZE, FPS, len(frames), split]
+
+
+def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, log=print, processes=None):
+    """Write the dataset under `root`, one process per core; returns the FileList as a DataFrame."""
     os.makedirs(os.path.join(root, "Videos"), exist_ok=True)
-    rng = np.random.default_rng(seed)
     splits = ["TRAIN"] * num_train + ["VAL"] * num_val + ["TEST"] * num_test
-    rows = []
-    for split in splits:
-        name = "0X" + "".join(rng.choice(list("0123456789ABCDEF"), 16))
-        patient = draw_patient(rng)
-        frames = render_video(patient, rng)
-        write_avi(os.path.join(root, "Videos", name + ".avi"), frames)
-        rows.append([name, round(patient["ef"], 4), round(patient["esv"], 3), round(patient["edv"], 3),
-                     SIZE, SIZE, FPS, len(frames), split])
+    jobs = [(root, split, seed, i) for i, split in enumerate(splits)]
+    with ProcessPoolExecutor(processes or os.cpu_count() or 1) as pool:
+        rows = list(pool.map(write_patient, *zip(*jobs), chunksize=8)) if jobs else []
     filelist = pd.DataFrame(rows, columns=COLUMNS)
-    filelist.to_csv(os.path.join(root, "FileList.csv"), index=False)
+    tmp = os.path.join(root, "FileList.csv.tmp")
+    filelist.to_csv(tmp, index=False)
+    os.replace(tmp, os.path.join(root, "FileList.csv"))  # written last: a folder with it is complete
     log(f"wrote {len(rows)} synthetic echo videos ({num_train}/{num_val}/{num_test} train/val/test) to {root}")
     return filelist
 

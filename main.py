@@ -19,6 +19,7 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import torch
 import torchvision
 import torch.distributed as dist
@@ -28,6 +29,7 @@ from tqdm import tqdm
 import config
 import metrics
 import prune_utils
+import sensitivity
 import train
 import visualize_model_architecture
 import visualize_results
@@ -77,12 +79,15 @@ def load_data(cfg, device):
     """The three splits as DataLoaders; generates the sample data when DATA_ROOT is its default.
     Training batches are shuffled by seed and epoch and split across processes; validation and test
     are split into disjoint shards, one per process, gathered again by train.evaluate."""
-    missing = not os.path.isfile(os.path.join(cfg.DATA_ROOT, "FileList.csv"))
-    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and missing and train.is_main():
-        log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first")
-        create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED, log)
-    train.barrier()
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
+    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main():
+        found = sample_counts(cfg.DATA_ROOT)
+        if found != counts:
+            log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
+                else f"the sample data in {cfg.DATA_ROOT} has {'/'.join(map(str, found))} train/val/test videos and "
+                     f"this configuration asks for {'/'.join(map(str, counts))}: generating it again")
+            create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
+    train.barrier()
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
               for s in ("train", "val", "test")}
@@ -98,10 +103,21 @@ def load_data(cfg, device):
     rank, world = train.rank(), train.world_size()
     sampler = DistributedSampler(splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.SEEDS[0])
     loaders = {"train": DataLoader(splits["train"], sampler=sampler, **loader)}
+    # evaluation keeps no activations for a backward pass: 4x the batch fits, and ran 1.5x faster on a CPU
+    loader["batch_size"] = 4 * cfg.BATCH_SIZE
     for name in ("val", "test"):
         shard = Subset(splits[name], range(rank, len(splits[name]), world))
         loaders[name] = DataLoader(shard, shuffle=False, **loader)
     return splits, loaders, skipped
+
+
+def sample_counts(root):
+    """(train, val, test) videos of a generated sample folder, or None when there is none."""
+    try:
+        splits = pd.read_csv(os.path.join(root, "FileList.csv")).Split.str.upper().value_counts()
+    except (OSError, ValueError, AttributeError):
+        return None
+    return tuple(int(splits.get(s, 0)) for s in ("TRAIN", "VAL", "TEST"))
 
 
 def check_videos(splits, skip_bad):
@@ -134,15 +150,29 @@ def measure(model, cfg, device, checkpoint, sample_videos):
         **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
                           cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, train.precision(device, cfg.AMP),
                           cfg.LATENCY_COMPILE),
-        **metrics.file_sizes(checkpoint), "checkpoint": checkpoint,
+        "checkpoint": checkpoint,
     }
     if cfg.ONNX_EXPORT:
         record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", sample_videos,
-                                           cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS))
+                                           cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS, sizes=False))
+    # after the timings, which must not share the CPU: the files' gzip sizes, side by side
+    sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
+    record.update(sizes[0])
+    if cfg.ONNX_EXPORT:
+        record.update({"onnx_size_mb": sizes[1]["size_mb"], "onnx_gzip_size_mb": sizes[1]["gzip_size_mb"]})
     return record
 
 
-def compare_to_baseline(record, baseline):
+def test_metrics(model, cfg, loaders, device):
+    """MAE, RMSE, R² on the test split, and each video's error (for the paired bootstrap)."""
+    predicted, target = train.predict(model, loaders["test"], device, cfg.AMP)
+    return {**prefixed("test_", metrics.regression_metrics(predicted, target)), "test_videos": len(target),
+            "test_errors": [round(e, 5) for e in (predicted - target).tolist()]}
+
+
+def compare_to_baseline(record, baseline, cfg):
+    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos."""
+    record.update(metrics.bootstrap_mae(record["test_errors"], baseline["test_errors"], cfg.BOOTSTRAP_SAMPLES))
     record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
     record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
@@ -168,9 +198,9 @@ def start_or_continue(cfg):
             if os.path.isdir(folder) and os.listdir(folder):
                 os.replace(folder, f"{folder.rstrip('/')}.old-{stamp}")
                 log(f"--fresh: moved the earlier {folder}/ to {folder.rstrip('/')}.old-{stamp}/")
-        return []
+        return {}
     if not os.path.isfile(path):
-        return []
+        return {}
     try:
         with open(path) as f:
             previous = json.load(f)
@@ -182,7 +212,7 @@ def start_or_continue(cfg):
             f"{path} holds results of another configuration ({'; '.join(differences)}). Run with --fresh to "
             f"archive them and start again, or choose another --results-dir.")
     log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
-    return previous["models"]
+    return previous
 
 
 def reuse(done, name, seed, cfg):
@@ -204,11 +234,10 @@ def seed_run(seed, loaders):
     loaders["train"].sampler.seed = seed
 
 
-def fit(model, cfg, loaders, device, epochs, lr, desc, state):
-    if device.type == "cuda" and cfg.CHANNELS_LAST:
-        model.to(memory_format=torch.channels_last)
+def fit(model, cfg, loaders, device, epochs, lr, desc, state, pruner=None):
     return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
-                       state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE)
+                       state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE, pruner=pruner,
+                       channels_last=cfg.CHANNELS_LAST)
 
 
 def finish(model, record, cfg, device, checkpoint, sample_videos, state):
@@ -223,45 +252,64 @@ def finish(model, record, cfg, device, checkpoint, sample_videos, state):
     return record
 
 
-def run_baseline(seed, cfg, loaders, device, initial_ef, sample_videos, folder):
+def run_baseline(seed, cfg, loaders, device, train_efs, sample_videos, folder):
     seed_run(seed, loaders)
-    model = EFRegressionModel(initial_ef)
+    model = EFRegressionModel(float(np.mean(train_efs)), float(np.std(train_efs)))
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
     log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
     state = os.path.join(folder, "baseline.training.pt")
     history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
               "pretrained": pretrained, "pretrained_reason": reason,
-              **prefixed("test_", train.evaluate(model, loaders["test"], device, cfg.AMP)),
-              "val_mae": min(history["val_mae"]), "history": history}
+              **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history}
     finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), sample_videos, state)
     if train.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
-        compare_to_baseline(record, record)
+        compare_to_baseline(record, record, cfg)
     return record, model
 
 
+def run_sensitivity(model, seed, cfg, loaders, device):
+    """Each prunable layer pruned alone, no fine-tuning, on the validation split (never test)."""
+    start = time.perf_counter()
+    dense_mae, rows = sensitivity.layer_sensitivity(model, loaders["val"], device, cfg.SENSITIVITY_RATIOS,
+                                                    cfg.PRUNING_SCOPE, cfg.AMP)
+    seconds = time.perf_counter() - start
+    worst = max(rows, key=lambda r: r["val_mae_increase"])
+    log(f"layer sensitivity (seed {seed}): {len(rows)} single-layer prunings evaluated on validation in "
+        f"{seconds:.0f} s; largest loss: {worst['layer']} by {worst['criterion']} at {worst['ratio']:g}, val MAE "
+        f"{dense_mae:.2f} -> {worst['val_mae']:.2f}")
+    return [{"seed": seed, "dense_val_mae": dense_mae, "seconds": seconds, **r} for r in rows]
+
+
+def pruning_steps(cfg):
+    """1 for one-shot; for gradual, PRUNING_STEPS, one per fine-tuning epoch at most."""
+    return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
+
+
 def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, sample_videos, folder):
-    """Prune a copy of the trained baseline, fine-tune it (masks in place unless the reference's
-    flaw is switched on), make the pruning permanent, measure."""
+    """Prune a copy of the trained baseline on the schedule's steps inside fine-tuning (masks in place
+    unless the reference's flaw is switched on), make the pruning permanent, measure."""
     name = f"{method}_{ratio:g}"
     seed_run(seed, loaders)
-    model = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                              cfg.PHYSICAL_ROUND_TO)
-    if cfg.REMOVE_MASKS_BEFORE_FINE_TUNE:
-        prune_utils.make_permanent(model)
-    sparsity_before = metrics.sparsity(model)["sparsity"]
-    mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
+    model = copy.deepcopy(baseline_model)
+    pruner = prune_utils.Pruner(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
+                                cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE)
+    # what pruning alone costs: the baseline pruned at once to the ratio, before any fine-tuning
+    one_shot = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+                                 cfg.PHYSICAL_ROUND_TO, cfg.PRUNING_SCOPE)
+    mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
+    del one_shot
     state = os.path.join(folder, f"{name}.training.pt")
-    history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state)
+    history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
+                  pruner)
     prune_utils.make_permanent(model)
-    record = {"name": name, "method": method, "ratio": ratio, "seed": seed,
-              **prefixed("test_", train.evaluate(model, loaders["test"], device, cfg.AMP)),
+    record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
               "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
-              "sparsity_before_fine_tune": sparsity_before,
+              "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), sample_videos, state)
-    return compare_to_baseline(record, baseline) if train.is_main() else record
+    return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
 
 
 def prefixed(prefix, values):
@@ -297,10 +345,11 @@ def main(argv):
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
         raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
-    done = start_or_continue(cfg) if train.is_main() else []
+    earlier = start_or_continue(cfg) if train.is_main() else {}
     train.barrier()
     if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
-        done = start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}))
+        earlier = start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}))
+    done = earlier.get("models", [])
     splits, loaders, skipped = load_data(cfg, device)
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
@@ -309,7 +358,7 @@ def main(argv):
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"},
                "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
-               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "models": []}
+               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": []}
     # a few real test videos, to check each ONNX export against PyTorch
     sample_videos = torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))])
     start = time.perf_counter()
@@ -327,12 +376,19 @@ def main(argv):
         if reused:
             baseline, baseline_model = reused
         else:
-            baseline, baseline_model = run_baseline(seed, cfg, loaders, device, mean_ef, sample_videos, folder)
+            baseline, baseline_model = run_baseline(seed, cfg, loaders, device, splits["train"].efs, sample_videos,
+                                                       folder)
         results["pretrained"] = {"used": baseline["pretrained"], "reason": baseline["pretrained_reason"]}
         finished(baseline)
         if train.is_main():
-            log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (mean predictor {mean_mae:.2f}), "
+            log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (95% interval "
+                f"{baseline['test_mae_ci_low']:.2f}–{baseline['test_mae_ci_high']:.2f}; mean predictor {mean_mae:.2f}), "
                 f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
+        if cfg.SENSITIVITY:
+            rows = [r for r in earlier.get("sensitivity", []) if r["seed"] == seed]
+            results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
+            if train.is_main():
+                visualize_results.write_results(results, cfg.RESULTS_DIR)
 
         for method, ratio in pruning_plan(cfg):
             reused = reuse(done, f"{method}_{ratio:g}", seed, cfg)

@@ -8,21 +8,25 @@ import torchvision
 
 
 class EFRegressionModel(nn.Module):
-    def __init__(self, initial_ef=55.0):
+    def __init__(self, initial_ef=55.0, ef_scale=1.0):
         super().__init__()
         self.backbone = torchvision.models.resnet18(weights=None)
         self.backbone.fc = nn.Identity()
         self.head = nn.Linear(512, 1)
+        # The head predicts EF in units of ef_scale (the training set's EF std): Adam moves every
+        # weight by about the learning rate per step, so a head in percent points needs 10x larger
+        # weights than one in standard deviations, and short runs stopped before reaching them.
+        self.register_buffer("ef_scale", torch.tensor(float(ef_scale)))
         # Start at the training-set mean EF: a head at 0 spends the first epochs only finding the
         # mean, which is why the reference never got below the mean predictor.
         nn.init.normal_(self.head.weight, std=1e-3)
-        nn.init.constant_(self.head.bias, initial_ef)
+        nn.init.constant_(self.head.bias, initial_ef / ef_scale)
 
     def forward(self, video):
         """video: (B, T, 3, H, W) -> EF (B,)"""
         b, t = video.shape[:2]
         features = self.backbone(video.flatten(0, 1))           # (B*T, C)
-        return self.head(features.view(b, t, -1).mean(1)).squeeze(-1)
+        return self.head(features.view(b, t, -1).mean(1)).squeeze(-1) * self.ef_scale
 
 
 def load_pretrained(model, pretrained=True, path=None):
@@ -86,6 +90,7 @@ def save_checkpoint(path, model, **info):
 def load_checkpoint(path, map_location="cpu"):
     """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned)."""
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint["state_dict"].setdefault("ef_scale", torch.tensor(1.0))  # saved before the EF scale existed
     model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
     model.load_state_dict(checkpoint["state_dict"])
     return model, checkpoint["info"]

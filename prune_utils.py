@@ -1,67 +1,169 @@
-"""The three pruning methods compared, all starting from the same trained baseline.
+"""The three pruning methods compared, all starting from the same trained baseline, on the same layers.
 
-unstructured         global L1 magnitude over every Conv2d and Linear weight (masks)
+unstructured         global L1 magnitude over the weights of every Conv2d (masks)
 structured           L2 norm of each Conv2d's output channels, per layer (masks: zeros only)
 structured_physical  the same L2 criterion with Torch-Pruning: channels removed, a smaller dense net
 
+The regression head (Linear 512 -> 1) is left dense by every method (PRUNING_SCOPE "backbone"):
+its 512 weights are 0.005% of the model, yet global magnitude pruning removed most of them at 0.8
+and the EF output died with them. Scope "all" restores the reference's unstructured scope (every
+Conv2d and Linear, head included). The channel methods never prune the head's single output.
+
 With RANDOM_PRUNING_CONTROL, unstructured_random and structured_random choose weights or channels
 at random at the same ratios (ShrinkBench's control).
+
+A Pruner reaches the ratio in one step (one-shot) or in several (gradual: Zhu & Gupta 2017's cubic
+ramp), each step pruning only among the weights or channels still there, so the last step leaves
+exactly the one-shot sparsity.
 """
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 import torch_pruning as tp
 
+import metrics
+
 METHODS = ("unstructured", "structured", "structured_physical")
 RANDOM_METHODS = ("unstructured_random", "structured_random")
+SCOPES = ("backbone", "all")
+SCHEDULES = ("oneshot", "gradual")
 
 
-def unstructured(model, ratio, criterion=prune.L1Unstructured):
-    parameters = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    prune.global_unstructured(parameters, pruning_method=criterion, amount=ratio)
+def prunable_layers(model, scope="backbone"):
+    """(name, module) of every layer a method may prune: each Conv2d, and the head with scope "all"."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) or (scope == "all" and isinstance(m, nn.Linear))]
+
+
+def pruned_so_far(module, dim=None):
+    """Weights (dim None) or output channels (dim 0) that the module's mask already removes."""
+    mask = getattr(module, "weight_mask", None)
+    if mask is None:
+        return 0
+    if dim is None:
+        return int((mask == 0).sum())
+    return int((mask.flatten(1).sum(1) == 0).sum())
+
+
+def unstructured(model, ratio, criterion=prune.L1Unstructured, scope="backbone"):
+    """Mask the `ratio` of all in-scope weights with the lowest |w| (or at random), globally.
+    On a model already pruned, only the weights still there are ranked: the count is absolute, so
+    the total reaches round(ratio * weights) exactly."""
+    layers = [m for _, m in prunable_layers(model, scope)]
+    total = sum(m.weight.numel() for m in layers)
+    amount = round(ratio * total) - sum(pruned_so_far(m) for m in layers)
+    prune.global_unstructured([(m, "weight") for m in layers], pruning_method=criterion, amount=amount)
     return model
 
 
 def structured(model, ratio, random=False):
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            if random:
-                prune.random_structured(m, "weight", amount=ratio, dim=0)
-            else:
-                prune.ln_structured(m, "weight", amount=ratio, n=2, dim=0)
+    """Mask round(ratio * channels) output channels of every Conv2d: lowest L2 norm (or random).
+    The BatchNorm after each conv loses the same channels (weight and bias masked), so a masked
+    channel is gone as it is when removed: otherwise it still adds BatchNorm's bias, and in eval mode
+    BatchNorm's running statistics of the dead channel decay toward zero variance, so its output
+    drifts from what training saw (validation MAE swung between 6 and 60 from epoch to epoch)."""
+    for name, m in prunable_layers(model, "backbone"):
+        amount = round(ratio * m.out_channels) - pruned_so_far(m, dim=0)
+        if random:
+            prune.random_structured(m, "weight", amount=amount, dim=0)
+        else:
+            prune.ln_structured(m, "weight", amount=amount, n=2, dim=0)
+        kept = (m.weight_mask.flatten(1).sum(1) != 0).to(m.weight_mask.dtype)
+        batchnorm = model.get_submodule(batchnorm_after(name))
+        for parameter in ("weight", "bias"):
+            prune.custom_from_mask(batchnorm, parameter, kept)
     return model
 
 
-def structured_physical(model, ratio, num_frames, image_size, round_to=1):
-    """Remove the lowest-L2 output channels of every conv group. Torch-Pruning's dependency graph
-    keeps coupled layers consistent (residual additions, BatchNorm, downsample branches, the next
-    layer's inputs). The head's single output is never pruned."""
+def batchnorm_after(conv_name):
+    """The BatchNorm that normalises a ResNet conv's output: conv1 -> bn1, downsample.0 -> downsample.1."""
+    parent, _, leaf = conv_name.rpartition(".")
+    return f"{parent}.{'1' if leaf == '0' else leaf.replace('conv', 'bn')}"
+
+
+def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1):
+    """Torch-Pruning's pruner for the lowest-L2 output channels of every conv group, `steps` steps on
+    the cubic ramp. Its dependency graph keeps coupled layers consistent (residual additions,
+    BatchNorm, downsample branches, the next layer's inputs). The head's output is never pruned.
+    Kept channels are rounded down to a multiple of round_to at every step, so the last step keeps
+    exactly the one-shot counts."""
     device = next(model.parameters()).device
     example = torch.zeros(1, num_frames, 3, image_size, image_size, device=device)
-    pruner = tp.pruner.BasePruner(
-        model, example, importance=tp.importance.MagnitudeImportance(p=2),
-        pruning_ratio=ratio, ignored_layers=[model.head], round_to=round_to if round_to > 1 else None)
+    return tp.pruner.BasePruner(
+        model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
+        iterative_steps=steps, iterative_pruning_ratio_scheduler=lambda r, n: [0.0] + sparsity_schedule(r, n),
+        ignored_layers=[model.head], round_to=round_to if round_to > 1 else None)
+
+
+def structured_physical(model, ratio, num_frames, image_size, round_to=1):
+    physical_pruner(model, ratio, num_frames, image_size, round_to).step()
+    return model
+
+
+def sparsity_schedule(ratio, steps):
+    """Zhu & Gupta (2017): after step k of n, sparsity ratio * (1 - (1 - k/n)^3). Fast at first, while
+    the network is redundant, then slowly, so the last steps leave fine-tuning little to repair."""
+    return [ratio * (1 - (1 - k / steps) ** 3) for k in range(1, steps + 1)]
+
+
+def apply(model, method, ratio, num_frames, image_size, round_to=1, scope="backbone"):
+    """Prune `model` in place to `ratio` in one step."""
+    pruner = Pruner(model, method, ratio, num_frames, image_size, round_to, scope)
     pruner.step()
     return model
 
 
-def apply(model, method, ratio, num_frames, image_size, round_to=1):
-    if method == "unstructured":
-        return unstructured(model, ratio)
-    if method == "structured":
-        return structured(model, ratio)
-    if method == "structured_physical":
-        return structured_physical(model, ratio, num_frames, image_size, round_to)
-    if method == "unstructured_random":
-        return unstructured(model, ratio, criterion=prune.RandomUnstructured)
-    if method == "structured_random":
-        return structured(model, ratio, random=True)
-    raise ValueError(f"unknown pruning method {method!r}; one of {METHODS + RANDOM_METHODS}")
+class Pruner:
+    """Prunes `model` in place to `ratio` in `steps` calls of step(): the one pruning entry point of
+    the experiment. steps=1 is one-shot pruning."""
+
+    def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
+                 remove_masks=False):
+        if method not in METHODS + RANDOM_METHODS:
+            raise ValueError(f"unknown pruning method {method!r}; one of {METHODS + RANDOM_METHODS}")
+        self.model, self.method, self.scope, self.remove_masks = model, method, scope, remove_masks
+        self.steps, self.done, self.sparsity_after_pruning = steps, 0, None
+        self.targets = sparsity_schedule(ratio, steps)
+        self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps)
+                              if method == "structured_physical" else None)
+
+    def step(self):
+        """Prune to the next sparsity of the schedule, among the weights or channels still there."""
+        target = self.targets[self.done]
+        self.model.to(memory_format=torch.contiguous_format)  # torch's pruning flattens with view()
+        refresh_masked_weights(self.model)  # rank by the weights as fine-tuned so far
+        if self.method == "structured_physical":
+            self.torch_pruning.step()
+        elif self.method == "unstructured":
+            unstructured(self.model, target, scope=self.scope)
+        elif self.method == "unstructured_random":
+            unstructured(self.model, target, criterion=prune.RandomUnstructured, scope=self.scope)
+        else:
+            structured(self.model, target, random=self.method == "structured_random")
+        if self.remove_masks:  # the reference's flaw: nothing holds the pruned weights at zero
+            make_permanent(self.model)
+        self.done += 1
+        if self.finished:  # before any fine-tuning at this sparsity: the masks must hold it
+            self.sparsity_after_pruning = metrics.sparsity(self.model)["sparsity"]
+
+    @property
+    def finished(self):
+        return self.done == self.steps
+
+
+def refresh_masked_weights(model):
+    """A masked module's `weight` is recomputed only on a forward pass; recompute it now."""
+    with torch.no_grad():
+        for m in model.modules():
+            for name in ("weight", "bias"):
+                if hasattr(m, name + "_mask"):
+                    setattr(m, name, getattr(m, name + "_orig") * getattr(m, name + "_mask"))
 
 
 def make_permanent(model):
-    """Fold every mask into its weight (zeros stay zeros) and drop the pruning hooks."""
+    """Fold every mask into its weight or bias (zeros stay zeros) and drop the pruning hooks."""
     for m in model.modules():
-        if hasattr(m, "weight_mask"):
-            prune.remove(m, "weight")
+        for name in ("weight", "bias"):
+            if hasattr(m, name + "_mask"):
+                prune.remove(m, name)
     return model

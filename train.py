@@ -82,39 +82,66 @@ def evaluate(model, loader, device, amp=False):
     return {**metrics.regression_metrics(predicted, target), "videos": len(target)}
 
 
-def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log=print, state_path=None,
-          amp=False, schedule="constant"):
-    """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
-    With state_path, everything needed to continue (weights, optimizer, history) is saved after
-    every epoch, and a run cut off mid-training continues from its last saved epoch; the shuffling
-    depends only on the sampler's seed and the epoch, so it continues exactly.
-    schedule "cosine" decays the learning rate to zero over the epochs (settles BatchNorm statistics
-    at the end of short, high-rate runs); "constant" keeps it, as the reference did.
-    Returns the history: train loss and val MAE per epoch, best epoch, seconds."""
-    model.to(device)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if dist.is_initialized() else model
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+def learning_rate_factor(schedule, progress, epochs):
+    """constant: the reference's; cosine: decays to zero over the epochs, step by step (progress is
+    in epochs), so the last steps barely move the weights and BatchNorm's running statistics settle
+    on them (a per-epoch cosine left 4 fine-tuning epochs' last epoch at 15% of the rate)."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown learning-rate schedule {schedule!r}: constant or cosine")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda e: 1.0 if schedule == "constant" else 0.5 * (1 + math.cos(math.pi * e / epochs)))
+    return 1.0 if schedule == "constant" else 0.5 * (1 + math.cos(math.pi * progress / epochs))
+
+
+def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log=print, state_path=None,
+          amp=False, schedule="constant", pruner=None, channels_last=False):
+    """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
+    pruner (prune_utils.Pruner): one pruning step at the start of each of the first pruner.steps
+    epochs, then the optimizer starts afresh (Torch-Pruning replaces the parameters). The best epoch
+    is chosen among the epochs after the last step only, so the model returned has the final sparsity;
+    the model right after the last step competes as well (best_epoch = that step's epoch - 1), so
+    fine-tuning never returns a model worse on validation than pruning alone left it.
+    With state_path, everything needed to continue (weights and masks, optimizer, history) is saved
+    after every epoch, and a run cut off mid-training continues from its last saved epoch: the
+    pruning steps already taken are replayed first (they fix the masks' and tensors' shapes; the
+    saved weights and masks then replace the replayed ones). The shuffling depends only on the
+    sampler's seed and the epoch, so it continues exactly.
+    channels_last: the memory format for training (faster convolutions on CPU and GPU), again after
+    every pruning step, since Torch-Pruning builds new tensors.
+    Returns the history: train loss and val MAE per epoch, best epoch, seconds."""
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    model.to(device, memory_format=layout)
     dtype = precision(device, amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.MSELoss()
     history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0,
                "train_seconds": 0.0, "data_wait_seconds": 0.0, "train_videos": 0}
-    best_mae, best_state, first_epoch = float("inf"), None, 1
+    best_mae, best_state, first_epoch, saved = float("inf"), None, 1, None
     if state_path and os.path.isfile(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_mae, best_state = state["history"], state["best_mae"], state["best_state"]
+        saved = torch.load(state_path, map_location=device, weights_only=True)
+        history, best_mae, best_state = saved["history"], saved["best_mae"], saved["best_state"]
         first_epoch = len(history["val_mae"]) + 1
+        while pruner is not None and pruner.done < min(pruner.steps, first_epoch - 1):
+            pruner.step()
+        model.to(device, memory_format=layout).load_state_dict(saved["model"])
         log(f"{desc}: continuing after epoch {first_epoch - 1} from {state_path}")
+
+    def fresh_optimizer():
+        """The optimizer (and DDP wrapper) for the parameters as they are from this epoch on."""
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+            if dist.is_initialized() else model
+        return net, torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    net, optimizer = fresh_optimizer()
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
     start = time.perf_counter() - history["seconds"]
     for epoch in range(first_epoch, epochs + 1):
+        if pruner is not None and not pruner.finished:
+            pruner.step()
+            model.to(device, memory_format=layout)
+            net, optimizer = fresh_optimizer()
+            best_mae, best_state = float("inf"), None  # earlier epochs had a lower sparsity
+            if pruner.finished:  # the model as pruned, before fine-tuning at the final sparsity, competes too
+                best_mae, best_state = evaluate(model, val_loader, device, amp)["mae"], copy.deepcopy(model.state_dict())
+                history["best_epoch"], history["val_mae_after_pruning"] = epoch - 1, best_mae
         net.train()
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
@@ -122,8 +149,10 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
                    disable=not is_main())
         epoch_start = ready = time.perf_counter()
-        for video, ef in bar:
+        for step, (video, ef) in enumerate(bar):
             history["data_wait_seconds"] += time.perf_counter() - ready  # the step waited for this batch
+            for group in optimizer.param_groups:
+                group["lr"] = lr * learning_rate_factor(schedule, epoch - 1 + step / len(train_loader), epochs)
             video, ef = video.to(device, non_blocking=True), ef.to(device, non_blocking=True)
             with autocast(device, dtype):
                 predicted = net(video)
@@ -137,7 +166,6 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
             history["train_videos"] += len(ef)
             ready = time.perf_counter()
         history["train_seconds"] += time.perf_counter() - epoch_start
-        scheduler.step()
         if dist.is_initialized():
             dist.all_reduce(total)
         val_mae = evaluate(model, val_loader, device, amp)["mae"]
@@ -149,11 +177,13 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
             best_state = copy.deepcopy(model.state_dict())
         history["seconds"] = time.perf_counter() - start
         if state_path and is_main():
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "history": history,
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
                          "best_mae": best_mae, "best_state": best_state}, state_path)
         barrier()
         log(f"{desc} epoch {epoch}/{epochs}: train MSE {train_mse:.2f}, val MAE {val_mae:.2f}")
+    while pruner is not None and not pruner.finished:  # no fine-tuning epochs: pruned all the same
+        pruner.step()
+        best_state = None
     if best_state is not None:
         model.load_state_dict(best_state)
     return history

@@ -8,9 +8,11 @@ import os
 import sys
 
 import matplotlib
+import matplotlib.colors
 
 matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -211,6 +213,37 @@ def onnx(results, models, figures_dir):
     return save(fig, figures_dir, "onnx")
 
 
+def sensitivity(results, models, figures_dir):
+    """Layers × ratios, one panel per criterion: how much the validation MAE rises when that layer
+    alone is pruned, with no fine-tuning (mean over seeds). The layers the model cannot lose stand out."""
+    if not results.get("sensitivity"):
+        return []
+    rows = pd.DataFrame(list(results["sensitivity"]))
+    criteria = {"l1_weights": "L1 weights (unstructured)", "l2_channels": "L2 channels (structured)"}
+    shown = [c for c in criteria if (rows.criterion == c).any()]
+    layers = list(dict.fromkeys(rows.layer))
+    table = rows.pivot_table(index=["criterion", "layer"], columns="ratio", values="val_mae_increase", aggfunc="mean")
+    # log colours: one layer (the stem) can cost 100x more than the rest, which must still read apart
+    norm = matplotlib.colors.LogNorm(vmin=0.1, vmax=max(float(table.to_numpy().max()), 1.0))
+    fig, axes = plt.subplots(1, len(shown), figsize=(2 * COLUMN_WIDTH, 0.5 + 0.16 * len(layers)), squeeze=False,
+                             sharey=True)
+    for ax, criterion in zip(axes[0], shown):
+        grid = table.loc[criterion].reindex(layers)  # the head has no channel row: left blank
+        image = ax.imshow(grid.clip(lower=0.1).to_numpy(), cmap="Reds", norm=norm, aspect="auto")
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=5,
+                        color="white" if value > norm.vmax ** 0.6 else "black")
+        ax.set_xticks(range(len(grid.columns)), [f"{r:g}" for r in grid.columns])
+        ax.set_yticks(range(len(layers)), layers, fontsize=5)
+        ax.set(xlabel="ratio of the layer pruned", title=criteria[criterion])
+        ax.grid(False)
+    fig.colorbar(image, ax=list(axes[0]), label="val MAE increase (EF points, log scale)", shrink=0.8)
+    base = rows.groupby("seed").dense_val_mae.first().mean()
+    fig.suptitle(f"one layer pruned alone, no fine-tuning (dense val MAE {base:.2f})", fontsize=8)
+    return save(fig, figures_dir, "sensitivity")
+
+
 # --- tables and summary ----------------------------------------------------------------------------
 
 def write_atomic(path, text):
@@ -220,7 +253,7 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
-AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
+AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
               "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", "latency_ms",
               "latency_speedup", "size_mb", "gzip_size_mb", "onnx_latency_ms", "onnx_latency_speedup",
               "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff"]
@@ -238,11 +271,16 @@ def by_ratio(models):
 
 def write_results(results, results_dir, figures=()):
     """results.json (everything), results.csv (one row per model and seed), results_by_ratio.csv
-    (mean ± std over seeds) and summary.md."""
+    (mean ± std over seeds), sensitivity.csv (one row per layer, criterion, ratio and seed) and
+    summary.md."""
     write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
-    rows = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in results["models"]])
+    rows = pd.DataFrame([{k: v for k, v in r.items() if k not in ("history", "test_errors")}
+                         for r in results["models"]])
     write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
     write_atomic(os.path.join(results_dir, "results_by_ratio.csv"), by_ratio(rows).to_csv(index=False))
+    if results.get("sensitivity"):
+        write_atomic(os.path.join(results_dir, "sensitivity.csv"),
+                     pd.DataFrame(results["sensitivity"]).to_csv(index=False))
     summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
     write_atomic(os.path.join(results_dir, "summary.md"), summary)
     return summary
@@ -262,19 +300,23 @@ def summary_markdown(results, figures=()):
              f"Latency: one video per call on {env['device']}, median of {results['config']['LATENCY_TIMED_RUNS']} "
              f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}; "
              f"ONNX Runtime with its CPU execution provider.\n",
-             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n"]
+             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
+             protocol_line(results["config"]),
+             "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
+             "interval over the test videos in brackets (one seed) or mean ± std over seeds.\n"]
+    models = with_interval_cells(models, seeds=models.seed.nunique())
     tables = [
         ("Table 1. Baseline", ["baseline"],
-         {"test_mae": "MAE", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
+         {"test_mae": "MAE", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
           "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
         ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
-          "test_mae": "MAE", "mae_increase_pct": "MAE +%", "compression_ratio": "Compression",
+          "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "compression_ratio": "Compression",
           "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
         ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
          ["structured", "structured_physical", "structured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
-          "mae_increase_pct": "MAE +%", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
+          "mae_diff_cell": "ΔMAE", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
           "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
           "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
     ]
@@ -285,7 +327,8 @@ def summary_markdown(results, figures=()):
                         "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
                         "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
     seeds = models.seed.nunique()
-    if seeds > 1:
+    if seeds > 1:  # the interval's width, as mean ± std over seeds
+        tables[0][2]["test_mae_ci"] = "MAE 95% interval width"
         lines.append(f"Each cell is the mean ± sample std over {seeds} seeds ({', '.join(map(str, models.seed.unique()))}).\n")
     for title, methods, columns in tables:
         rows = models[models.method.isin(methods)]
@@ -294,9 +337,95 @@ def summary_markdown(results, figures=()):
         table = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
         lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
     lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
+    lines += [p + "\n" for p in comparisons(models)]
+    lines += [p + "\n" for p in sensitivity_paragraph(results)]
     if figures:
         lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
     return "\n".join(lines)
+
+
+def protocol_line(cfg):
+    scope = ("backbone: every Conv2d, the regression head left dense" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
+             else "all: every Conv2d and Linear, the regression head included (the reference's unstructured scope)")
+    schedule = ("one-shot" if cfg.get("PRUNING_SCHEDULE", "oneshot") == "oneshot" else
+                f"gradual, cubic ramp over up to {cfg['PRUNING_STEPS']} steps at the start of fine-tuning epochs")
+    return (f"Pruning: scope {scope}; schedule {schedule}; every model fine-tuned {cfg['FINE_TUNE_EPOCHS']} epochs "
+            f"at lr {cfg['FINE_TUNE_LEARNING_RATE']:g} ({cfg['LR_SCHEDULE']}), masks held, best validation epoch "
+            f"at the final sparsity.\n")
+
+
+def with_interval_cells(models, seeds):
+    """Text cells for the tables: the MAE's and ΔMAE's 95% intervals (one seed), else numbers for mean ± std."""
+    models = models.copy()
+    if "mae_diff" not in models:
+        return models.assign(test_mae_ci="", mae_diff_cell=models.get("mae_increase_pct"))
+    if seeds > 1:
+        return models.assign(test_mae_ci=models.test_mae_ci_high - models.test_mae_ci_low, mae_diff_cell=models.mae_diff)
+    models["test_mae_ci"] = [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(models.test_mae_ci_low, models.test_mae_ci_high)]
+    models["mae_diff_cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                               for d, lo, hi in zip(models.mae_diff, models.mae_diff_ci_low, models.mae_diff_ci_high)]
+    return models
+
+
+PAIRS = [("unstructured", "unstructured_random"), ("structured", "structured_random"),
+         ("structured_physical", "structured"), ("structured_physical", "unstructured"), ("structured", "unstructured")]
+
+
+def comparisons(models, samples=2000):
+    """Which method is more accurate than which at the same ratio, claimed only beyond the noise.
+    Several seeds: the means differ by more than the two methods' std over seeds added (their error
+    bars do not overlap). One seed: the 95% paired bootstrap interval of the difference over the test
+    videos excludes zero (this covers the choice of test videos, not of training seed)."""
+    if "test_errors" not in models:
+        return []
+    names = {"unstructured": "unstructured", "structured": "structured (masks)",
+             "structured_physical": "structured (removed)", "unstructured_random": "random unstructured",
+             "structured_random": "random structured"}
+    seeds = models.seed.nunique()
+    better, unclear = [], []
+    for a, b in PAIRS:
+        for ratio in sorted(set(models[models.method == a].ratio) & set(models[models.method == b].ratio)):
+            rows_a = models[(models.method == a) & (models.ratio == ratio)].sort_values("seed")
+            rows_b = models[(models.method == b) & (models.ratio == ratio)].sort_values("seed")
+            if rows_a.test_mae.mean() > rows_b.test_mae.mean():  # name the more accurate one first
+                (a, rows_a), (b, rows_b) = (b, rows_b), (a, rows_a)
+            mean_a, mean_b = rows_a.test_mae.mean(), rows_b.test_mae.mean()
+            if seeds > 1:
+                clear = mean_b - mean_a > rows_a.test_mae.std() + rows_b.test_mae.std()
+                detail = f"{mean_a:.2f} ± {rows_a.test_mae.std():.2f} vs {mean_b:.2f} ± {rows_b.test_mae.std():.2f}"
+            else:
+                low, high = metrics.paired_difference_interval(rows_a.test_errors.iloc[0], rows_b.test_errors.iloc[0],
+                                                               samples)
+                clear = high < 0
+                detail = f"{mean_a:.2f} vs {mean_b:.2f}, difference 95% interval {low:+.2f} to {high:+.2f}"
+            text = f"{names[a]} {'over' if clear else 'and'} {names[b]} at {ratio:g} ({detail})"
+            (better if clear else unclear).append(text)
+    rule = (f"the means differ by more than the two std over {seeds} seeds added" if seeds > 1 else
+            "the 95% paired bootstrap interval of the difference excludes zero; one training seed, so this covers "
+            "the test videos, not the training seed: run several seeds (SEEDS) before concluding")
+    paragraphs = [f"**Comparisons at the same ratio** (a method is called better only where {rule}).",
+                  "More accurate beyond the noise: " + ("; ".join(better) if better else "none") + ".",
+                  "Not distinguishable from each other: " + ("; ".join(unclear) if unclear else "none") + "."]
+    return paragraphs
+
+
+def sensitivity_paragraph(results):
+    if not results.get("sensitivity"):
+        return []
+    rows = pd.DataFrame(list(results["sensitivity"]))
+    rows = rows.groupby(["criterion", "layer", "ratio"], sort=False).val_mae_increase.mean().reset_index()
+    top = rows[rows.ratio == rows.ratio.max()].sort_values("val_mae_increase", ascending=False)
+    parts = []
+    for criterion, label in (("l1_weights", "L1 weights"), ("l2_channels", "L2 channels")):
+        worst = top[top.criterion == criterion].head(3)
+        least = top[top.criterion == criterion].tail(3)
+        if worst.empty:
+            continue
+        parts.append(f"{label} at {top.ratio.iloc[0]:g}: most sensitive "
+                     + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in worst.itertuples())
+                     + "; least " + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in least.itertuples()))
+    return [f"**Layer sensitivity** (one layer pruned alone, no fine-tuning, validation MAE increase; "
+            f"results/sensitivity.csv, figures/sensitivity.png): " + "; ".join(parts) + "."]
 
 
 def pytorch_mode(models):
@@ -359,7 +488,7 @@ def method_paragraphs(models, mean_mae):
     return paragraphs
 
 
-FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx]
+FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity]
 
 
 def draw_all(results_dir, figures_dir):

@@ -11,6 +11,8 @@ def test_defaults_reproduce_the_reference():
     assert cfg.UNSTRUCTURED_PRUNING_RATIOS == [0.5, 0.8, 0.9]
     assert cfg.STRUCTURED_PRUNING_RATIOS == [0.3, 0.5, 0.7]
     assert not cfg.REMOVE_MASKS_BEFORE_FINE_TUNE
+    # the same layers for every method, the head left dense; one-shot pruning, as the reference
+    assert (cfg.PRUNING_SCOPE, cfg.PRUNING_SCHEDULE) == ("backbone", "oneshot")
 
 
 def test_overrides_by_dashed_name_with_lists_booleans_and_none():
@@ -34,6 +36,10 @@ def test_quick_preset_and_explicit_overrides_win():
     (["--num-epochs", "0"], "num-epochs must be at least 1"),
     (["--batch-size", "-4"], "batch-size must be at least 1"),
     (["--num-frames", "0"], "num-frames must be at least 1"),
+    (["--pruning-scope", "head"], "pruning-scope must be backbone or all"),
+    (["--pruning-schedule", "cubic"], "pruning-schedule must be oneshot or gradual"),
+    (["--pruning-steps", "0"], "pruning-steps must be at least 1"),
+    (["--sensitivity-ratios", "0.5,1"], "sensitivity-ratios must lie in"),
 ])
 def test_bad_overrides_are_clear_errors(argv, message):
     with pytest.raises(config.ConfigError, match=message):

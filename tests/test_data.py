@@ -46,6 +46,28 @@ def test_sample_data_is_deterministic(sample_root, tmp_path):
     assert again.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
 
 
+def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_path):
+    one = sample.create_sample_data(str(tmp_path), 8, 4, 4, seed=0, log=lambda *_: None, processes=1)
+    assert one.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
+    name = one.FileName[5] + ".avi"
+    assert open(tmp_path / "Videos" / name, "rb").read() == open(os.path.join(sample_root, "Videos", name), "rb").read()
+
+
+def test_sample_data_is_written_again_when_the_split_sizes_change(tmp_path, monkeypatch):
+    import config
+    import main
+    import torch
+    monkeypatch.chdir(tmp_path)
+    assert main.sample_counts("data/sample_echonet") is None
+    cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
+                       "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
+    splits, _, _ = main.load_data(cfg, torch.device("cpu"))
+    assert main.sample_counts("data/sample_echonet") == (3, 2, 2) and len(splits["val"]) == 2
+    cfg.NUM_VAL_VIDEOS = 4
+    splits, _, _ = main.load_data(cfg, torch.device("cpu"))
+    assert main.sample_counts("data/sample_echonet") == (3, 4, 2) and len(splits["val"]) == 4
+
+
 def test_sample_ef_is_drawn_like_echonet_and_low_ef_hearts_are_dilated():
     rng = np.random.default_rng(1)
     patients = [sample.draw_patient(rng) for _ in range(2000)]

@@ -94,3 +94,63 @@ def test_sample_data_is_generated_when_missing_at_the_default_location(tmp_path)
     assert "generating the built-in synthetic sample data" in result.stdout
     assert os.path.isfile(tmp_path / "data" / "sample_echonet" / "FileList.csv")
     assert len(pd.read_csv(tmp_path / "results" / "results.csv")) == 3
+
+
+def test_every_model_has_paired_intervals_and_the_head_stays_dense(tiny_run):
+    out, _ = tiny_run
+    results = json.load(open(out / "results" / "results.json"))
+    assert results["config"]["PRUNING_SCOPE"] == "backbone"
+    baseline = results["models"][0]
+    for record in results["models"]:
+        assert record["test_mae_ci_low"] <= record["test_mae"] <= record["test_mae_ci_high"]
+        assert record["mae_diff_ci_low"] <= record["mae_diff"] <= record["mae_diff_ci_high"]
+        assert record["mae_diff"] == pytest.approx(record["test_mae"] - baseline["test_mae"])
+        assert len(record["test_errors"]) == record["test_videos"] == 4
+        model, _ = load_checkpoint(record["checkpoint"])
+        assert bool((model.head.weight != 0).all()), record["name"]
+    csv = pd.read_csv(out / "results" / "results.csv")
+    assert {"mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "test_mae_ci_low"} <= set(csv.columns)
+    assert "test_errors" not in csv.columns
+    summary = open(out / "results" / "summary.md").read()
+    assert "scope backbone: every Conv2d, the regression head left dense" in summary
+    assert "Comparisons at the same ratio" in summary and "ΔMAE" in summary
+
+
+def test_layer_sensitivity_is_written_and_drawn(tiny_run):
+    out, result = tiny_run
+    rows = pd.read_csv(out / "results" / "sensitivity.csv")
+    assert len(rows) == 20 * 2 * 4 and set(rows.criterion) == {"l1_weights", "l2_channels"}
+    assert rows.val_mae.notna().all() and (rows.seed == 42).all()
+    assert os.path.getsize(out / "figures" / "sensitivity.png") > 10_000
+    assert "layer sensitivity (seed 42): 160 single-layer prunings evaluated on validation in" in result.stdout
+
+
+def test_the_reference_scope_prunes_the_head(sample_root, tmp_path):
+    result = run_main(*TINY, "--data-root", sample_root, "--pruning-scope", "all", "--structured-pruning-ratios",
+                      "0.5", "--unstructured-pruning-ratios", "0.9", "--physical-structured-pruning", "false",
+                      "--onnx-export", "false", "--draw-figures", "false", "--sensitivity", "false",
+                      "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.load(open(tmp_path / "results" / "results.json"))
+    unstructured = next(r for r in results["models"] if r["method"] == "unstructured")
+    model, _ = load_checkpoint(unstructured["checkpoint"])
+    assert int((model.head.weight == 0).sum()) > 0
+    assert unstructured["sparsity"] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_gradual_pruning_ends_at_the_ratio_in_a_run(sample_root, tmp_path):
+    result = run_main(*TINY, "--data-root", sample_root, "--pruning-schedule", "gradual", "--pruning-steps", "2",
+                      "--fine-tune-epochs", "2", "--unstructured-pruning-ratios", "0.8", "--onnx-export", "false",
+                      "--draw-figures", "false", "--sensitivity", "false", "--cache-dir", str(tmp_path / "cache"),
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.load(open(tmp_path / "results" / "results.json"))["models"]
+    baseline_params = records[0]["params"]
+    for record in records[1:]:
+        assert record["pruning_steps"] == 2 and len(record["history"]["val_mae"]) == 2
+        assert record["sparsity"] == pytest.approx(record["sparsity_before_fine_tune"], abs=1e-12)
+        model, _ = load_checkpoint(record["checkpoint"])
+        if record["method"] == "unstructured":
+            assert record["sparsity"] == pytest.approx(0.8, abs=1e-4)
+        if record["method"] == "structured_physical":
+            assert metrics.parameter_counts(model)[1] < 0.5 * baseline_params

@@ -65,7 +65,7 @@ def test_mean_predictor_uses_the_training_mean():
 
 
 def test_sparsity_and_parameter_counts_see_masked_weights():
-    model = prune_utils.unstructured(EFRegressionModel(), 0.5)
+    model = prune_utils.unstructured(EFRegressionModel(), 0.5, scope="all")
     s = metrics.sparsity(model)
     nonzero, total = metrics.parameter_counts(model)
     assert s["sparsity"] == pytest.approx(0.5, abs=1e-6)
@@ -99,3 +99,22 @@ def test_file_sizes_report_gzip_size(tmp_path):
     with open(path, "rb") as f:
         assert sizes["gzip_size_mb"] == pytest.approx(len(gzip.compress(f.read(), compresslevel=6)) / 1e6, rel=0.01)
     assert sizes["gzip_size_mb"] < 0.4 * sizes["size_mb"]
+
+
+def test_bootstrap_intervals_cover_the_mae_and_are_paired():
+    rng = torch.Generator().manual_seed(0)
+    errors = (3 * torch.randn(100, generator=rng)).tolist()
+    same = metrics.bootstrap_mae(errors, errors)
+    mae = sum(abs(e) for e in errors) / len(errors)
+    assert same["test_mae_ci_low"] < mae < same["test_mae_ci_high"]
+    assert same["mae_diff"] == 0 and same["mae_diff_ci_low"] == same["mae_diff_ci_high"] == 0
+    # a model 1 EF point worse on every video: the paired interval is exactly +1, however noisy the videos
+    worse = [e + (1 if e >= 0 else -1) for e in errors]
+    paired = metrics.bootstrap_mae(worse, errors)
+    assert paired["mae_diff"] == pytest.approx(1) and paired["mae_diff_ci_low"] == pytest.approx(1)
+    assert paired["mae_diff_ci_high"] == pytest.approx(1)
+    # more test videos, a narrower interval (about 1/sqrt(n))
+    many = metrics.bootstrap_mae(errors * 4)
+    assert many["test_mae_ci_high"] - many["test_mae_ci_low"] < 0.6 * (same["test_mae_ci_high"] - same["test_mae_ci_low"])
+    low, high = metrics.paired_difference_interval(worse, errors)
+    assert low == pytest.approx(1) and high == pytest.approx(1)

@@ -40,15 +40,94 @@ def zero_weights(model):
     return sum(int((w == 0).sum()) for _, w in metrics.prunable_weights(model))
 
 
+def backbone_weights(model):
+    return [w for name, w in metrics.prunable_weights(model) if name != "head"]
+
+
 @pytest.mark.parametrize("ratio", [0.5, 0.8, 0.9])
-def test_unstructured_prunes_exactly_the_ratio_of_all_conv_and_linear_weights(trained, ratio):
+def test_unstructured_prunes_exactly_the_ratio_of_all_conv_weights(trained, ratio):
     model = prune_utils.unstructured(copy.deepcopy(trained), ratio)
-    total = sum(w.numel() for _, w in metrics.prunable_weights(model))
+    total = sum(w.numel() for w in backbone_weights(model))
     assert zero_weights(model) == round(ratio * total)
     # global: the surviving weights are the largest in magnitude across all layers
-    kept = torch.cat([w[w != 0].abs() for _, w in metrics.prunable_weights(model)])
-    dense = torch.cat([w.flatten().abs() for _, w in metrics.prunable_weights(trained)])
+    kept = torch.cat([w[w != 0].abs() for w in backbone_weights(model)])
+    dense = torch.cat([w.flatten().abs() for w in backbone_weights(trained)])
     assert kept.min() >= dense.kthvalue(round(ratio * total)).values
+
+
+@pytest.mark.parametrize("method", prune_utils.METHODS + prune_utils.RANDOM_METHODS)
+@pytest.mark.parametrize("schedule_steps", [1, 3])
+def test_no_method_touches_the_regression_head(trained, method, schedule_steps):
+    """The same layers for every method: the head stays dense, one-shot or gradual."""
+    model = copy.deepcopy(trained)
+    pruner = prune_utils.Pruner(model, method, 0.9 if "unstructured" in method else 0.5, FRAMES, SIZE,
+                                steps=schedule_steps)
+    while not pruner.finished:
+        pruner.step()
+    prune_utils.make_permanent(model)
+    head, dense = model.head.weight.detach()[0], trained.head.weight.detach()[0]
+    assert bool((head != 0).all()) and model.head.out_features == 1
+    if method == "structured_physical":   # the removed layer4 channels take their head inputs with them
+        assert len(head) < len(dense) and bool(torch.isin(head, dense).all())
+    else:
+        assert torch.equal(head, dense)
+        assert zero_weights(model) > 0
+
+
+def test_the_reference_scope_prunes_the_head_too(trained):
+    model = prune_utils.apply(copy.deepcopy(trained), "unstructured", 0.9, FRAMES, SIZE, scope="all")
+    total = sum(w.numel() for _, w in metrics.prunable_weights(model))
+    assert zero_weights(model) == round(0.9 * total)
+    assert int((model.head.weight == 0).sum()) > 0
+
+
+def test_gradual_schedule_is_cubic_and_ends_at_the_ratio():
+    assert prune_utils.sparsity_schedule(0.8, 1) == [0.8]
+    steps = prune_utils.sparsity_schedule(0.8, 4)
+    assert steps[-1] == pytest.approx(0.8) and steps == sorted(steps)
+    assert steps[0] == pytest.approx(0.8 * (1 - 0.75 ** 3))
+    gains = [b - a for a, b in zip([0.0] + steps, steps)]
+    assert gains == sorted(gains, reverse=True)   # most pruning first (Zhu & Gupta 2017)
+
+
+@pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.7), ("unstructured_random", 0.8),
+                                           ("structured_random", 0.5)])
+def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zeros(trained, method, ratio):
+    """Fine-tuned between steps, as in main.py; each step prunes only among the weights still there."""
+    model = copy.deepcopy(trained)
+    pruner = prune_utils.Pruner(model, method, ratio, FRAMES, SIZE, steps=3)
+    zeros_before = None
+    for target in prune_utils.sparsity_schedule(ratio, 3):
+        pruner.step()
+        masks = {name: m.weight_mask.clone() for name, m in model.named_modules() if hasattr(m, "weight_mask")}
+        if zeros_before is not None:   # once pruned, always pruned
+            assert all(bool((masks[n][zeros_before[n] == 0] == 0).all()) for n in masks)
+        zeros_before = masks
+        layers = [m for _, m in prune_utils.prunable_layers(model)]
+        if method.startswith("unstructured"):
+            total = sum(m.weight.numel() for m in layers)
+            assert sum(int((m.weight_mask == 0).sum()) for m in layers) == round(target * total)
+        else:
+            for m in layers:
+                assert prune_utils.pruned_so_far(m, dim=0) == round(target * m.out_channels)
+        fine_tune(model)
+    prune_utils.make_permanent(model)
+    one_shot = prune_utils.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
+    assert zero_weights(model) == zero_weights(one_shot)
+    assert pruner.sparsity_after_pruning == pytest.approx(metrics.sparsity(model)["sparsity"], abs=1e-12)
+
+
+def test_gradual_physical_pruning_ends_with_the_one_shot_channel_counts(trained):
+    model = copy.deepcopy(trained)
+    pruner = prune_utils.Pruner(model, "structured_physical", 0.5, FRAMES, SIZE, round_to=8, steps=3)
+    widths = []
+    for _ in range(3):
+        pruner.step()
+        widths.append(model.backbone.conv1.out_channels)
+        fine_tune(model)
+    one_shot = prune_utils.structured_physical(copy.deepcopy(trained), 0.5, FRAMES, SIZE, round_to=8)
+    assert widths[0] > widths[1] >= widths[2] and widths[0] < 64
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in one_shot.state_dict().items()}
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
@@ -77,7 +156,7 @@ def test_removing_masks_before_fine_tuning_lets_weights_regrow(trained):
     """The reference's flaw, reproduced by REMOVE_MASKS_BEFORE_FINE_TUNE. (At 64x64 every 3x3 tap of
     layer4 sees data; at 32x32 its maps are 1x1 and most taps get no gradient at all.)"""
     model = prune_utils.make_permanent(prune_utils.unstructured(copy.deepcopy(trained), 0.9))
-    assert metrics.sparsity(model)["sparsity"] == pytest.approx(0.9, abs=1e-6)
+    assert metrics.sparsity(model)["sparsity"] == pytest.approx(0.9, abs=1e-4)  # the head (512) is dense
     fine_tune(model, size=64)
     assert metrics.sparsity(model)["sparsity"] < 0.05   # 0.9 collapses to nearly dense
 
@@ -153,3 +232,22 @@ def test_physical_pruning_can_round_kept_channels_for_fast_kernels(trained):
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.out_channels % 8 == 0 for m in convs)
     assert model.backbone.conv1.out_channels == 40   # 64 * 0.7 = 44.8, rounded down to a multiple of 8
+
+
+@pytest.mark.parametrize("method", ["structured", "structured_random"])
+def test_a_masked_channel_is_gone_in_its_batchnorm_too_in_training_and_in_eval(trained, method):
+    """As when removed: the channel's BatchNorm adds no bias, and eval mode gives what training does."""
+    model = prune_utils.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE)
+    fine_tune(model)
+    prune_utils.make_permanent(model)
+    conv, bn = model.backbone.layer2[0].conv1, model.backbone.layer2[0].bn1
+    dead = (conv.weight.flatten(1) == 0).all(1)
+    assert int(dead.sum()) == 64 and bool((bn.weight[dead] == 0).all() and (bn.bias[dead] == 0).all())
+    assert bool((bn.weight[~dead] != 0).all())
+    outputs = {}
+    hook = bn.register_forward_hook(lambda m, i, o: outputs.__setitem__(m.training, o.detach()))
+    video = torch.randn(2, FRAMES, 3, SIZE, SIZE)
+    model.train()(video), model.eval()(video)
+    hook.remove()
+    for training in (True, False):
+        assert bool((outputs[training][:, dead] == 0).all())

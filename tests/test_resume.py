@@ -1,5 +1,6 @@
 """A run can be killed at any moment and continued; bad input stops it clearly or is skipped and
 recorded; several seeds are aggregated; the same seed gives the same numbers."""
+import copy
 import json
 import os
 import re
@@ -87,6 +88,41 @@ def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path, sc
     assert "continuing after epoch 2" in messages[0] and len(history["val_mae"]) == 3
     for a, b in zip(uninterrupted.state_dict().values(), continued.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["unstructured", "structured_physical"])
+def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, method):
+    """Killed after epoch 2 of 4 (two of three pruning steps taken), the continued fine-tuning replays
+    the steps, restores weights and masks, and ends where an uninterrupted one does."""
+    import prune_utils
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
+    sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1)
+    loaders = DataLoader(data, batch_size=4, sampler=sampler), DataLoader(data, batch_size=4)
+    torch.manual_seed(0)
+    baseline = EFRegressionModel(55.0)
+    cpu = torch.device("cpu")
+
+    def fine_tune(log, state_path=None):
+        model = copy.deepcopy(baseline)
+        pruner = prune_utils.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=3)
+        train.train(model, *loaders, epochs=4, lr=1e-3, device=cpu, log=log, state_path=state_path,
+                    schedule="cosine", pruner=pruner)
+        return prune_utils.make_permanent(model)
+
+    uninterrupted = fine_tune(lambda *_: None)
+
+    def killed_after_epoch_2(message):
+        if "epoch 2/4" in message:
+            raise KeyboardInterrupt
+    state = str(tmp_path / "state.pt")
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(killed_after_epoch_2, state)
+    messages = []
+    continued = fine_tune(messages.append, state)
+    assert "continuing after epoch 2" in messages[0]
+    for (name, a), (_, b) in zip(uninterrupted.state_dict().items(), continued.state_dict().items()):
+        assert torch.equal(a, b), name
 
 
 def test_a_changed_configuration_stops_and_damages_nothing(sample_root, tiny_run, tmp_path):

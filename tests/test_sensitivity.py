@@ -1,0 +1,62 @@
+"""Layer sensitivity: every prunable layer pruned alone, by each criterion, at each ratio, without
+fine-tuning, on the validation split; the model is left as it was."""
+import copy
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import metrics
+import prune_utils
+import sensitivity
+import train
+from model import EFRegressionModel
+
+
+@pytest.fixture(scope="module")
+def model_and_loader():
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(6, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(6, generator=g))
+    loader = DataLoader(data, batch_size=3)
+    torch.manual_seed(0)
+    model = EFRegressionModel(55.0)
+    train.train(model, loader, loader, epochs=1, lr=1e-3, device=torch.device("cpu"), log=lambda *_: None)
+    return model, loader
+
+
+def test_the_grid_covers_every_layer_criterion_and_ratio_and_leaves_the_model_unchanged(model_and_loader):
+    model, loader = model_and_loader
+    before = copy.deepcopy(model.state_dict())
+    dense, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5, 0.9])
+    convs = [name.replace("backbone.", "") for name, _ in prune_utils.prunable_layers(model)]
+    assert len(convs) == 20 and "head" not in convs
+    assert len(rows) == 20 * 2 * 2
+    assert {(r["layer"], r["criterion"], r["ratio"]) for r in rows} == {
+        (layer, criterion, ratio) for layer in convs for criterion in sensitivity.CRITERIA for ratio in (0.5, 0.9)}
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert dense == pytest.approx(train.evaluate(model, loader, torch.device("cpu"))["mae"])
+    for r in rows:
+        assert r["val_mae_increase"] == pytest.approx(r["val_mae"] - dense)
+    # pruning a whole layer's channels away moves the prediction; the same layer at 0.5 moves it less
+    stem = {(r["criterion"], r["ratio"]): r["val_mae"] for r in rows if r["layer"] == "conv1"}
+    assert stem[("l2_channels", 0.9)] != pytest.approx(dense)
+
+
+def test_each_row_is_the_model_with_that_one_layer_pruned(model_and_loader):
+    model, loader = model_and_loader
+    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.7])
+    row = next(r for r in rows if r["layer"] == "layer3.1.conv2" and r["criterion"] == "l1_weights")
+    pruned = copy.deepcopy(model)
+    layer = pruned.backbone.layer3[1].conv2
+    torch.nn.utils.prune.l1_unstructured(layer, "weight", amount=0.7)
+    assert int((layer.weight == 0).sum()) == round(0.7 * layer.weight.numel())
+    assert row["val_mae"] == pytest.approx(train.evaluate(pruned, loader, torch.device("cpu"))["mae"])
+
+
+def test_the_reference_scope_adds_the_head_with_the_weight_criterion_only(model_and_loader):
+    model, loader = model_and_loader
+    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5], scope="all")
+    head = [r for r in rows if r["layer"] == "head"]
+    assert [r["criterion"] for r in head] == ["l1_weights"]
+    assert metrics.sparsity(model)["sparsity"] == 0
