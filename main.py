@@ -305,7 +305,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
                   pruner)
     prune_utils.make_permanent(model)
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
-              "val_mae": min(history["val_mae"], default=None), "test_mae_before_fine_tune": mae_before,
+              "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), sample_videos, state)

@@ -184,6 +184,7 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     while pruner is not None and not pruner.finished:  # no fine-tuning epochs: pruned all the same
         pruner.step()
         best_state = None
+    history["best_val_mae"] = best_mae if best_state is not None else None
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
