@@ -159,7 +159,7 @@ def measure(model, cfg, device, checkpoint, sample_videos):
     sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
     record.update(sizes[0])
     if cfg.ONNX_EXPORT:
-        record.update({"onnx_size_mb": sizes[1]["size_mb"], "onnx_gzip_size_mb": sizes[1]["gzip_size_mb"]})
+        record.update(metrics.onnx_size_fields(sizes[1]))
     return record
 
 

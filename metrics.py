@@ -30,24 +30,27 @@ def bootstrap_mae(errors, baseline_errors=None, samples=2000, seed=0):
     (the same resampled videos for both models), of its difference to the baseline's MAE. The same
     resamples for every model (fixed seed), so the intervals of one run are comparable."""
     errors = np.abs(np.asarray(errors, dtype=np.float64))
-    videos = np.random.default_rng(seed).integers(0, len(errors), size=(samples, len(errors)))
-    mae = errors[videos].mean(1)
-    result = {"test_mae_ci_low": float(np.percentile(mae, 2.5)), "test_mae_ci_high": float(np.percentile(mae, 97.5))}
+    low, high = interval(errors, samples, seed)
+    result = {"test_mae_ci_low": low, "test_mae_ci_high": high}
     if baseline_errors is not None:
-        baseline = np.abs(np.asarray(baseline_errors, dtype=np.float64))
-        difference = mae - baseline[videos].mean(1)
-        result.update({"mae_diff": float(errors.mean() - baseline.mean()),
-                       "mae_diff_ci_low": float(np.percentile(difference, 2.5)),
-                       "mae_diff_ci_high": float(np.percentile(difference, 97.5))})
+        difference = errors - np.abs(np.asarray(baseline_errors, dtype=np.float64))
+        low, high = interval(difference, samples, seed)
+        result.update({"mae_diff": float(difference.mean()), "mae_diff_ci_low": low, "mae_diff_ci_high": high})
     return result
+
+
+def interval(values, samples=2000, seed=0):
+    """95% percentile bootstrap interval of the mean of per-video values (videos resampled with
+    replacement; the same resamples for every call with the same seed and count, hence paired)."""
+    videos = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    means = np.asarray(values)[videos].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def paired_difference_interval(errors_a, errors_b, samples=2000, seed=0):
     """95% percentile bootstrap interval of MAE(a) - MAE(b) over the same resampled test videos."""
-    difference = np.abs(np.asarray(errors_a, dtype=np.float64)) - np.abs(np.asarray(errors_b, dtype=np.float64))
-    videos = np.random.default_rng(seed).integers(0, len(difference), size=(samples, len(difference)))
-    means = difference[videos].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return interval(np.abs(np.asarray(errors_a, dtype=np.float64)) - np.abs(np.asarray(errors_b, dtype=np.float64)),
+                    samples, seed)
 
 
 def mean_predictor_mae(train_efs, test_efs):
@@ -191,11 +194,11 @@ def onnx_metrics(model, path, videos, warmup=5, runs=20, sizes=True):
     median, p90 = time_runs(lambda: session.run(None, {"video": one}), warmup, runs)
     result = {"onnx_latency_ms": median, "onnx_latency_p90_ms": p90, "onnx_threads": torch.get_num_threads(),
               "onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_path": path}
-    return {**result, **onnx_sizes(path)} if sizes else result
+    return {**result, **onnx_size_fields(file_sizes(path))} if sizes else result
 
 
-def onnx_sizes(path):
-    sizes = file_sizes(path)
+def onnx_size_fields(sizes):
+    """file_sizes of an ONNX file, under the names the records use."""
     return {"onnx_size_mb": sizes["size_mb"], "onnx_gzip_size_mb": sizes["gzip_size_mb"]}
 
 
