@@ -103,9 +103,13 @@ def bench_data(cfg, device):
 
 
 def main(argv):
-    if "--data" in argv:
-        argv = [a for a in argv if a != "--data"]
-        cfg = config.load(argv)
+    p = config.parser(__doc__)
+    p.add_argument("--data", action="store_true", help="benchmark the data pipeline instead of the models")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="passes; each cell is the median over them")
+    cfg = config.load(argv, p)
+    if cfg.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if cfg.data:
         device = train.pick_device(cfg.DEVICE)
         table = bench_data(cfg, device)
         print(f"data pipeline on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, "
@@ -113,15 +117,6 @@ def main(argv):
               f"precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}")
         print(table.to_markdown(index=False, floatfmt=".3g"))
         return table
-    repeat = 1
-    if "--repeat" in argv:
-        i = argv.index("--repeat")
-        try:
-            repeat = int(argv[i + 1])
-        except (IndexError, ValueError):
-            raise config.ConfigError("--repeat needs a number of passes, e.g. --repeat 3") from None
-        argv = argv[:i] + argv[i + 2:]
-    cfg = config.load(argv)
     device = train.pick_device(cfg.DEVICE)
     steady = device.type == "cpu" and metrics.steady_cpu_allocator()
     use_onnx = metrics.onnx_available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
@@ -131,11 +126,11 @@ def main(argv):
     variants = pruned_variants(cfg)  # pruned once; only the timing is repeated
     with tempfile.TemporaryDirectory() as onnx_dir:
         passes = [bench(cfg, device, variants, onnx_dir if use_onnx else None, compiled=compile_error is None)
-                  for _ in range(repeat)]
+                  for _ in range(cfg.repeat)]
     # A shared machine has slow spells; the median over whole passes keeps one from deciding a ratio.
     table = pd.concat(passes).groupby(["method", "ratio"], sort=False, as_index=False).median(numeric_only=True)
     table = table.astype({c: t for c, t in passes[0].dtypes.items() if c in table and pd.api.types.is_integer_dtype(t)})
-    print(f"{repeat} pass(es), the median of each cell over them; "
+    print(f"{cfg.repeat} pass(es), the median of each cell over them; "
           f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
           f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}, "
           f"PyTorch precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}, "
@@ -151,7 +146,7 @@ def main(argv):
     if len(runtimes) > 2:
         print("\nspeedup by runtime (PyTorch eager, PyTorch compiled, ONNX Runtime CPU):")
         print(table[["method", "ratio"] + runtimes].to_markdown(index=False, floatfmt=".3g"))
-    if repeat > 1 and "onnx_vs_eager" in table:
+    if cfg.repeat > 1 and "onnx_vs_eager" in table:
         spread = pd.concat(passes).groupby(["method", "ratio"], sort=False)[
             [c for c in ("onnx_vs_eager", "onnx_vs_compiled") if c in table]].agg(["min", "max"])
         spread.columns = [f"{name} {stat}" for name, stat in spread.columns]

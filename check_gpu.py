@@ -1,4 +1,5 @@
 """What to know before a long run: torch/CUDA versions, devices, memory, and a tiny timed matmul."""
+import argparse
 import platform
 import time
 
@@ -42,4 +43,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()  # no options; --help says what this is
     main()

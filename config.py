@@ -1,12 +1,19 @@
 """All constants of the experiment. Defaults reproduce the reference configuration.
 
-Override any constant from the command line by its lower-case, dashed name:
+Every constant but the internal SAMPLE_DATA_ROOT, FRESH and NOT_RESULTS is a command-line option of
+every script, by its lower-case, dashed name (argparse; `python main.py --help` lists them by section,
+with this file's comments as help, their defaults and their --quick values):
     python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
 Lists are comma-separated; booleans take true/false; None is written `none`.
-`--quick` applies the QUICK preset (a laptop CPU run); explicit overrides win over it.
+`--quick` applies the QUICK preset (a laptop CPU run); explicit options win over it.
 `--fresh` archives earlier results and checkpoints and starts again.
+A script with options of its own adds them to `parser(__doc__)` and passes that to `load`.
 """
+import argparse
+import re
 import sys
+import textwrap
+import tokenize
 from types import SimpleNamespace
 
 # --- data -------------------------------------------------------------------
@@ -19,20 +26,20 @@ IMAGE_SIZE = 112                          # EchoNet-Dynamic's native size
 # Evaluation is cheap next to training: 100 test videos put a 95% interval of about +-0.5 EF points
 # on a model's MAE (20 gave +-1, wider than most differences between the methods).
 NUM_TRAIN_VIDEOS = 100
-NUM_VAL_VIDEOS = 60
-NUM_TEST_VIDEOS = 100
+NUM_VAL_VIDEOS = 60       # validation videos (split counts, above)
+NUM_TEST_VIDEOS = 100     # test videos (split counts, above)
 CACHE_FRAMES = True       # decode each video once into CACHE_DIR (uint8 clips), not every epoch
-CACHE_DIR = "cache"
+CACHE_DIR = "cache"       # where CACHE_FRAMES keeps the decoded clips
 SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (counted, named); False: stop
 NUM_WORKERS = None        # DataLoader worker processes; None: up to 8 on CUDA, 0 (main process) on CPU
 
 # --- model and training -----------------------------------------------------
 PRETRAINED = True         # ImageNet weights through torchvision; falls back to random init offline
 PRETRAINED_PATH = None    # a local ResNet-18 state_dict file, used instead of the download
-BATCH_SIZE = 16
-NUM_EPOCHS = 50
-LEARNING_RATE = 1e-4
-LR_SCHEDULE = "constant"  # or "cosine": decay to zero over the epochs (baseline and fine-tuning)
+BATCH_SIZE = 16           # videos per batch, training and evaluation
+NUM_EPOCHS = 50           # epochs of baseline training
+LEARNING_RATE = 1e-4      # Adam's learning rate for the baseline
+LR_SCHEDULE = "constant"  # "constant", or "cosine": decay to zero over the epochs (baseline and fine-tuning)
 SEED = 42                 # the data: sample generation and a split without a Split column
 SEEDS = [42]              # training: every model is trained and pruned once per seed
 DEVICE = "auto"           # auto: cuda when available, else cpu
@@ -40,7 +47,7 @@ DEVICE = "auto"           # auto: cuda when available, else cpu
 # GPU supports it, else fp16 with a gradient scaler; latency is measured in the same precision) and
 # cuDNN autotuning. CHANNELS_LAST (below) applies to training on every device as well as to latency.
 AMP = True
-CUDNN_BENCHMARK = True
+CUDNN_BENCHMARK = True    # cuDNN autotuning, CUDA only (see AMP)
 
 # --- pruning ----------------------------------------------------------------
 # The layers every method prunes. "backbone": every Conv2d, the regression head left dense (the
@@ -52,15 +59,15 @@ PRUNING_SCOPE = "backbone"
 # (at most FINE_TUNE_EPOCHS), the same total fine-tuning epochs; Torch-Pruning's iterative steps
 # for structured_physical.
 PRUNING_SCHEDULE = "oneshot"
-PRUNING_STEPS = 3
-UNSTRUCTURED_PRUNING_RATIOS = [0.5, 0.8, 0.9]
-STRUCTURED_PRUNING_RATIOS = [0.3, 0.5, 0.7]
+PRUNING_STEPS = 3         # steps of the gradual schedule
+UNSTRUCTURED_PRUNING_RATIOS = [0.5, 0.8, 0.9]  # fractions of weights zeroed (global L1 magnitude)
+STRUCTURED_PRUNING_RATIOS = [0.3, 0.5, 0.7]    # fractions of each Conv2d's output channels (L2 norm)
 PHYSICAL_STRUCTURED_PRUNING = True  # also remove the channels with Torch-Pruning (structured_physical)
 # Channels kept by structured_physical are rounded to a multiple of this: CPU kernels (oneDNN, ONNX
 # Runtime's MLAS) run odd channel counts far slower. 1 keeps the exact ratio.
 PHYSICAL_ROUND_TO = 8
-FINE_TUNE_EPOCHS = 2
-FINE_TUNE_LEARNING_RATE = 1e-5
+FINE_TUNE_EPOCHS = 2      # epochs of fine-tuning after pruning, every method alike
+FINE_TUNE_LEARNING_RATE = 1e-5  # Adam's learning rate for fine-tuning
 # True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
 REMOVE_MASKS_BEFORE_FINE_TUNE = False
 RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random at the same ratios
@@ -68,23 +75,31 @@ RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
 # ratios and measure validation MAE without fine-tuning (results/sensitivity.csv, a heatmap).
 SENSITIVITY = True
-SENSITIVITY_RATIOS = [0.3, 0.5, 0.7, 0.9]
+SENSITIVITY_RATIOS = [0.3, 0.5, 0.7, 0.9]  # the ratios each layer is pruned to, alone
 
 # --- measurement ------------------------------------------------------------
 BOOTSTRAP_SAMPLES = 2000  # resamples of the test videos for the 95% intervals of MAE and its change
-LATENCY_WARMUP_RUNS = 5
-LATENCY_TIMED_RUNS = 20
+LATENCY_WARMUP_RUNS = 5   # untimed runs before the latency is timed
+LATENCY_TIMED_RUNS = 20   # timed runs of one video; median and p90 reported
 CHANNELS_LAST = True      # memory format for training and latency, the same for every model (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
 # than eagerly. Eager PyTorch runs each BatchNorm and ReLU as its own pass, which costs pruned models
 # relatively more, so its speedups come out below ONNX Runtime's (README, "ONNX Runtime").
 LATENCY_COMPILE = False
 ONNX_EXPORT = None        # export every model to ONNX and time it in ONNX Runtime; None: when installed
+# INT8 beside pruning: every model's ONNX file statically quantized by ONNX Runtime (QDQ, per-channel
+# int8 weights, uint8 activations), calibrated on training videos only, and measured like FP32 (test
+# MAE through ONNX Runtime, latency, size). Settings chosen on the validation split (README, "INT8").
+INT8 = None               # quantize every model to INT8; None: when ONNX_EXPORT is on
+INT8_CALIBRATION_VIDEOS = 64        # training videos the activation ranges are calibrated on
+INT8_CALIBRATION_METHOD = "minmax"  # "minmax", "entropy" or "percentile"
+INT8_REDUCE_RANGE = True  # 7-bit weights: without VNNI, x86 int8 kernels saturate on 8-bit products
+INT8_KEEP_FP32 = ["head"]  # parts left in FP32: "head" (frame mean and EF output), "first_conv"
 
 # --- output -----------------------------------------------------------------
-RESULTS_DIR = "results"
-CHECKPOINT_DIR = "checkpoints"
-FIGURES_DIR = "figures"
+RESULTS_DIR = "results"   # results.json, the CSV tables and summary.md
+CHECKPOINT_DIR = "checkpoints"  # model checkpoints, one folder per seed
+FIGURES_DIR = "figures"   # figures as PNG and PDF
 DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # A run started again with the same configuration continues: finished models are reused and a
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
@@ -120,72 +135,127 @@ def defaults():
     return {k: v for k, v in vars(sys.modules[__name__]).items() if k.isupper() and k != "QUICK"}
 
 
-def _parse_value(name, text, default):
-    def scalar(t, like):
+def _dashed(name):
+    return name.lower().replace("_", "-")
+
+
+def _sections():
+    """[(heading, [(NAME, help)])] read from this file's source, so the help has no second copy to keep in
+    step: a constant's help is its trailing comment, else the comment block right above it."""
+    sections, block, trailing = [], [], {}
+    with open(__file__) as f:
+        tokens = list(tokenize.generate_tokens(f.readline))
+    for tok in tokens:  # comments after code on the same line, by line number
+        if tok.type == tokenize.COMMENT and tok.line[:tok.start[1]].strip():
+            trailing[tok.start[0]] = tok.string.lstrip("#").strip()
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT and tok.start[1] == 0:
+            heading = re.fullmatch(r"# --- (.+?) -*", tok.string)
+            if heading:
+                sections.append((heading[1], []))
+            else:
+                block.append(tok.string.lstrip("#").strip())
+        elif tok.type == tokenize.NL and not tok.line.strip():  # a blank line ends a comment block
+            block = []
+        elif tok.type == tokenize.NAME and tok.start[1] == 0:
+            if sections and tok.string.isupper() and tok.string != "QUICK":
+                sections[-1][1].append((tok.string, trailing.get(tok.start[0]) or " ".join(block)))
+            block = []
+    return sections
+
+
+def _show(value):
+    """A value as it is written on the command line."""
+    if isinstance(value, list):
+        return ",".join(map(_show, value))
+    return str(value).lower() if value is None or isinstance(value, bool) else str(value)
+
+
+def _type(default):
+    """The argparse type of a constant, from its default (a list: comma-separated, its first element's type);
+    its __name__ is the type that argparse's error message names."""
+    like = (default or [0.0])[0] if isinstance(default, list) else default
+
+    def scalar(t):
         t = t.strip()
-        if t.lower() == "none":
-            return None
         if isinstance(like, bool):
             if t.lower() in ("true", "1", "yes", "on"):
                 return True
             if t.lower() in ("false", "0", "no", "off"):
                 return False
-            raise ValueError("expected true or false")
-        if isinstance(like, int):
-            return int(t)
-        if isinstance(like, float):
-            return float(t)
-        if like is None:  # a constant whose default is None: read the most specific type that fits
-            for kind in (int, float):
-                try:
-                    return kind(t)
-                except ValueError:
-                    pass
-            return {"true": True, "false": False}.get(t.lower(), t)
-        return t
-    try:
-        if isinstance(default, list):
-            like = default[0] if default else 0.0
-            return [scalar(t, like) for t in text.split(",") if t.strip()]
-        return scalar(text, default)
-    except ValueError as e:
-        raise ConfigError(f"--{_dashed(name)} {text!r}: {e}") from None
+            raise ValueError(t)
+        if like is not None:
+            return type(like)(t)
+        if t.lower() == "none":  # only a constant whose default is None takes none
+            return None
+        for kind in (int, float):  # the most specific type that fits
+            try:
+                return kind(t)
+            except ValueError:
+                pass
+        return {"true": True, "false": False}.get(t.lower(), t)
+
+    def convert(text):
+        return [scalar(t) for t in text.split(",") if t.strip()] if isinstance(default, list) else scalar(text)
+    name = "value" if like is None else type(like).__name__
+    convert.__name__ = f"comma-separated {name} list" if isinstance(default, list) else name
+    return convert
 
 
-def _dashed(name):
-    return name.lower().replace("_", "-")
+def _metavar(default):
+    like = default[0] if isinstance(default, list) and default else default
+    name = {bool: "BOOL", int: "N", float: "X", str: "TEXT"}.get(type(like), "VALUE")
+    return f"{name},..." if isinstance(default, list) else name
 
 
-def load(argv=()):
-    """Defaults, then the --quick preset, then explicit `--name value` overrides."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):  # a script's docstring keeps its layout
+    def _split_lines(self, text, width):  # and --option-names are not broken at their dashes
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def parser(description=None):
+    """An argparse parser with --quick, --fresh and every constant as --lower-dashed-name, grouped by this
+    file's section headings. A script adds its own arguments to it and passes it to load()."""
+    p = argparse.ArgumentParser(description=description, formatter_class=_Formatter,
+                                usage="%(prog)s [-h] [--quick] [--fresh] [--option VALUE ...]",  # not every option
+                                allow_abbrev=False,  # --num-epoch must not quietly mean --num-epochs
+                                epilog="Lists are comma-separated; booleans take true/false (or yes/no, 1/0, on/off);\n"
+                                       "none is None. Explicit options win over --quick.")
+    p.add_argument("--quick", action="store_true",
+                   help="the laptop-CPU preset: a smaller input, a shorter schedule (the --quick values below)")
+    p.add_argument("--fresh", dest="FRESH", action="store_true", default=argparse.SUPPRESS,
+                   help="archive the earlier results and checkpoints and start again")
     values = defaults()
-    argv = list(argv)
-    if "--quick" in argv:
-        argv.remove("--quick")
+    internal = ("SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS")  # in the namespace, not options (FRESH is --fresh)
+
+    def option(match):  # the comments are written for Python: constants and values as typed on the command line
+        name = match[0]
+        if name in ("True", "False", "None"):
+            return name.lower()
+        return f"--{_dashed(name)}" if name in values and name not in internal else name
+    for heading, constants in _sections():
+        group = p.add_argument_group(heading)
+        for name, text in constants:
+            if name in internal:
+                continue
+            default = values[name]
+            text = re.sub(r"\b([A-Z][A-Z0-9_]+|True|False|None)\b", option, text)
+            text += f" (default {_show(default)}" + (f"; --quick {_show(QUICK[name])})" if name in QUICK else ")")
+            group.add_argument(f"--{_dashed(name)}", dest=name, type=_type(default), default=argparse.SUPPRESS,
+                               metavar=_metavar(default), help=text.replace("%", "%%"))
+    return p
+
+
+def load(argv=(), p=None):
+    """Defaults, then the --quick preset, then explicit options; validated. Returns every constant in a
+    SimpleNamespace. p: a parser() to which a script added its own arguments; they come along in the
+    namespace under their lower-case dest names. An unknown option or a bad value exits through argparse
+    (usage and message on stderr, SystemExit(2)); a bad configuration raises ConfigError."""
+    args = vars((p or parser()).parse_args(list(argv)))
+    values = defaults()
+    if args.pop("quick"):
         values.update(QUICK)
-    if "--fresh" in argv:
-        argv.remove("--fresh")
-        values["FRESH"] = True
-    by_flag = {f"--{_dashed(k)}": k for k in values}
-    overrides = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        flag, _, inline = arg.partition("=")
-        if flag not in by_flag:
-            known = ", ".join(sorted(by_flag))
-            raise ConfigError(f"unknown option {flag!r}. Known options: --quick, {known}")
-        name = by_flag[flag]
-        if inline:
-            text = inline
-        elif i + 1 < len(argv):
-            i += 1
-            text = argv[i]
-        else:
-            raise ConfigError(f"{flag} needs a value")
-        overrides[name] = _parse_value(name, text, defaults()[name])
-        i += 1
-    values.update(overrides)
+    values.update(args)  # only the options given: the others are SUPPRESSed
     cfg = SimpleNamespace(**values)
     validate(cfg)
     return cfg
@@ -218,6 +288,13 @@ def validate(cfg):
         problems.append("pruning-steps must be at least 1 and bootstrap-samples at least 100")
     if any(not 0 < r < 1 for r in cfg.SENSITIVITY_RATIOS):
         problems.append(f"sensitivity-ratios must lie in (0, 1), got {cfg.SENSITIVITY_RATIOS}")
+    if cfg.INT8_CALIBRATION_VIDEOS < 1 or cfg.INT8_CALIBRATION_METHOD not in ("minmax", "entropy", "percentile"):
+        problems.append("int8-calibration-videos must be at least 1 and int8-calibration-method one of minmax, "
+                        f"entropy, percentile (got {cfg.INT8_CALIBRATION_VIDEOS}, {cfg.INT8_CALIBRATION_METHOD!r})")
+    if set(cfg.INT8_KEEP_FP32) - {"head", "first_conv"}:
+        problems.append(f"int8-keep-fp32 takes head and/or first_conv, got {cfg.INT8_KEEP_FP32}")
+    if cfg.INT8 and cfg.ONNX_EXPORT is False:
+        problems.append("int8 quantizes the ONNX export: it needs onnx-export on")
     if cfg.LR_SCHEDULE not in ("constant", "cosine"):
         problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
     if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):

@@ -118,5 +118,9 @@ def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, lo
 
 
 if __name__ == "__main__":
-    cfg = config.load(sys.argv[1:])
-    create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED)
+    try:
+        cfg = config.load(sys.argv[1:], config.parser(__doc__))
+        create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED)
+    except (config.ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

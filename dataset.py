@@ -157,7 +157,15 @@ class EchoNetVideoDataset(Dataset):
             return load_clip(self.video_path(name), self.num_frames, self.image_size)
         cached = self.cache_path(name)
         if os.path.isfile(cached):
-            return np.load(cached)
+            try:
+                clip = np.load(cached)
+                if clip.shape == (self.num_frames, self.image_size, self.image_size, 3) and clip.dtype == np.uint8:
+                    return clip
+                problem = f"holds a {clip.dtype} array of shape {clip.shape}"
+            except (OSError, ValueError, EOFError) as e:  # truncated by a kill or a full disk
+                problem = f"cannot be read ({e})"
+            # derived data: rebuilding it from the video is always safe
+            print(f"cache file {cached} {problem}: rebuilding it from {self.video_path(name)}", flush=True)
         clip = load_clip(self.video_path(name), self.num_frames, self.image_size)
         os.makedirs(self.cache_dir, exist_ok=True)
         tmp = f"{cached}.{os.getpid()}.tmp.npy"

@@ -8,8 +8,6 @@ the masks in place, measure everything, and write results/ as each model finishe
 Started again with the same configuration, a run continues where it stopped; --fresh starts over.
 """
 import copy
-import hashlib
-import json
 import os
 import platform
 import random
@@ -26,16 +24,19 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+import bookkeeping
 import config
 import metrics
 import prune_utils
+import quantize
+import reports
 import sensitivity
 import train
 import visualize_model_architecture
 import visualize_results
 from create_sample_data import create_sample_data
 from dataset import DataError, EchoNetVideoDataset
-from model import EFRegressionModel, load_checkpoint, load_pretrained, save_checkpoint
+from model import EFRegressionModel, load_pretrained, save_checkpoint
 
 
 def log(message):
@@ -126,7 +127,7 @@ def check_videos(splits, skip_bad):
     skipped = []
     for split in splits.values():
         bad = []
-        for i in tqdm(range(len(split)), desc=f"checking {split.split} videos", leave=False):
+        for i in tqdm(range(len(split)), desc=f"checking {split.split} videos", leave=False, disable=None):
             try:
                 split.clip(i)
             except DataError as e:
@@ -141,8 +142,10 @@ def check_videos(splits, skip_bad):
     return skipped
 
 
-def measure(model, cfg, device, checkpoint, sample_videos):
-    """Every number reported for one model, from the model as saved (by the main process alone)."""
+def measure(model, cfg, device, checkpoint, inputs):
+    """Every number reported for one model, from the model as saved (by the main process alone).
+    inputs: sample_videos (to check the ONNX export), calibration (training videos, for INT8) and test
+    (the whole test split, for the INT8 model's accuracy)."""
     nonzero, total = metrics.parameter_counts(model)
     record = {
         **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
@@ -153,8 +156,14 @@ def measure(model, cfg, device, checkpoint, sample_videos):
         "checkpoint": checkpoint,
     }
     if cfg.ONNX_EXPORT:
-        record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", sample_videos,
+        record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos,
                                            cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS, sizes=False))
+    if cfg.INT8:
+        int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
+        quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path, method=cfg.INT8_CALIBRATION_METHOD,
+                             reduce_range=cfg.INT8_REDUCE_RANGE, keep_fp32=cfg.INT8_KEEP_FP32)
+        record.update(quantize.int8_metrics(int8_path, inputs.test, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
+                                            fp32_path=record["onnx_path"]))
     # after the timings, which must not share the CPU: the files' gzip sizes, side by side
     sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
     record.update(sizes[0])
@@ -179,53 +188,12 @@ def compare_to_baseline(record, baseline, cfg):
     record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
     if "onnx_latency_ms" in record:
         record["onnx_latency_speedup"] = baseline["onnx_latency_ms"] / record["onnx_latency_ms"]
+    if "int8_test_mae" in record:  # INT8 against FP32: its own model's accuracy, the dense model's speed
+        record["int8_mae_change"] = record["int8_test_mae"] - record["test_mae"]
+        record["int8_mae_change_ci_low"], record["int8_mae_change_ci_high"] = metrics.paired_difference_interval(
+            record["int8_test_errors"], record["test_errors"], cfg.BOOTSTRAP_SAMPLES)
+        record["int8_latency_speedup"] = baseline["onnx_latency_ms"] / record["int8_latency_ms"]
     return record
-
-
-def config_hash(cfg):
-    """Identifies the configuration that produced a checkpoint (constants that change results only)."""
-    relevant = {k: v for k, v in sorted(vars(cfg).items()) if k not in cfg.NOT_RESULTS}
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def start_or_continue(cfg):
-    """The records of an earlier run of this configuration, to continue it; [] for a new run.
-    A different configuration is never mixed in: the run stops and says what differs."""
-    path = os.path.join(cfg.RESULTS_DIR, "results.json")
-    if cfg.FRESH:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for folder in (cfg.RESULTS_DIR, cfg.CHECKPOINT_DIR):
-            if os.path.isdir(folder) and os.listdir(folder):
-                os.replace(folder, f"{folder.rstrip('/')}.old-{stamp}")
-                log(f"--fresh: moved the earlier {folder}/ to {folder.rstrip('/')}.old-{stamp}/")
-        return {}
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as f:
-            previous = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON ({e}); move it away or run with --fresh") from None
-    differences = config.differences(previous["config"], vars(cfg))
-    if differences:
-        raise config.ConfigError(
-            f"{path} holds results of another configuration ({'; '.join(differences)}). Run with --fresh to "
-            f"archive them and start again, or choose another --results-dir.")
-    log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
-    return previous
-
-
-def reuse(done, name, seed, cfg):
-    """A finished model of this run, if its record and checkpoint are there: (record, model) or None."""
-    record = next((r for r in done if r["name"] == name and r["seed"] == seed), None)
-    if record is None or not os.path.isfile(record["checkpoint"]):
-        return None
-    model, info = load_checkpoint(record["checkpoint"])
-    if info.get("config_hash") != config_hash(cfg):
-        raise config.ConfigError(f"checkpoint {record['checkpoint']} was saved by another configuration; run "
-                                 f"with --fresh or remove it")
-    log(f"{name} (seed {seed}): reusing {record['checkpoint']}")
-    return record, model
 
 
 def seed_run(seed, loaders):
@@ -235,34 +203,36 @@ def seed_run(seed, loaders):
 
 
 def fit(model, cfg, loaders, device, epochs, lr, desc, state, pruner=None):
+    if train.is_main():
+        bookkeeping.check_training_state(state, log)
+    train.barrier()
     return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
                        state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE, pruner=pruner,
                        channels_last=cfg.CHANNELS_LAST)
 
 
-def finish(model, record, cfg, device, checkpoint, sample_videos, state):
-    """Save and measure on the main process; the others wait, then go on with the same model."""
+def finish(model, record, cfg, device, checkpoint, inputs):
+    """Save and measure on the main process; the others wait, then go on with the same model. The
+    training state stays until the record is in results.json (main's `finished`)."""
     if train.is_main():
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
-                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=config_hash(cfg))
-        if os.path.isfile(state):
-            os.remove(state)
-        record.update(measure(model, cfg, device, checkpoint, sample_videos))
+                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg))
+        record.update(measure(model, cfg, device, checkpoint, inputs))
     train.barrier()
     return record
 
 
-def run_baseline(seed, cfg, loaders, device, train_efs, sample_videos, folder):
+def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
     seed_run(seed, loaders)
     model = EFRegressionModel(float(np.mean(train_efs)), float(np.std(train_efs)))
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
     log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
-    state = os.path.join(folder, "baseline.training.pt")
+    state = bookkeeping.training_state_path(folder, "baseline")
     history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
               "pretrained": pretrained, "pretrained_reason": reason,
               **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history}
-    finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), sample_videos, state)
+    finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), inputs)
     if train.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
         compare_to_baseline(record, record, cfg)
@@ -287,7 +257,7 @@ def pruning_steps(cfg):
     return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
 
 
-def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, sample_videos, folder):
+def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder):
     """Prune a copy of the trained baseline on the schedule's steps inside fine-tuning (masks in place
     unless the reference's flaw is switched on), make the pruning permanent, measure."""
     name = f"{method}_{ratio:g}"
@@ -300,7 +270,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
                                  cfg.PHYSICAL_ROUND_TO, cfg.PRUNING_SCOPE)
     mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
     del one_shot
-    state = os.path.join(folder, f"{name}.training.pt")
+    state = bookkeeping.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
                   pruner)
     prune_utils.make_permanent(model)
@@ -308,7 +278,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
               "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
-    finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), sample_videos, state)
+    finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
     return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
 
 
@@ -330,7 +300,7 @@ def pruning_plan(cfg):
 # --- the experiment ------------------------------------------------------------------------------
 
 def main(argv):
-    cfg = config.load(argv)
+    cfg = config.load(argv, config.parser(__doc__))
     init_distributed()
     device = train.pick_device(cfg.DEVICE)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
@@ -345,10 +315,21 @@ def main(argv):
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
         raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
-    earlier = start_or_continue(cfg) if train.is_main() else {}
+    if cfg.INT8 is None:
+        cfg.INT8 = cfg.ONNX_EXPORT
+    lock = bookkeeping.lock(cfg.RESULTS_DIR, log) if train.is_main() else None
+    try:
+        return run(cfg, device, steady_allocator)
+    finally:
+        if lock:
+            bookkeeping.unlock(lock)
+
+
+def run(cfg, device, steady_allocator):
+    earlier = bookkeeping.start_or_continue(cfg, log) if train.is_main() else {}
     train.barrier()
     if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
-        earlier = start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}))
+        earlier = bookkeeping.start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}), log)
     done = earlier.get("models", [])
     splits, loaders, skipped = load_data(cfg, device)
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
@@ -359,27 +340,34 @@ def main(argv):
                "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": []}
-    # a few real test videos, to check each ONNX export against PyTorch
-    sample_videos = torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))])
+    # what measuring needs besides the model: a few real test videos to check each ONNX export against
+    # PyTorch; for INT8, training videos to calibrate on (never validation or test) and the whole test split
+    inputs = SimpleNamespace(
+        sample_videos=torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))]),
+        calibration=quantize.calibration_videos(splits["train"], cfg.INT8_CALIBRATION_VIDEOS, cfg.SEED)
+        if cfg.INT8 and train.is_main() else None,
+        test=DataLoader(splits["test"], batch_size=4 * cfg.BATCH_SIZE))
+    if cfg.INT8:
+        results["environment"]["cpu_int8"] = quantize.cpu_int8_features()
     start = time.perf_counter()
 
-    def finished(record):
+    def finished(record, folder):
         results["models"].append(record)
         if train.is_main():
-            visualize_results.write_results(results, cfg.RESULTS_DIR)
+            reports.write_results(results, cfg.RESULTS_DIR)
+            bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
 
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
         os.makedirs(folder, exist_ok=True)
-        os.makedirs(cfg.RESULTS_DIR, exist_ok=True)
-        reused = reuse(done, "baseline", seed, cfg)
+        reused = bookkeeping.reuse(done, "baseline", seed, cfg, folder, log)
         if reused:
             baseline, baseline_model = reused
         else:
-            baseline, baseline_model = run_baseline(seed, cfg, loaders, device, splits["train"].efs, sample_videos,
+            baseline, baseline_model = run_baseline(seed, cfg, loaders, device, splits["train"].efs, inputs,
                                                        folder)
         results["pretrained"] = {"used": baseline["pretrained"], "reason": baseline["pretrained_reason"]}
-        finished(baseline)
+        finished(baseline, folder)
         if train.is_main():
             log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (95% interval "
                 f"{baseline['test_mae_ci_low']:.2f}–{baseline['test_mae_ci_high']:.2f}; mean predictor {mean_mae:.2f}), "
@@ -388,13 +376,13 @@ def main(argv):
             rows = [r for r in earlier.get("sensitivity", []) if r["seed"] == seed]
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
             if train.is_main():
-                visualize_results.write_results(results, cfg.RESULTS_DIR)
+                reports.write_results(results, cfg.RESULTS_DIR)
 
         for method, ratio in pruning_plan(cfg):
-            reused = reuse(done, f"{method}_{ratio:g}", seed, cfg)
+            reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, log)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
-                                                         loaders, device, sample_videos, folder)
-            finished(record)
+                                                         loaders, device, inputs, folder)
+            finished(record, folder)
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
                     f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
@@ -406,12 +394,12 @@ def main(argv):
         return results
     figures = []
     if cfg.DRAW_FIGURES:
-        visualize_results.write_results(results, cfg.RESULTS_DIR)
+        reports.write_results(results, cfg.RESULTS_DIR)
         physical = [r["checkpoint"] for r in results["models"]
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
-    log("\n" + visualize_results.write_results(results, cfg.RESULTS_DIR, figures))
+    log("\n" + reports.write_results(results, cfg.RESULTS_DIR, figures))
     log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
     return results
 
@@ -425,9 +413,12 @@ def error_message(e):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, DataError) as e:
+    except (config.ConfigError, DataError, quantize.QuantizationError) as e:
         print(f"error: {error_message(e)}", file=sys.stderr)
         sys.exit(2)
+    except bookkeeping.FolderInUse as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

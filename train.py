@@ -146,8 +146,9 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         total = torch.zeros(2, dtype=torch.float64, device=device)  # summed squared error, videos
+        # a bar on a terminal only: in a log file (run_gpu.sh, CI) the one line per epoch below says it all
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
-                   disable=not is_main())
+                   disable=None if is_main() else True)
         epoch_start = ready = time.perf_counter()
         for step, (video, ef) in enumerate(bar):
             history["data_wait_seconds"] += time.perf_counter() - ready  # the step waited for this batch

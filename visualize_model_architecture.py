@@ -80,12 +80,19 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
 
 
 def main(argv):
-    checkpoints = [a for a in argv if a.endswith(".pt")]
-    cfg = config.load([a for a in argv if not a.endswith(".pt")])
+    p = config.parser(__doc__)
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT.pt", help="checkpoints drawn below the dense model")
+    p.usage += " [CHECKPOINT.pt ...]"
+    cfg = config.load(argv, p)
+    checkpoints = cfg.checkpoints
     name = "architecture" if not checkpoints else "architecture_" + os.path.basename(checkpoints[0])[:-3]
     for path in draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE):
         print(path)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except (config.ConfigError, OSError) as e:  # e.g. a checkpoint path that does not exist
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -3,7 +3,6 @@ black-and-white print (each method has its own marker and line style, not only a
 
     python visualize_results.py [--results-dir results] [--figures-dir figures]
 """
-import json
 import os
 import sys
 
@@ -18,6 +17,7 @@ import torch  # noqa: E402
 
 import config  # noqa: E402
 import metrics  # noqa: E402
+from reports import edge_points, pareto, pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
 
 STYLE = {  # method: (label, colour, marker, line style)
@@ -244,251 +244,33 @@ def sensitivity(results, models, figures_dir):
     return save(fig, figures_dir, "sensitivity")
 
 
-# --- tables and summary ----------------------------------------------------------------------------
-
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
-              "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", "latency_ms",
-              "latency_speedup", "size_mb", "gzip_size_mb", "onnx_latency_ms", "onnx_latency_speedup",
-              "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff"]
-
-
-def by_ratio(models):
-    """Mean, sample std and n over seeds for every method and ratio."""
-    columns = [c for c in AGGREGATED if c in models]
-    grouped = models.groupby(["method", "ratio"], sort=False)[columns]
-    table = grouped.agg(["mean", "std"])
-    table.columns = [f"{c}_{stat}" for c, stat in table.columns]
-    table.insert(0, "n", grouped.size())
-    return table.reset_index()
-
-
-def write_results(results, results_dir, figures=()):
-    """results.json (everything), results.csv (one row per model and seed), results_by_ratio.csv
-    (mean ± std over seeds), sensitivity.csv (one row per layer, criterion, ratio and seed) and
-    summary.md."""
-    write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
-    rows = pd.DataFrame([{k: v for k, v in r.items() if k not in ("history", "test_errors")}
-                         for r in results["models"]])
-    write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
-    write_atomic(os.path.join(results_dir, "results_by_ratio.csv"), by_ratio(rows).to_csv(index=False))
-    if results.get("sensitivity"):
-        write_atomic(os.path.join(results_dir, "sensitivity.csv"),
-                     pd.DataFrame(results["sensitivity"]).to_csv(index=False))
-    summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
-    write_atomic(os.path.join(results_dir, "summary.md"), summary)
-    return summary
-
-
-def summary_markdown(results, figures=()):
-    models = pd.DataFrame(results["models"])
-    env, floor = results["environment"], results["mean_predictor"]
-    lines = ["# ef-prune results\n",
-             f"Data: {results['config']['DATA_ROOT']}, {results['splits']['train']}/{results['splits']['val']}/"
-             f"{results['splits']['test']} train/val/test videos of {results['config']['NUM_FRAMES']} frames "
-             f"{results['config']['IMAGE_SIZE']}×{results['config']['IMAGE_SIZE']}. ImageNet weights: "
-             f"{'yes' if results['pretrained']['used'] else 'no'} ({results['pretrained']['reason']}).\n",
-             f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
-             f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-             f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
-             f"Latency: one video per call on {env['device']}, median of {results['config']['LATENCY_TIMED_RUNS']} "
-             f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}; "
-             f"ONNX Runtime with its CPU execution provider.\n",
-             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
-             protocol_line(results["config"]),
-             "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
-             "interval over the test videos in brackets (one seed) or mean ± std over seeds.\n"]
-    models = with_interval_cells(models, seeds=models.seed.nunique())
-    tables = [
-        ("Table 1. Baseline", ["baseline"],
-         {"test_mae": "MAE", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
-          "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
-        ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
-         {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
-          "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "compression_ratio": "Compression",
-          "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
-        ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
-         ["structured", "structured_physical", "structured_random"],
-         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
-          "mae_diff_cell": "ΔMAE", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
-          "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
-          "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
-    ]
-    if "onnx_latency_ms" in models:
-        tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "onnx_latency_ms": "ORT latency (ms)",
-                        "onnx_latency_speedup": "ORT speedup", "latency_speedup": "PyTorch speedup",
-                        "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
-                        "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
-    seeds = models.seed.nunique()
-    if seeds > 1:  # the interval's width, as mean ± std over seeds
-        tables[0][2]["test_mae_ci"] = "MAE 95% interval width"
-        lines.append(f"Each cell is the mean ± sample std over {seeds} seeds ({', '.join(map(str, models.seed.unique()))}).\n")
-    for title, methods, columns in tables:
-        rows = models[models.method.isin(methods)]
-        if rows.empty:
-            continue
-        table = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
-        lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
-    lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
-    lines += [p + "\n" for p in comparisons(models)]
-    lines += [p + "\n" for p in sensitivity_paragraph(results)]
-    if figures:
-        lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
-    return "\n".join(lines)
-
-
-def protocol_line(cfg):
-    scope = ("backbone: every Conv2d, the regression head left dense" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
-             else "all: every Conv2d and Linear, the regression head included (the reference's unstructured scope)")
-    schedule = ("one-shot" if cfg.get("PRUNING_SCHEDULE", "oneshot") == "oneshot" else
-                f"gradual, cubic ramp over up to {cfg['PRUNING_STEPS']} steps at the start of fine-tuning epochs")
-    return (f"Pruning: scope {scope}; schedule {schedule}; every model fine-tuned {cfg['FINE_TUNE_EPOCHS']} epochs "
-            f"at lr {cfg['FINE_TUNE_LEARNING_RATE']:g} ({cfg['LR_SCHEDULE']}), masks held, best validation epoch "
-            f"at the final sparsity.\n")
-
-
-def with_interval_cells(models, seeds):
-    """Text cells for the tables: the MAE's and ΔMAE's 95% intervals (one seed), else numbers for mean ± std."""
-    models = models.copy()
-    if "mae_diff" not in models:
-        return models.assign(test_mae_ci="", mae_diff_cell=models.get("mae_increase_pct"))
-    if seeds > 1:
-        return models.assign(test_mae_ci=models.test_mae_ci_high - models.test_mae_ci_low, mae_diff_cell=models.mae_diff)
-    models["test_mae_ci"] = [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(models.test_mae_ci_low, models.test_mae_ci_high)]
-    models["mae_diff_cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-                               for d, lo, hi in zip(models.mae_diff, models.mae_diff_ci_low, models.mae_diff_ci_high)]
-    return models
-
-
-PAIRS = [("unstructured", "unstructured_random"), ("structured", "structured_random"),
-         ("structured_physical", "structured"), ("structured_physical", "unstructured"), ("structured", "unstructured")]
-
-
-def comparisons(models, samples=2000):
-    """Which method is more accurate than which at the same ratio, claimed only beyond the noise.
-    Several seeds: the means differ by more than the two methods' std over seeds added (their error
-    bars do not overlap). One seed: the 95% paired bootstrap interval of the difference over the test
-    videos excludes zero (this covers the choice of test videos, not of training seed)."""
-    if "test_errors" not in models:
+def edge(results, models, figures_dir):
+    """Pruning and INT8 together: accuracy against ONNX Runtime latency and file size, every method in
+    FP32 (filled) and INT8 (hollow), and the Pareto front over all of them."""
+    points = edge_points(models)
+    if "INT8" not in set(points.precision):
         return []
-    names = {"unstructured": "unstructured", "structured": "structured (masks)",
-             "structured_physical": "structured (removed)", "unstructured_random": "random unstructured",
-             "structured_random": "random structured"}
-    seeds = models.seed.nunique()
-    better, unclear = [], []
-    for a, b in PAIRS:
-        for ratio in sorted(set(models[models.method == a].ratio) & set(models[models.method == b].ratio)):
-            rows_a = models[(models.method == a) & (models.ratio == ratio)].sort_values("seed")
-            rows_b = models[(models.method == b) & (models.ratio == ratio)].sort_values("seed")
-            if rows_a.test_mae.mean() > rows_b.test_mae.mean():  # name the more accurate one first
-                (a, rows_a), (b, rows_b) = (b, rows_b), (a, rows_a)
-            mean_a, mean_b = rows_a.test_mae.mean(), rows_b.test_mae.mean()
-            if seeds > 1:
-                clear = mean_b - mean_a > rows_a.test_mae.std() + rows_b.test_mae.std()
-                detail = f"{mean_a:.2f} ± {rows_a.test_mae.std():.2f} vs {mean_b:.2f} ± {rows_b.test_mae.std():.2f}"
-            else:
-                low, high = metrics.paired_difference_interval(rows_a.test_errors.iloc[0], rows_b.test_errors.iloc[0],
-                                                               samples)
-                clear = high < 0
-                detail = f"{mean_a:.2f} vs {mean_b:.2f}, difference 95% interval {low:+.2f} to {high:+.2f}"
-            text = f"{names[a]} {'over' if clear else 'and'} {names[b]} at {ratio:g} ({detail})"
-            (better if clear else unclear).append(text)
-    rule = (f"the means differ by more than the two std over {seeds} seeds added" if seeds > 1 else
-            "the 95% paired bootstrap interval of the difference excludes zero; one training seed, so this covers "
-            "the test videos, not the training seed: run several seeds (SEEDS) before concluding")
-    paragraphs = [f"**Comparisons at the same ratio** (a method is called better only where {rule}).",
-                  "More accurate beyond the noise: " + ("; ".join(better) if better else "none") + ".",
-                  "Not distinguishable from each other: " + ("; ".join(unclear) if unclear else "none") + "."]
-    return paragraphs
+    fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.8))
+    for ax, cost, label in ((axes[0], "latency_ms", "ONNX Runtime latency (ms / video)"),
+                            (axes[1], "size_mb", "ONNX file (MB)")):
+        for (method, precision), rows in points.groupby(["method", "precision"], sort=False):
+            name, colour, marker, _ = STYLE[method]
+            ax.scatter(rows[cost], rows.mae, marker=marker, s=40 if method == "baseline" else 22, zorder=3,
+                       color=colour if precision == "FP32" or marker in "x+" else "none", edgecolors=colour,
+                       label=f"{name}, {precision}")
+        front = pareto(points, cost)
+        ax.step(front[cost], front.mae, where="post", color="gray", linewidth=3, alpha=0.35, label="Pareto front",
+                zorder=1)
+        ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
+                   label="mean predictor")
+        ax.set(xscale="log", xlabel=label, ylabel="test MAE (EF %)")
+    axes[0].set_title("accuracy vs speed (FP32 filled, INT8 hollow)")
+    axes[1].set_title("accuracy vs size")
+    legend_below(fig, axes[0], ncol=3)
+    return save(fig, figures_dir, "edge")
 
 
-def sensitivity_paragraph(results):
-    if not results.get("sensitivity"):
-        return []
-    rows = pd.DataFrame(list(results["sensitivity"]))
-    rows = rows.groupby(["criterion", "layer", "ratio"], sort=False).val_mae_increase.mean().reset_index()
-    top = rows[rows.ratio == rows.ratio.max()].sort_values("val_mae_increase", ascending=False)
-    parts = []
-    for criterion, label in (("l1_weights", "L1 weights"), ("l2_channels", "L2 channels")):
-        worst = top[top.criterion == criterion].head(3)
-        least = top[top.criterion == criterion].tail(3)
-        if worst.empty:
-            continue
-        parts.append(f"{label} at {top.ratio.iloc[0]:g}: most sensitive "
-                     + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in worst.itertuples())
-                     + "; least " + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in least.itertuples()))
-    return [f"**Layer sensitivity** (one layer pruned alone, no fine-tuning, validation MAE increase; "
-            f"results/sensitivity.csv, figures/sensitivity.png): " + "; ".join(parts) + "."]
-
-
-def pytorch_mode(models):
-    compiled = "latency_compiled" in models and models.latency_compiled.fillna(False).astype(bool).all()
-    return "compiled (torch.compile, weights frozen)" if compiled else "eager"
-
-
-def mean_std_cells(rows, columns):
-    """'mean ± std' strings per method and ratio, for tables over several seeds."""
-    cells = []
-    for (method, ratio), group in rows.groupby(["method", "ratio"], sort=False):
-        cell = {}
-        for c in columns:
-            if c in ("method", "ratio"):
-                cell[c] = group[c].iloc[0]
-            else:
-                cell[c] = f"{group[c].mean():.4g} ± {group[c].std():.2g}"
-        cells.append(cell)
-    return pd.DataFrame(cells)
-
-
-def span(values, fmt):
-    low, high = min(values), max(values)
-    return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
-
-
-def method_paragraphs(models, mean_mae):
-    """One paragraph per method, every statement computed from the rows."""
-    models = models.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
-    base = models[models.method == "baseline"].iloc[0]
-    beat = "below" if base.test_mae < mean_mae else "not below"
-    paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
-                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {base.latency_ms:.1f} ms per video."]
-    names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
-             "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)",
-             "unstructured_random": "Control: unstructured, random weights", "structured_random":
-             "Control: structured, random channels"}
-    for method, name in names.items():
-        rows = models[models.method == method]
-        if rows.empty:
-            continue
-        worse = int((rows.test_mae >= mean_mae).sum())
-        text = (f"**{name}.** At ratio{'s' if len(rows) > 1 else ''} {span(rows.ratio, 'g')}, test MAE "
-                f"{span(rows.test_mae, '.2f')} ({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); "
-                f"{worse} of {len(rows)} no better than the mean predictor. ")
-        if method != "structured_physical":
-            held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
-            text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
-                     f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
-        text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
-                 f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
-                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; measured latency speedup "
-                 f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
-                 f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
-                 f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
-        if "onnx_latency_speedup" in rows and rows.onnx_latency_speedup.notna().all():
-            text += (f" In ONNX Runtime: speedup {span(rows.onnx_latency_speedup, '.2f')}×, ONNX file "
-                     f"{span(rows.onnx_gzip_size_mb, '.1f')} MB gzipped vs {base.onnx_gzip_size_mb:.1f} MB.")
-        paragraphs.append(text)
-    return paragraphs
-
-
-FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity]
+FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
 
 
 def draw_all(results_dir, figures_dir):
@@ -498,6 +280,10 @@ def draw_all(results_dir, figures_dir):
 
 
 if __name__ == "__main__":
-    cfg = config.load(sys.argv[1:])
-    for path in draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR):
-        print(path)
+    try:
+        cfg = config.load(sys.argv[1:], config.parser(__doc__))
+        for path in draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR):
+            print(path)
+    except (config.ConfigError, OSError) as e:  # no results.json yet, a folder not writable
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

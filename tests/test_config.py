@@ -29,9 +29,23 @@ def test_quick_preset_and_explicit_overrides_win():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--num-epoch", "3"], "unknown option '--num-epoch'"),
-    (["--num-epochs"], "needs a value"),
-    (["--num-epochs", "three"], "--num-epochs 'three'"),
+    (["--num-epoch", "3"], "unrecognized arguments: --num-epoch 3"),  # no abbreviations
+    (["--num-epochs"], "argument --num-epochs: expected one argument"),
+    (["--num-epochs", "three"], "argument --num-epochs: invalid int value: 'three'"),
+    (["--num-epochs", "none"], "invalid int value: 'none'"),  # only a None default takes none
+    (["--pretrained", "maybe"], "argument --pretrained: invalid bool value: 'maybe'"),
+    (["--seeds", "42,x"], "argument --seeds: invalid comma-separated int list value: '42,x'"),
+    (["--not-results", "FRESH"], "unrecognized arguments: --not-results"),  # internal constants are not options
+    (["--sample-data-root", "x"], "unrecognized arguments: --sample-data-root"),
+    (["--fresh", "true"], "unrecognized arguments: true"),  # a flag
+])
+def test_bad_options_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        config.load(argv)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
     (["--unstructured-pruning-ratios", "0.5,1.2"], "ratio 1.2 is outside"),
     (["--num-epochs", "0"], "num-epochs must be at least 1"),
     (["--batch-size", "-4"], "batch-size must be at least 1"),
@@ -41,6 +55,47 @@ def test_quick_preset_and_explicit_overrides_win():
     (["--pruning-steps", "0"], "pruning-steps must be at least 1"),
     (["--sensitivity-ratios", "0.5,1"], "sensitivity-ratios must lie in"),
 ])
-def test_bad_overrides_are_clear_errors(argv, message):
+def test_bad_configurations_are_config_errors(argv, message):
     with pytest.raises(config.ConfigError, match=message):
         config.load(argv)
+
+
+def test_option_types_follow_the_defaults():
+    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "no", "--sensitivity", "ON",
+                       "--num-workers", "3", "--onnx-export", "false", "--learning-rate", "3e-4", "--fresh"])
+    assert cfg.SEEDS == [1, 2, 3] and cfg.SENSITIVITY_RATIOS == [0.4, 0.6]
+    assert cfg.AMP is False and cfg.SENSITIVITY is True and cfg.LEARNING_RATE == 3e-4 and cfg.FRESH is True
+    # a None default takes the most specific type that fits, or none
+    assert cfg.NUM_WORKERS == 3 and cfg.ONNX_EXPORT is False
+    assert config.load(["--num-workers", "none"]).NUM_WORKERS is None
+    assert config.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
+    # the namespace holds every constant, the internal ones too, and nothing else
+    assert vars(config.load([])) == config.defaults() and config.load([]).FRESH is False
+
+
+def test_quick_values_then_explicit_options_in_any_order():
+    cfg = config.load(["--image-size", "48", "--quick", "--sensitivity-ratios", "0.3"])
+    assert (cfg.IMAGE_SIZE, cfg.SENSITIVITY_RATIOS, cfg.NUM_FRAMES) == (48, [0.3], config.QUICK["NUM_FRAMES"])
+
+
+def test_a_script_adds_its_own_arguments():
+    p = config.parser("a script")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("paths", nargs="*")
+    cfg = config.load(["a.pt", "--repeat", "3", "--quick"], p)
+    assert cfg.repeat == 3 and cfg.paths == ["a.pt"] and cfg.NUM_EPOCHS == config.QUICK["NUM_EPOCHS"]
+
+
+def test_help_groups_every_option_under_its_section_with_its_comment_default_and_quick_value():
+    text = config.parser().format_help()
+    for heading in ("data:", "model and training:", "pruning:", "measurement:", "output:"):
+        assert "\n" + heading in text
+    flat = " ".join(text.split())
+    assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in flat
+    # a comment block above a constant, with constants and Python values as written on the command line
+    assert "--pruning-steps (at most --fine-tune-epochs)" in flat
+    assert "--num-workers VALUE DataLoader worker processes; none: up to 8" in flat
+    assert "--seeds N,..." in flat and "(default 0.3,0.5,0.7,0.9; --quick 0.5,0.9)" in flat
+    for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
+        assert f"--{name.lower().replace('_', '-')} " in text
+    assert "--not-results" not in text and "--sample-data-root" not in text

@@ -1,0 +1,174 @@
+"""Nothing breaks a run: a kill at any step after training loses no training, damaged files are set
+aside or rebuilt (or stop the run with a message saying what to do), and one run holds a results
+folder at a time."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import bookkeeping
+import main
+import metrics
+import reports
+from conftest import ROOT, TINY, run_main
+
+# one pruned model per masked method, no sensitivity or figures: only what the bookkeeping needs
+ARGS = [*TINY, "--unstructured-pruning-ratios", "0.5", "--physical-structured-pruning", "false",
+        "--sensitivity", "false", "--draw-figures", "false"]
+KEYS = ["name", "seed", "test_mae", "test_rmse", "sparsity", "params_nonzero", "flops"]
+
+
+def args(sample_root):
+    return [*ARGS, "--data-root", sample_root]
+
+
+def rows(folder):
+    with open(os.path.join(folder, "results", "results.json")) as f:
+        return [{k: r[k] for k in KEYS} for r in json.load(f)["models"]]
+
+
+@pytest.fixture(scope="module")
+def finished_run(sample_root, tmp_path_factory):
+    """An uninterrupted run, with relative folders so a copy of it is a run of its own."""
+    out = tmp_path_factory.mktemp("finished")
+    result = run_main(*args(sample_root), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def copy_of(finished_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+class Killed(BaseException):
+    """What a SIGKILL leaves behind: the files as they are at that moment, no clean-up code run."""
+
+
+def killed_at(monkeypatch, module, name):
+    real = getattr(module, name)
+
+    def kill(*a, **k):
+        monkeypatch.setattr(module, name, real)
+        raise Killed
+    monkeypatch.setattr(module, name, kill)
+
+
+# The steps between the baseline's last training epoch and its record in results.json.
+STEPS = {
+    "before its checkpoint is saved": (main, "save_checkpoint"),
+    "while its latency is measured": (metrics, "latency"),
+    "during its ONNX export": (metrics, "onnx_metrics"),
+    "before results.json is written": (reports, "write_results"),
+    "after results.json, before its training state is removed": (bookkeeping, "forget_training_state"),
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finished_run, tmp_path, monkeypatch,
+                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    killed_at(monkeypatch, *STEPS[step])
+    with pytest.raises(Killed):
+        main.main(args(sample_root))
+    capsys.readouterr()
+
+    main.main(args(sample_root))
+    log = capsys.readouterr().out
+    assert "baseline epoch 1/1" not in log  # not trained again: continued from its state, or reused
+    assert "baseline: continuing after epoch 1" in log or "baseline (seed 42): reusing" in log
+    assert rows(tmp_path) == rows(finished_run)
+    assert not list((tmp_path / "checkpoints").rglob("*.training.pt"))
+
+
+def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):
+    out = copy_of(finished_run, tmp_path)
+    damaged = (out / "results" / "results.json").read_bytes()[:200]
+    (out / "results" / "results.json").write_bytes(damaged)
+    result = run_main(*args(sample_root), cwd=out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "results/results.json is damaged" in result.stderr and "--fresh" in result.stderr
+    assert (out / "results" / "results.json").read_bytes() == damaged
+
+
+def test_a_damaged_baseline_checkpoint_with_pruned_models_from_it_stops_the_run(sample_root, finished_run,
+                                                                                 tmp_path):
+    out = copy_of(finished_run, tmp_path)
+    path = out / "checkpoints" / "seed42" / "baseline.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    before = (out / "results" / "results.json").read_bytes()
+    result = run_main(*args(sample_root), cwd=out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the baseline checkpoint checkpoints/seed42/baseline.pt is damaged" in result.stderr
+    assert "Restore checkpoints/seed42/baseline.pt from a backup, or run with --fresh" in result.stderr
+    assert (out / "results" / "results.json").read_bytes() == before
+
+
+def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run, tmp_path):
+    out = copy_of(finished_run, tmp_path)
+    path = out / "checkpoints" / "seed42" / "unstructured_0.5.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    result = run_main(*args(sample_root), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoints/seed42/unstructured_0.5.pt is damaged" in result.stdout
+    assert "unstructured_0.5 (seed 42): trained again" in result.stdout
+    assert "unstructured_0.5 epoch 1/1" in result.stdout and "baseline epoch" not in result.stdout
+    assert len(list(path.parent.glob("unstructured_0.5.pt.damaged-*"))) == 1
+    assert rows(out) == rows(finished_run)
+
+
+def test_a_damaged_training_state_is_set_aside_and_training_starts_again(sample_root, tmp_path):
+    state = tmp_path / "checkpoints" / "seed42" / "baseline.training.pt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"PK\x03\x04 cut off by a full disk")
+    result = run_main(*args(sample_root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoints/seed42/baseline.training.pt is damaged" in result.stdout
+    assert "baseline: its training starts again" in result.stdout and "baseline epoch 1/1" in result.stdout
+    assert len(list(state.parent.glob("baseline.training.pt.damaged-*"))) == 1
+
+
+def test_a_damaged_cache_file_is_rebuilt_from_its_video(sample_root, finished_run, tmp_path):
+    out = copy_of(finished_run, tmp_path)
+    cached = sorted((out / "cache").glob("*.npy"))[0]
+    intact = np.load(cached)
+    cached.write_bytes(cached.read_bytes()[:100])
+    result = run_main(*args(sample_root), cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"cache file cache/{cached.name} cannot be read" in result.stdout and "rebuilding it from" in result.stdout
+    assert np.array_equal(np.load(cached), intact)
+    assert rows(out) == rows(finished_run)
+
+
+def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(sample_root, finished_run, tmp_path):
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "results" / bookkeeping.LOCK_FILE
+    deadline = time.time() + 120
+    while not lock.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    second = run_main(*args(sample_root), cwd=tmp_path)
+    assert second.returncode == 3 and "Traceback" not in second.stderr
+    assert f"results/ is in use by another run: pid {first.pid} on {socket.gethostname()}" in second.stderr
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    assert rows(tmp_path) == rows(finished_run) and not lock.exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, tmp_path, capsys, monkeypatch):
+    out = copy_of(finished_run, tmp_path)
+    monkeypatch.chdir(out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / "results" / bookkeeping.LOCK_FILE).write_text(
+        json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "2026-01-01 00:00:00"}))
+    main.main(args(sample_root))
+    assert f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over" in capsys.readouterr().out
+    assert not (out / "results" / bookkeeping.LOCK_FILE).exists()
