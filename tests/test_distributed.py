@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import train
-from conftest import ROOT, TINY
+from conftest import LEAN, ROOT, TINY
 from create_sample_data import create_sample_data
 from dataset import EchoNetVideoDataset
 from model import load_checkpoint
@@ -22,7 +22,7 @@ def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path
     root = str(tmp_path / "echonet")
     create_sample_data(root, num_train=8, num_val=3, num_test=5, seed=1, log=lambda *_: None)  # odd: no padding
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"), *TINY,
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"), *TINY, *LEAN,
                              "--data-root", root, "--onnx-export", "false", "--draw-figures", "false"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import main
 import train
-from conftest import ROOT, TINY, run_main
+from conftest import LEAN, ROOT, TINY, run_main
 from dataset import DataError, EchoNetVideoDataset
 from model import EFRegressionModel
 
@@ -38,7 +38,7 @@ def tiny_args(sample_root, out, *extra):
 
 
 def test_killed_after_the_baseline_the_run_continues_without_retraining(sample_root, tiny_run, tmp_path):
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *tiny_args(sample_root, tmp_path)],
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *tiny_args(sample_root, tmp_path, *LEAN)],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     results = tmp_path / "results" / "results.json"
     deadline = time.time() + 300
@@ -48,7 +48,7 @@ def test_killed_after_the_baseline_the_run_continues_without_retraining(sample_r
     process.wait()
     assert [r["name"] for r in rows(tmp_path / "results")] == ["baseline"]
 
-    again = run_main(*tiny_args(sample_root, tmp_path), cwd=tmp_path)
+    again = run_main(*tiny_args(sample_root, tmp_path, *LEAN), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "baseline (seed 42): reusing" in again.stdout
     assert "baseline epoch" not in again.stdout
@@ -137,8 +137,8 @@ def test_a_changed_configuration_stops_and_damages_nothing(sample_root, tiny_run
 
 
 def test_fresh_archives_earlier_results(sample_root, tmp_path):
-    args = [*TINY, "--data-root", sample_root, "--num-train-videos", "8", "--unstructured-pruning-ratios", "0.5",
-            "--structured-pruning-ratios", "0.5", "--physical-structured-pruning", "false", "--onnx-export", "false",
+    args = [*TINY, *LEAN, "--data-root", sample_root, "--num-train-videos", "8", "--unstructured-pruning-ratios", "0.5",
+            "--structured-pruning-ratios", "", "--physical-structured-pruning", "false", "--onnx-export", "false",
             "--draw-figures", "false"]
     assert run_main(*args, cwd=tmp_path).returncode == 0
     first = (tmp_path / "results" / "results.json").read_bytes()
@@ -176,7 +176,7 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path):
     shutil.copytree(sample_root, root)
     victim = pd.read_csv(root / "FileList.csv").FileName[0]
     (root / "Videos" / f"{victim}.avi").write_bytes(b"")
-    result = run_main(*TINY, "--data-root", str(root), "--unstructured-pruning-ratios", "0.5",
+    result = run_main(*TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "0.5",
                       "--structured-pruning-ratios", "0.5", "--physical-structured-pruning", "false",
                       "--onnx-export", "false", "--draw-figures", "false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -236,7 +236,7 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
 @pytest.fixture(scope="module")
 def two_seeds(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds")
-    result = run_main(*tiny_args(sample_root, out, "--seeds", "42,7", "--random-pruning-control", "true",
+    result = run_main(*tiny_args(sample_root, out, *LEAN, "--seeds", "42,7", "--random-pruning-control", "true",
                                  "--draw-figures", "true"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
