@@ -23,9 +23,9 @@ def test_main_draws_every_figure_as_png_and_pdf(tiny_run):
     assert "What the numbers show" in summary and "**Unstructured (global L1, masks).** At ratios 0.5–0.9" in summary
 
 
-@pytest.fixture
-def drawn(tiny_run, tmp_path, monkeypatch):
-    """Each figure's axes, captured as it is saved."""
+@pytest.fixture(scope="module")
+def drawn(tiny_run, tmp_path_factory):
+    """Each figure's axes, captured as it is saved (drawn once for the tests below)."""
     out, _ = tiny_run
     axes = {}
     real_save = visualize_results.save
@@ -33,8 +33,9 @@ def drawn(tiny_run, tmp_path, monkeypatch):
     def capture(fig, figures_dir, name):
         axes[name] = fig.axes
         return real_save(fig, figures_dir, name)
-    monkeypatch.setattr(visualize_results, "save", capture)
-    visualize_results.draw_all(str(out / "results"), str(tmp_path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(visualize_results, "save", capture)
+        visualize_results.draw_all(str(out / "results"), str(tmp_path_factory.mktemp("drawn")))
     return axes, json.load(open(out / "results" / "results.json"))["models"]
 
 

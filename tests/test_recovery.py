@@ -4,6 +4,7 @@ folder at a time."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +87,26 @@ def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finish
     assert "baseline: continuing after epoch 1" in log or "baseline (seed 42): reusing" in log
     assert rows(tmp_path) == rows(finished_run)
     assert not list((tmp_path / "checkpoints").rglob("*.training.pt"))
+
+
+def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraining(sample_root, finished_run,
+                                                                                     tmp_path):
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = tmp_path / "results" / "results.json"
+    deadline = time.time() + 300
+    while not (results.is_file() and results.stat().st_size) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [r["name"] for r in rows(tmp_path)] == ["baseline"]
+
+    again = run_main(*args(sample_root), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "baseline (seed 42): reusing" in again.stdout and "baseline epoch" not in again.stdout
+    assert "is no longer running; taking over" in again.stdout  # the killed run's lock
+    assert rows(tmp_path) == rows(finished_run)  # every row once, same numbers
+    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
 def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):

@@ -5,10 +5,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import cv2
 import numpy as np
@@ -19,7 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import main
 import train
-from conftest import LEAN, ROOT, TINY, run_main
+from conftest import LEAN, TINY, run_main
 from dataset import DataError, EchoNetVideoDataset
 from model import EFRegressionModel
 
@@ -35,26 +31,6 @@ def tiny_args(sample_root, out, *extra):
     return [*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
             "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
             "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), *extra]
-
-
-def test_killed_after_the_baseline_the_run_continues_without_retraining(sample_root, tiny_run, tmp_path):
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *tiny_args(sample_root, tmp_path, *LEAN)],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    results = tmp_path / "results" / "results.json"
-    deadline = time.time() + 300
-    while not (results.is_file() and results.stat().st_size) and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert [r["name"] for r in rows(tmp_path / "results")] == ["baseline"]
-
-    again = run_main(*tiny_args(sample_root, tmp_path, *LEAN), cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "baseline (seed 42): reusing" in again.stdout
-    assert "baseline epoch" not in again.stdout
-    uninterrupted, _ = tiny_run
-    assert rows(tmp_path / "results") == rows(uninterrupted / "results")  # every row once, same numbers
-    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -237,7 +213,8 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
 def two_seeds(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds")
     result = run_main(*tiny_args(sample_root, out, *LEAN, "--seeds", "42,7", "--random-pruning-control", "true",
-                                 "--draw-figures", "true"), cwd=out)
+                                 "--unstructured-pruning-ratios", "0.9", "--physical-structured-pruning", "false",
+                                 "--onnx-export", "false"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -257,7 +234,7 @@ def test_two_seeds_report_mean_and_std_per_method_and_ratio(two_seeds):
 def test_random_control_prunes_the_same_ratios_at_random(two_seeds):
     per_seed = pd.read_csv(two_seeds / "results" / "results.csv")
     control = per_seed[per_seed.method == "unstructured_random"]
-    assert sorted(control.ratio.unique()) == [0.5, 0.9]
+    assert sorted(control.ratio.unique()) == [0.9]
     assert ((control.sparsity - control.ratio).abs() < 0.005).all()
     assert (per_seed.method == "structured_random").sum() == 2
 
@@ -266,6 +243,6 @@ def test_the_same_seed_gives_identical_metrics(tiny_run, two_seeds):
     """Two separate runs on the CPU: every model of seed 42 has the same MAE and sparsity."""
     first = {r["name"]: r for r in rows(tiny_run[0] / "results")}
     second = [r for r in rows(two_seeds / "results") if r["seed"] == 42 and r["name"] in first]
-    assert len(second) == len(first)
+    assert [r["name"] for r in second] == ["baseline", "unstructured_0.9", "structured_0.5"]
     for r in second:
         assert (r["test_mae"], r["sparsity"]) == (first[r["name"]]["test_mae"], first[r["name"]]["sparsity"])
