@@ -109,6 +109,16 @@ def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraini
     assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
+def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_run, tmp_path):
+    out = copy_of(finished_run, tmp_path)
+    first = (out / "results" / "results.json").read_bytes()
+    result = run_main(*args(sample_root), "--fresh", cwd=out)
+    assert result.returncode == 0 and "--fresh: moved the earlier results/" in result.stdout
+    archived = [p for p in out.iterdir() if p.name.startswith("results.old-")]
+    assert len(archived) == 1 and (archived[0] / "results.json").read_bytes() == first
+    assert "baseline epoch 1/1" in result.stdout and rows(out) == rows(finished_run)
+
+
 def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):
     out = copy_of(finished_run, tmp_path)
     damaged = (out / "results" / "results.json").read_bytes()[:200]
