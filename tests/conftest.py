@@ -1,6 +1,8 @@
 import os
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -33,6 +35,24 @@ def sample_root(tmp_path_factory):
 def run_main(*args, cwd, env=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def run_here(monkeypatch, capsys):
+    """`python <script> <args>` in this process (a subprocess imports torch again, ~5 s): its exit
+    code and output. An exception that escapes the script's own handling (what would be a bare
+    traceback) fails the test. Kills, locks and the exit codes themselves are tested with run_main."""
+    def run(script, *args, cwd):
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", [script, *args])
+        try:
+            runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+            code = 0
+        except SystemExit as stopped:
+            code = stopped.code or 0
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,5 @@
 """Every script's command line: argparse's --help, built from config.py, and its errors (exit code 2)."""
 import os
-import runpy
-import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -10,23 +7,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGURED = ["main.py", "create_sample_data.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"]
 
 
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """`python <script> <args>` in this process (each subprocess would import torch again, ~5 s):
-    its exit code and output. Anything but a clean exit (a traceback) fails the test."""
-    def run(script, *args, cwd):
-        monkeypatch.chdir(cwd)
-        monkeypatch.setattr(sys, "argv", [script, *args])
-        with pytest.raises(SystemExit) as stopped:
-            runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=stopped.value.code or 0, stdout=out.out, stderr=out.err)
-    return run
-
-
 @pytest.mark.parametrize("script", CONFIGURED + ["check_gpu.py"])
-def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run):
-    result = run(script, "--help", cwd=tmp_path)
+def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run_here):
+    result = run_here(script, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     text = " ".join(result.stdout.split())
     with open(os.path.join(ROOT, script)) as f:
@@ -50,7 +33,7 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
     ("bench.py", ["--repeat", "0"], "bench.py: error: --repeat must be at least 1"),
     ("visualize_model_architecture.py", ["--no-such-option"], "unrecognized arguments: --no-such-option"),
 ])
-def test_bad_command_lines_exit_2_with_a_message(script, args, message, tmp_path, run):
-    result = run(script, *args, cwd=tmp_path)
+def test_bad_command_lines_exit_2_with_a_message(script, args, message, tmp_path, run_here):
+    result = run_here(script, *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not os.listdir(tmp_path)  # stopped before writing anything

@@ -105,11 +105,11 @@ def test_latency_compile_without_a_cpu_compiler_is_a_clear_error(sample_root, tm
     assert not (tmp_path / "results").exists()
 
 
-def test_sample_data_is_generated_when_missing_at_the_default_location(tmp_path):
+def test_sample_data_is_generated_when_missing_at_the_default_location(tmp_path, run_here):
     """From a fresh folder, the default DATA_ROOT is created (here with only a few videos)."""
-    result = run_main(*TINY, *LEAN, "--num-train-videos", "2", "--num-val-videos", "1", "--num-test-videos", "1",
-                      "--unstructured-pruning-ratios", "", "--physical-structured-pruning", "false",
-                      "--structured-pruning-ratios", "", cwd=tmp_path)
+    result = run_here("main.py", *TINY, *LEAN, "--num-train-videos", "2", "--num-val-videos", "1",
+                      "--num-test-videos", "1", "--unstructured-pruning-ratios", "", "--structured-pruning-ratios", "",
+                      "--physical-structured-pruning", "false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "generating the built-in synthetic sample data" in result.stdout
     assert os.path.isfile(tmp_path / "data" / "sample_echonet" / "FileList.csv")
@@ -145,10 +145,11 @@ def test_layer_sensitivity_is_written_and_drawn(tiny_run):
     assert "layer sensitivity (seed 42): 80 single-layer prunings evaluated on validation in" in result.stdout
 
 
-def test_the_reference_scope_prunes_the_head(sample_root, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    main.main([*TINY, *LEAN, "--data-root", sample_root, "--pruning-scope", "all", "--structured-pruning-ratios", "",
-               "--unstructured-pruning-ratios", "0.9", "--physical-structured-pruning", "false", "--onnx-export", "false"])
+def test_the_reference_scope_prunes_the_head(sample_root, tmp_path, run_here):
+    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, "--pruning-scope", "all",
+                      "--structured-pruning-ratios", "", "--unstructured-pruning-ratios", "0.9",
+                      "--physical-structured-pruning", "false", "--onnx-export", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(tmp_path / "results" / "results.json"))
     unstructured = next(r for r in results["models"] if r["method"] == "unstructured")
     model, _ = load_checkpoint(str(tmp_path / unstructured["checkpoint"]))
@@ -156,10 +157,11 @@ def test_the_reference_scope_prunes_the_head(sample_root, tmp_path, monkeypatch)
     assert unstructured["sparsity"] == pytest.approx(0.9, abs=1e-6)
 
 
-def test_gradual_pruning_ends_at_the_ratio_in_a_run(sample_root, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    main.main([*TINY, *LEAN, "--data-root", sample_root, "--pruning-schedule", "gradual", "--pruning-steps", "2",
-               "--fine-tune-epochs", "2", "--unstructured-pruning-ratios", "0.8", "--onnx-export", "false"])
+def test_gradual_pruning_ends_at_the_ratio_in_a_run(sample_root, tmp_path, run_here):
+    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, "--pruning-schedule", "gradual",
+                      "--pruning-steps", "2", "--fine-tune-epochs", "2", "--unstructured-pruning-ratios", "0.8",
+                      "--onnx-export", "false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     records = json.load(open(tmp_path / "results" / "results.json"))["models"]
     baseline_params = records[0]["params"]
     for record in records[1:]:

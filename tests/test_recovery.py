@@ -114,10 +114,10 @@ def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraini
     assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
-def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_run, tmp_path):
+def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_run, tmp_path, run_here):
     out = copy_of(finished_run, tmp_path)
     first = (out / "results" / "results.json").read_bytes()
-    result = run_main(*baseline_only(sample_root), "--fresh", cwd=out)
+    result = run_here("main.py", *baseline_only(sample_root), "--fresh", cwd=out)
     assert result.returncode == 0 and "--fresh: moved the earlier results/" in result.stdout
     archived = [p for p in out.iterdir() if p.name.startswith("results.old-")]
     assert len(archived) == 1 and (archived[0] / "results.json").read_bytes() == first
@@ -147,11 +147,12 @@ def test_a_damaged_baseline_checkpoint_with_pruned_models_from_it_stops_the_run(
     assert (out / "results" / "results.json").read_bytes() == before
 
 
-def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run, tmp_path):
+def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run, tmp_path,
+                                                                             run_here):
     out = copy_of(finished_run, tmp_path)
     path = out / "checkpoints" / "seed42" / "unstructured_0.5.pt"
     path.write_bytes(path.read_bytes()[:1000])
-    result = run_main(*args(sample_root), cwd=out)
+    result = run_here("main.py", *args(sample_root), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoints/seed42/unstructured_0.5.pt is damaged" in result.stdout
     assert "unstructured_0.5 (seed 42): trained again" in result.stdout
@@ -160,23 +161,23 @@ def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sa
     assert rows(out) == rows(finished_run)
 
 
-def test_a_damaged_training_state_is_set_aside_and_training_starts_again(sample_root, tmp_path):
+def test_a_damaged_training_state_is_set_aside_and_training_starts_again(sample_root, tmp_path, run_here):
     state = tmp_path / "checkpoints" / "seed42" / "baseline.training.pt"
     state.parent.mkdir(parents=True)
     state.write_bytes(b"PK\x03\x04 cut off by a full disk")
-    result = run_main(*baseline_only(sample_root), cwd=tmp_path)
+    result = run_here("main.py", *baseline_only(sample_root), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoints/seed42/baseline.training.pt is damaged" in result.stdout
     assert "baseline: its training starts again" in result.stdout and "baseline epoch 1/1" in result.stdout
     assert len(list(state.parent.glob("baseline.training.pt.damaged-*"))) == 1
 
 
-def test_a_damaged_cache_file_is_rebuilt_from_its_video(sample_root, finished_run, tmp_path):
+def test_a_damaged_cache_file_is_rebuilt_from_its_video(sample_root, finished_run, tmp_path, run_here):
     out = copy_of(finished_run, tmp_path)
     cached = sorted((out / "cache").glob("*.npy"))[0]
     intact = np.load(cached)
     cached.write_bytes(cached.read_bytes()[:100])
-    result = run_main(*args(sample_root), cwd=out)
+    result = run_here("main.py", *args(sample_root), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"cache file cache/{cached.name} cannot be read" in result.stdout and "rebuilding it from" in result.stdout
     assert np.array_equal(np.load(cached), intact)

@@ -101,11 +101,11 @@ def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, m
         assert torch.equal(a, b), name
 
 
-def test_a_changed_configuration_stops_and_damages_nothing(sample_root, tiny_run, tmp_path):
+def test_a_changed_configuration_stops_and_damages_nothing(sample_root, tiny_run, tmp_path, run_here):
     out = tmp_path / "run"
-    shutil.copytree(tiny_run[0], out)
+    shutil.copytree(tiny_run[0] / "results", out / "results")
     before = {p: p.read_bytes() for p in (out / "results").iterdir()}
-    result = run_main(*tiny_args(sample_root, tiny_run[0], "--num-epochs", "3"), cwd=out)
+    result = run_here("main.py", *tiny_args(sample_root, out, "--num-epochs", "3"), cwd=out)
     assert result.returncode == 2
     assert "holds results of another configuration (num-epochs: 1 -> 3)" in result.stderr
     assert "--fresh" in result.stderr and "Traceback" not in result.stderr
@@ -134,19 +134,20 @@ def test_an_unreadable_video_is_skipped_counted_and_named(sample_root, tmp_path,
         main.check_videos({s: EchoNetVideoDataset(root, s, 2, 32) for s in ("train",)}, skip_bad=False)
 
 
-def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path):
+def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here):
     root = tmp_path / "echonet"
     shutil.copytree(sample_root, root)
     victim = pd.read_csv(root / "FileList.csv").FileName[0]
     (root / "Videos" / f"{victim}.avi").write_bytes(b"")
-    result = run_main(*TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "",
+    result = run_here("main.py", *TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "",
                       "--structured-pruning-ratios", "", "--physical-structured-pruning", "false",
                       "--onnx-export", "false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"skipping {victim}" in result.stdout
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert [s["video"] for s in results["skipped_videos"]] == [victim] and results["splits"]["train"] == 7
-    fatal = run_main(*TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other", cwd=tmp_path)
+    fatal = run_here("main.py", *TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other",
+                     cwd=tmp_path)
     assert fatal.returncode == 2 and f"{victim}.avi" in fatal.stderr and "Traceback" not in fatal.stderr
 
 
@@ -156,29 +157,30 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path):
     (lambda f: pd.concat([f, f.iloc[:1]]), "is listed more than once"),
     (lambda f: f.assign(Split=f.Split.replace("VAL", "VALIDATION")), "unknown Split values \\['VALIDATION'\\]"),
 ])
-def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sample_root, tiny_run, tmp_path, change, message):
+def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sample_root, tiny_run, tmp_path, change, message,
+                                                                          run_here):
     root = tmp_path / "echonet"
     shutil.copytree(sample_root, root)
     filelist = pd.read_csv(root / "FileList.csv")
     change(filelist).to_csv(root / "FileList.csv", index=False)
     out = tmp_path / "run"
-    shutil.copytree(tiny_run[0], out)
+    shutil.copytree(tiny_run[0] / "results", out / "results")
     before = (out / "results" / "results.json").read_bytes()
-    result = run_main(*TINY, "--data-root", str(root), "--results-dir", str(out / "results2"), cwd=out)
+    result = run_here("main.py", *TINY, "--data-root", str(root), "--results-dir", str(out / "results2"), cwd=out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert (out / "results" / "results.json").read_bytes() == before
 
 
-def test_empty_filelist_file(sample_root, tmp_path):
+def test_empty_filelist_file(sample_root, tmp_path, run_here):
     root = tmp_path / "echonet"
     shutil.copytree(sample_root, root)
     (root / "FileList.csv").write_text("")
-    result = run_main("--data-root", str(root), cwd=tmp_path)
+    result = run_here("main.py", "--data-root", str(root), cwd=tmp_path)
     assert result.returncode == 2 and "FileList.csv cannot be read as CSV" in result.stderr
 
 
-def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_run, tmp_path):
+def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_run, tmp_path, run_here):
     out = tmp_path / "run"
     shutil.copytree(tiny_run[0], out)
     results = json.loads((out / "results" / "results.json").read_text())
@@ -190,8 +192,8 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
     checkpoint = torch.load(other, weights_only=True)
     checkpoint["info"]["config_hash"] = "0123456789abcdef"
     torch.save(checkpoint, out / "checkpoints" / "seed42" / "baseline.pt")
-    result = run_main(*tiny_args(sample_root, tiny_run[0], "--results-dir", str(out / "results"),
-                                 "--checkpoint-dir", str(out / "checkpoints")), cwd=out)
+    result = run_here("main.py", *tiny_args(sample_root, tiny_run[0], "--results-dir", str(out / "results"),
+                                            "--checkpoint-dir", str(out / "checkpoints")), cwd=out)
     assert result.returncode == 2
     assert "baseline.pt was saved by another configuration" in result.stderr
 
