@@ -41,7 +41,8 @@ def run_main(*args, cwd, env=None):
 def run_here(monkeypatch, capsys):
     """`python <script> <args>` in this process (a subprocess imports torch again, ~5 s): its exit
     code and output. An exception that escapes the script's own handling (what would be a bare
-    traceback) fails the test. Kills, locks and the exit codes themselves are tested with run_main."""
+    traceback) fails the test. A kill, two runs at once, and a few exit codes as a shell sees them are
+    tested in a subprocess (run_main)."""
     def run(script, *args, cwd):
         monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", [script, *args])

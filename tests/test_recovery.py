@@ -43,8 +43,9 @@ def rows(folder):
 def finished_run(sample_root, tmp_path_factory):
     """An uninterrupted run, with relative folders so a copy of it is a run of its own."""
     out = tmp_path_factory.mktemp("finished")
-    result = run_main(*args(sample_root), cwd=out)
-    assert result.returncode == 0, result.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(out)
+        main.main(args(sample_root))
     return out
 
 
@@ -95,7 +96,7 @@ def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finish
 
 
 def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraining(sample_root, finished_run,
-                                                                                     tmp_path):
+                                                                                     tmp_path, run_here):
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = tmp_path / "results" / "results.json"
@@ -106,7 +107,7 @@ def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraini
     process.wait()
     assert [r["name"] for r in rows(tmp_path)] == ["baseline"]
 
-    again = run_main(*args(sample_root), cwd=tmp_path)
+    again = run_here("main.py", *args(sample_root), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "baseline (seed 42): reusing" in again.stdout and "baseline epoch" not in again.stdout
     assert "is no longer running; taking over" in again.stdout  # the killed run's lock
@@ -184,14 +185,15 @@ def test_a_damaged_cache_file_is_rebuilt_from_its_video(sample_root, finished_ru
     assert rows(out) == rows(finished_run)
 
 
-def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(sample_root, finished_run, tmp_path):
+def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(sample_root, finished_run, tmp_path,
+                                                                               run_here):
     first = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "results" / bookkeeping.LOCK_FILE
     deadline = time.time() + 120
     while not lock.is_file() and time.time() < deadline:
         time.sleep(0.05)
-    second = run_main(*args(sample_root), cwd=tmp_path)
+    second = run_here("main.py", *args(sample_root), cwd=tmp_path)
     assert second.returncode == 3 and "Traceback" not in second.stderr
     assert f"results/ is in use by another run: pid {first.pid} on {socket.gethostname()}" in second.stderr
     out, err = first.communicate(timeout=600)
