@@ -5,7 +5,6 @@ import platform
 
 import pandas as pd
 import pytest
-
 import torch
 
 import config
