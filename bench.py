@@ -11,18 +11,19 @@ PyTorch is timed eagerly and, where torch.compile runs, compiled with frozen wei
 with its CPU execution provider. The second table compares each runtime's speedups over its own
 dense baseline.
 
-    python bench.py --data [--quick]        # the data pipeline: training and evaluation videos/s and
-                                            # the share of each step spent waiting for data, cache off/on
+    python bench.py --data [--quick]        # the data path: check and cache on one thread and on every
+                                            # core; batches alone, before and now; training and evaluation
+                                            # against their ceilings (bench_data.py says how)
 """
 import copy
 import os
 import sys
 import tempfile
-import time
 
 import pandas as pd
 import torch
 
+import bench_data
 import config
 import main as experiment
 import metrics
@@ -76,45 +77,24 @@ def bench(cfg, device, variants, onnx_dir=None, compiled=False):
     return table
 
 
-def bench_data(cfg, device):
-    """One training epoch and one evaluation pass through the same loops and loaders as main.py,
-    without and with the decoded-frame cache."""
-    rows = []
-    with tempfile.TemporaryDirectory() as cache_dir:
-        for cache in (False, True):
-            run_cfg = copy.copy(cfg)
-            run_cfg.CACHE_FRAMES, run_cfg.CACHE_DIR = cache, cache_dir
-            start = time.perf_counter()
-            splits, loaders, _ = experiment.load_data(run_cfg, device)  # checks every video; fills the cache
-            prepare = time.perf_counter() - start
-            torch.manual_seed(cfg.SEED)
-            model = EFRegressionModel(55.0)
-            history = train.train(model, loaders["train"], loaders["val"], 1, cfg.LEARNING_RATE, device,
-                                  desc="bench", log=lambda *_: None, amp=cfg.AMP)
-            start = time.perf_counter()
-            videos = train.evaluate(model, loaders["test"], device, cfg.AMP)["videos"]
-            evaluation = time.perf_counter() - start
-            rows.append({"cache": cache, "check_and_cache_s": prepare,
-                         "train_videos_per_s": history["train_videos"] / history["train_seconds"],
-                         "data_wait_share": history["data_wait_seconds"] / history["train_seconds"],
-                         "eval_videos_per_s": videos / evaluation,
-                         "workers": loaders["train"].num_workers})
-    return pd.DataFrame(rows)
-
-
 def main(argv):
     p = config.parser(__doc__)
-    p.add_argument("--data", action="store_true", help="benchmark the data pipeline instead of the models")
-    p.add_argument("--repeat", type=int, default=1, metavar="N", help="passes; each cell is the median over them")
+    p.add_argument("--data", action="store_true", help="benchmark the data path instead of the models")
+    p.add_argument("--repeat", type=int, default=None, metavar="N",
+                   help="passes (rounds with --data); each cell is the median over them (default 1; 3 with --data)")
+    p.add_argument("--steps", type=int, default=8, metavar="N", help="--data: training and evaluation batches timed "
+                   "per round (default 8)")
     cfg = config.load(argv, p)
-    if cfg.repeat < 1:
-        p.error("--repeat must be at least 1")
+    cfg.repeat = cfg.repeat or (3 if cfg.data else 1)
+    if cfg.repeat < 1 or cfg.steps < 1:
+        p.error("--repeat and --steps must be at least 1")
     if cfg.data:
         device = train.pick_device(cfg.DEVICE)
-        table = bench_data(cfg, device)
-        print(f"data pipeline on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, "
-              f"batch {cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, "
-              f"precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}")
+        print(f"data path on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames of {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, batch "
+              f"{cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, precision "
+              f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} batches per round, "
+              f"median of {cfg.repeat} rounds", flush=True)
+        table = bench_data.bench_data(cfg, device, cfg.steps, cfg.repeat, log=lambda m: print(m, flush=True))
         print(table.to_markdown(index=False, floatfmt=".3g"))
         return table
     device = train.pick_device(cfg.DEVICE)

@@ -31,7 +31,10 @@ NUM_TEST_VIDEOS = 100     # test videos (split counts, above)
 CACHE_FRAMES = True       # decode each video once into CACHE_DIR (uint8 clips), not every epoch
 CACHE_DIR = "cache"       # where CACHE_FRAMES keeps the decoded clips
 SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (counted, named); False: stop
-NUM_WORKERS = None        # DataLoader worker processes; None: up to 8 on CUDA, 0 (main process) on CPU
+# Where a split's decoded clips live during the run: on the GPU when they fit in this share of its free
+# memory ("auto": half, the rest left to the model), so batches are drawn there with no copy; else in
+# host memory, copied batch by batch. A number from 0 (never on the GPU) to 1. The CPU uses host memory.
+CLIPS_ON_DEVICE = "auto"
 
 # --- model and training -----------------------------------------------------
 PRETRAINED = True         # ImageNet weights through torchvision; falls back to random init offline
@@ -106,7 +109,7 @@ DRAW_FIGURES = True       # draw figures/ at the end of main.py
 FRESH = False
 # Constants that do not change any number: a run may continue with them changed.
 NOT_RESULTS = ["RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR", "CACHE_FRAMES",
-               "NUM_WORKERS", "FRESH", "NOT_RESULTS"]
+               "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes. Chosen on
 # the validation split (README, "A fair comparison"): 16 frames of 32x32 beat 8 frames of 64x64 at
@@ -276,8 +279,18 @@ def validate(cfg):
     for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS"):
         if getattr(cfg, name) < 1:
             problems.append(f"{_dashed(name)} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.FINE_TUNE_EPOCHS < 0 or (cfg.NUM_WORKERS or 0) < 0:
-        problems.append("fine-tune-epochs and num-workers must not be negative")
+    if cfg.FINE_TUNE_EPOCHS < 0:
+        problems.append("fine-tune-epochs must not be negative")
+    if cfg.CLIPS_ON_DEVICE != "auto":
+        try:
+            share = float(cfg.CLIPS_ON_DEVICE)
+        except ValueError:
+            share = None
+        if share is None or not 0 <= share <= 1:
+            problems.append(f"clips-on-device takes auto or a share of the GPU's free memory from 0 to 1, "
+                            f"got {cfg.CLIPS_ON_DEVICE!r}")
+        else:
+            cfg.CLIPS_ON_DEVICE = share
     if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
         problems.append("learning rates must be positive")
     if cfg.PRUNING_SCOPE not in ("backbone", "all"):

@@ -1,16 +1,21 @@
-"""EchoNet-Dynamic videos and EF labels: FileList.csv + Videos/<FileName>.avi."""
+"""EchoNet-Dynamic videos and EF labels (FileList.csv + Videos/<FileName>.avi): read, checked and
+decoded once, on every core, into one uint8 array per split (cached on disk clip by clip), from which
+batches.py draws the batches."""
 import hashlib
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from tqdm import tqdm
 
-# The backbone's (ImageNet) normalisation, applied to every frame.
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+import batches
+import train
+from create_sample_data import create_sample_data
+
 SPLITS = ("TRAIN", "VAL", "TEST")
 
 
@@ -106,14 +111,10 @@ def load_clip(path, num_frames, image_size):
     return np.stack(clip)
 
 
-def normalize(clip):
-    """uint8 (T, H, W, 3) -> float (T, 3, H, W) normalised for the backbone."""
-    video = torch.from_numpy(clip).permute(0, 3, 1, 2).float().div_(255)
-    return (video - MEAN) / STD
-
-
-class EchoNetVideoDataset(Dataset):
-    """One split of EchoNet-Dynamic: items are (video (T, 3, H, W) float, EF in percent)."""
+class EchoNetVideoDataset:
+    """One split of EchoNet-Dynamic: its videos' names and EFs, and, once `decode` has run, all its
+    clips as one uint8 tensor `clips` (videos, frames, H, W, 3). Items are (video (T, 3, H, W) float
+    normalised, EF in percent), for the few users of single videos (ONNX checks, INT8 calibration)."""
 
     def __init__(self, root, split, num_frames, image_size, counts=(100, 20, 20), seed=42, cache_dir=None):
         self.root, self.split = root, split.upper()
@@ -125,6 +126,7 @@ class EchoNetVideoDataset(Dataset):
                             f"every split needs at least one video.")
         self.names = rows.FileName.tolist()
         self.efs = rows.EF.astype(np.float32).tolist()
+        self.clips = None
         for name in self.names:
             require_video(self.video_path(name))
 
@@ -137,6 +139,8 @@ class EchoNetVideoDataset(Dataset):
         keep = [i for i, name in enumerate(self.names) if name not in names]
         self.names = [self.names[i] for i in keep]
         self.efs = [self.efs[i] for i in keep]
+        if self.clips is not None:
+            self.clips = self.clips[keep]
         if not self.names:
             raise DataError(f"split {self.split} of {os.path.join(self.root, 'FileList.csv')} has no "
                             f"readable video left; every split needs at least one.")
@@ -174,4 +178,87 @@ class EchoNetVideoDataset(Dataset):
         return clip
 
     def __getitem__(self, index):
-        return normalize(self.clip(index)), torch.tensor(self.efs[index])
+        clip = self.clips[index] if self.clips is not None else torch.from_numpy(self.clip(index))
+        return batches.normalize(clip).contiguous(), torch.tensor(self.efs[index])
+
+    def decode(self, pool, skip_bad, log, bar):
+        """Every clip of the split into `clips`, decoded (or read from the cache) by the pool's threads
+        (OpenCV and NumPy's file reads release the GIL); undecodable, empty and 1-frame videos are left
+        out and returned as skipped-video records, or stop the run."""
+        clips = np.empty((len(self), self.num_frames, self.image_size, self.image_size, 3), dtype=np.uint8)
+
+        def fill(i):
+            try:
+                clips[i] = self.clip(i)
+            except DataError as e:
+                return e
+            finally:
+                bar.update()
+        bad, skipped = [], []
+        for i, error in enumerate(pool.map(fill, range(len(self)))):
+            if error is None:
+                continue
+            if not skip_bad:
+                raise DataError(f"{error} (--skip-bad-videos is false)") from None
+            log(f"skipping {self.names[i]}: {error}")
+            bad.append(self.names[i])
+            skipped.append({"split": self.split, "video": self.names[i], "reason": str(error)})
+        self.clips = torch.from_numpy(clips)
+        self.drop(bad)
+        return skipped
+
+
+def decode(splits, skip_bad, log=print, threads=None):
+    """Decode every video of every split once, here, on `threads` threads (default: every core), so a
+    bad video is found before training and training never decodes. Returns the skipped videos."""
+    threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    total = sum(len(split) for split in splits.values())
+    with ThreadPoolExecutor(threads) as pool, tqdm(total=total, desc="checking videos", leave=False,
+                                                   disable=None) as bar:
+        skipped = [record for split in splits.values() for record in split.decode(pool, skip_bad, log, bar)]
+    if skipped:
+        log(f"skipped {len(skipped)} unreadable video(s); they are listed in results.json under skipped_videos")
+    return skipped
+
+
+# --- the run's data --------------------------------------------------------------------------------
+
+def sample_counts(root):
+    """(train, val, test) videos of a generated sample folder, or None when there is none."""
+    try:
+        splits = pd.read_csv(os.path.join(root, "FileList.csv")).Split.str.upper().value_counts()
+    except (OSError, ValueError, AttributeError):
+        return None
+    return tuple(int(splits.get(s, 0)) for s in ("TRAIN", "VAL", "TEST"))
+
+
+def load_data(cfg, device, log=print):
+    """The three splits, decoded, and their batches on `device`; generates the sample data when
+    DATA_ROOT is its default. Training batches are shuffled by seed and epoch and dealt out to the
+    processes; validation and test are cut into disjoint shards, one per process, which
+    train.predict gathers again in the split's order. Returns (splits, batches, skipped, seconds)."""
+    start = time.perf_counter()
+    counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
+    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main():
+        found = sample_counts(cfg.DATA_ROOT)
+        if found != counts:
+            log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
+                else f"the sample data in {cfg.DATA_ROOT} has {'/'.join(map(str, found))} train/val/test videos and "
+                     f"this configuration asks for {'/'.join(map(str, counts))}: generating it again")
+            create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
+    train.barrier()
+    cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
+    splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
+              for s in ("train", "val", "test")}
+    if train.is_main():  # decodes (and caches) every video; the other processes then read the cache
+        skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log)
+    train.barrier()
+    if not train.is_main():
+        skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None)
+    rank, world = train.rank(), train.world_size()
+    on_device = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
+    loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE, shuffle=True,
+                                        seed=cfg.SEEDS[0], **on_device)}
+    for name in ("val", "test"):  # no activations kept for a backward pass: 4x the batch fits
+        loaders[name] = batches.Batches(splits[name].clips, splits[name].efs, 4 * cfg.BATCH_SIZE, **on_device)
+    return splits, loaders, skipped, time.perf_counter() - start

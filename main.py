@@ -17,15 +17,14 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import torch
 import torchvision
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, Subset
-from tqdm import tqdm
 
+import batches
 import bookkeeping
 import config
+import dataset
 import metrics
 import prune_utils
 import quantize
@@ -34,8 +33,7 @@ import sensitivity
 import train
 import visualize_model_architecture
 import visualize_results
-from create_sample_data import create_sample_data
-from dataset import DataError, EchoNetVideoDataset
+from dataset import DataError
 from model import EFRegressionModel, load_pretrained, save_checkpoint
 
 
@@ -76,76 +74,11 @@ def init_distributed():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def load_data(cfg, device):
-    """The three splits as DataLoaders; generates the sample data when DATA_ROOT is its default.
-    Training batches are shuffled by seed and epoch and split across processes; validation and test
-    are split into disjoint shards, one per process, gathered again by train.evaluate."""
-    counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
-    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main():
-        found = sample_counts(cfg.DATA_ROOT)
-        if found != counts:
-            log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
-                else f"the sample data in {cfg.DATA_ROOT} has {'/'.join(map(str, found))} train/val/test videos and "
-                     f"this configuration asks for {'/'.join(map(str, counts))}: generating it again")
-            create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
-    train.barrier()
-    cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
-    splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
-              for s in ("train", "val", "test")}
-    if train.is_main():  # decodes (and caches) every video once; the other processes then read the cache
-        skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
-    train.barrier()
-    if not train.is_main():
-        skipped = check_videos(splits, cfg.SKIP_BAD_VIDEOS)
-    workers = cfg.NUM_WORKERS if cfg.NUM_WORKERS is not None else (
-        min(8, (os.cpu_count() or 1) // train.world_size()) if device.type == "cuda" else 0)
-    loader = dict(batch_size=cfg.BATCH_SIZE, num_workers=workers, pin_memory=device.type == "cuda",
-                  persistent_workers=workers > 0)
-    rank, world = train.rank(), train.world_size()
-    sampler = DistributedSampler(splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.SEEDS[0])
-    loaders = {"train": DataLoader(splits["train"], sampler=sampler, **loader)}
-    # evaluation keeps no activations for a backward pass: 4x the batch fits, and ran 1.5x faster on a CPU
-    loader["batch_size"] = 4 * cfg.BATCH_SIZE
-    for name in ("val", "test"):
-        shard = Subset(splits[name], range(rank, len(splits[name]), world))
-        loaders[name] = DataLoader(shard, shuffle=False, **loader)
-    return splits, loaders, skipped
-
-
-def sample_counts(root):
-    """(train, val, test) videos of a generated sample folder, or None when there is none."""
-    try:
-        splits = pd.read_csv(os.path.join(root, "FileList.csv")).Split.str.upper().value_counts()
-    except (OSError, ValueError, AttributeError):
-        return None
-    return tuple(int(splits.get(s, 0)) for s in ("TRAIN", "VAL", "TEST"))
-
-
-def check_videos(splits, skip_bad):
-    """Decode every video once, here (filling the cache), so a bad video is found before training.
-    Undecodable, empty and 1-frame videos are skipped and named, or stop the run."""
-    skipped = []
-    for split in splits.values():
-        bad = []
-        for i in tqdm(range(len(split)), desc=f"checking {split.split} videos", leave=False, disable=None):
-            try:
-                split.clip(i)
-            except DataError as e:
-                if not skip_bad:
-                    raise DataError(f"{e} (SKIP_BAD_VIDEOS is off)") from None
-                log(f"skipping {split.names[i]}: {e}")
-                bad.append(split.names[i])
-                skipped.append({"split": split.split, "video": split.names[i], "reason": str(e)})
-        split.drop(bad)
-    if skipped:
-        log(f"skipped {len(skipped)} unreadable video(s); they are listed in results.json under skipped_videos")
-    return skipped
-
-
 def measure(model, cfg, device, checkpoint, inputs):
-    """Every number reported for one model, from the model as saved (by the main process alone).
-    inputs: sample_videos (to check the ONNX export), calibration (training videos, for INT8) and test
-    (the whole test split, for the INT8 model's accuracy)."""
+    """Every number reported for one model, from the model as saved (by the main process alone), and
+    the seconds each part took (`seconds`). inputs: sample_videos (to check the ONNX export),
+    calibration (training videos, for INT8) and test (the whole test split, for the INT8 model)."""
+    clock = Clock()
     nonzero, total = metrics.parameter_counts(model)
     record = {
         **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
@@ -155,21 +88,56 @@ def measure(model, cfg, device, checkpoint, inputs):
                           cfg.LATENCY_COMPILE),
         "checkpoint": checkpoint,
     }
+    clock.lap("pytorch")
     if cfg.ONNX_EXPORT:
         record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos,
                                            cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS, sizes=False))
+        clock.lap("onnx")
     if cfg.INT8:
         int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
         quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path, method=cfg.INT8_CALIBRATION_METHOD,
                              reduce_range=cfg.INT8_REDUCE_RANGE, keep_fp32=cfg.INT8_KEEP_FP32)
         record.update(quantize.int8_metrics(int8_path, inputs.test, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
                                             fp32_path=record["onnx_path"]))
+        clock.lap("int8")
     # after the timings, which must not share the CPU: the files' gzip sizes, side by side
     sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
     record.update(sizes[0])
     if cfg.ONNX_EXPORT:
         record.update(metrics.onnx_size_fields(sizes[1]))
+    clock.lap("sizes")
+    record["seconds"] = clock.laps
     return record
+
+
+class Clock:
+    """Seconds per phase: lap(name) adds the time since the last lap to `laps[name]`."""
+
+    def __init__(self):
+        self.laps, self.last = {}, time.perf_counter()
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+        return self.laps[name]
+
+
+def time_line(record):
+    """Where one model's time went, for the log."""
+    speed, seconds = record["speed"], record["seconds"]
+    parts = ", ".join(f"{name} {seconds[name]:.1f} s" for name in ("pytorch", "onnx", "int8") if name in seconds)
+    return (f"{record['name']} (seed {record['seed']}): trained in {seconds['training']:.1f} s "
+            f"({speed['train_videos_per_s']:.0f} videos/s, {100 * speed['data_wait_share']:.1f}% waiting for data; "
+            f"validation {speed['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
+
+
+def speed(history):
+    """Where a training run's time went: videos/s trained and evaluated, the share spent waiting for data."""
+    return {"train_seconds": history["train_seconds"],
+            "train_videos_per_s": history["train_videos"] / max(history["train_seconds"], 1e-9),
+            "data_wait_share": history["data_wait_seconds"] / max(history["train_seconds"], 1e-9),
+            "eval_videos_per_s": history.get("eval_videos", 0) / max(history.get("eval_seconds", 0.0), 1e-9)}
 
 
 def test_metrics(model, cfg, loaders, device):
@@ -199,7 +167,7 @@ def compare_to_baseline(record, baseline, cfg):
 def seed_run(seed, loaders):
     """Every model's run starts from its seed alone, so a continued run repeats an uninterrupted one."""
     seed_everything(seed)
-    loaders["train"].sampler.seed = seed
+    loaders["train"].seed = seed
 
 
 def fit(model, cfg, loaders, device, epochs, lr, desc, state, pruner=None):
@@ -218,6 +186,8 @@ def finish(model, record, cfg, device, checkpoint, inputs):
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
                         num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg))
         record.update(measure(model, cfg, device, checkpoint, inputs))
+        record["seconds"]["training"] = record["history"]["seconds"]
+        record["speed"] = speed(record["history"])
     train.barrier()
     return record
 
@@ -331,7 +301,9 @@ def run(cfg, device, steady_allocator):
     if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
         earlier = bookkeeping.start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}), log)
     done = earlier.get("models", [])
-    splits, loaders, skipped = load_data(cfg, device)
+    clock = Clock()
+    splits, loaders, skipped, _ = dataset.load_data(cfg, device, log)
+    clock.lap("data_preparation")
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
         f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
@@ -339,23 +311,27 @@ def run(cfg, device, steady_allocator):
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"},
                "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
-               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": []}
+               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": [],
+               "phases": clock.laps, "clips_on_device": loaders["train"].resident}
     # what measuring needs besides the model: a few real test videos to check each ONNX export against
     # PyTorch; for INT8, training videos to calibrate on (never validation or test) and the whole test split
     inputs = SimpleNamespace(
         sample_videos=torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))]),
         calibration=quantize.calibration_videos(splits["train"], cfg.INT8_CALIBRATION_VIDEOS, cfg.SEED)
         if cfg.INT8 and train.is_main() else None,
-        test=DataLoader(splits["test"], batch_size=4 * cfg.BATCH_SIZE))
+        test=batches.Batches(splits["test"].clips, splits["test"].efs, 4 * cfg.BATCH_SIZE, torch.device("cpu")))
     if cfg.INT8:
         results["environment"]["cpu_int8"] = quantize.cpu_int8_features()
     start = time.perf_counter()
 
-    def finished(record, folder):
+    def finished(record, folder, phase):
         results["models"].append(record)
+        clock.lap(phase)
         if train.is_main():
             reports.write_results(results, cfg.RESULTS_DIR)
             bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
+            if "speed" in record:
+                log(time_line(record))
 
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
@@ -367,7 +343,7 @@ def run(cfg, device, steady_allocator):
             baseline, baseline_model = run_baseline(seed, cfg, loaders, device, splits["train"].efs, inputs,
                                                        folder)
         results["pretrained"] = {"used": baseline["pretrained"], "reason": baseline["pretrained_reason"]}
-        finished(baseline, folder)
+        finished(baseline, folder, "baseline")
         if train.is_main():
             log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (95% interval "
                 f"{baseline['test_mae_ci_low']:.2f}–{baseline['test_mae_ci_high']:.2f}; mean predictor {mean_mae:.2f}), "
@@ -375,6 +351,7 @@ def run(cfg, device, steady_allocator):
         if cfg.SENSITIVITY:
             rows = [r for r in earlier.get("sensitivity", []) if r["seed"] == seed]
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
+            clock.lap("sensitivity")
             if train.is_main():
                 reports.write_results(results, cfg.RESULTS_DIR)
 
@@ -382,7 +359,7 @@ def run(cfg, device, steady_allocator):
             reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, log)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
                                                          loaders, device, inputs, folder)
-            finished(record, folder)
+            finished(record, folder, "pruned_models")
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
                     f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
@@ -399,7 +376,9 @@ def run(cfg, device, steady_allocator):
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
+        clock.lap("figures")
     log("\n" + reports.write_results(results, cfg.RESULTS_DIR, figures))
+    log("phases: " + ", ".join(f"{name.replace('_', ' ')} {seconds:.0f} s" for name, seconds in clock.laps.items()))
     log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
     return results
 

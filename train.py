@@ -16,6 +16,9 @@ import metrics
 from model import save_atomic
 
 
+BAR_EVERY = 20  # steps between the progress bar's loss readings, each a wait for the GPU
+
+
 def rank():
     return dist.get_rank() if dist.is_initialized() else 0
 
@@ -63,23 +66,39 @@ def gather(tensor):
 
 
 @torch.inference_mode()
-def predict(model, loader, device, amp=False):
-    """(predicted EF, true EF) over the whole split, as 1-D CPU tensors, each video exactly once:
-    every process predicts its own shard and the shards are gathered."""
+def predict(model, batches, device, amp=False):
+    """(predicted EF, true EF) over the whole split, as 1-D CPU tensors in the split's order, each video
+    exactly once: every process predicts its own shard (batches.order says which videos), and the
+    shards are gathered and put back in order. batches: a batches.Batches, or any iterable of
+    (video, ef) batches (one process, in order)."""
     model.eval()
     dtype = precision(device, amp)
-    predictions, targets = [torch.empty(0)], [torch.empty(0)]
-    for video, ef in loader:
+    predictions, targets = [torch.empty(0, device=device)], [torch.empty(0, device=device)]
+    for video, ef in batches:
         with autocast(device, dtype):
-            predictions.append(model(video.to(device, non_blocking=True)).float().cpu())
-        targets.append(ef.float())
-    return gather(torch.cat(predictions)), gather(torch.cat(targets))
+            predictions.append(model(video.to(device, non_blocking=True)).float())
+        targets.append(ef.to(device).float())
+    predicted, target = torch.cat(predictions).cpu(), torch.cat(targets).cpu()  # one copy back, at the end
+    order = getattr(batches, "order", None)
+    if order is None or not dist.is_initialized():
+        return predicted, target
+    order = gather(order)
+    return gather(predicted)[order.argsort()], gather(target)[order.argsort()]
 
 
-def evaluate(model, loader, device, amp=False):
-    """MAE, RMSE and R^2 of the model's EF on a split, and how many videos they cover."""
-    predicted, target = predict(model, loader, device, amp)
-    return {**metrics.regression_metrics(predicted, target), "videos": len(target)}
+def evaluate(model, batches, device, amp=False):
+    """MAE, RMSE and R^2 of the model's EF on a split, how many videos they cover, and how fast."""
+    start = time.perf_counter()
+    predicted, target = predict(model, batches, device, amp)
+    seconds = time.perf_counter() - start
+    return {**metrics.regression_metrics(predicted, target), "videos": len(target), "seconds": seconds}
+
+
+def set_epoch(batches, epoch):
+    """Training batches are drawn from the seed and the epoch: batches.Batches, or a DataLoader's sampler."""
+    for owner in (batches, getattr(batches, "sampler", None)):
+        if hasattr(owner, "set_epoch"):
+            return owner.set_epoch(epoch)
 
 
 def learning_rate_factor(schedule, progress, epochs):
@@ -103,17 +122,19 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     after every epoch, and a run cut off mid-training continues from its last saved epoch: the
     pruning steps already taken are replayed first (they fix the masks' and tensors' shapes; the
     saved weights and masks then replace the replayed ones). The shuffling depends only on the
-    sampler's seed and the epoch, so it continues exactly.
+    batches' seed and the epoch, so it continues exactly.
     channels_last: the memory format for training (faster convolutions on CPU and GPU), again after
     every pruning step, since Torch-Pruning builds new tensors.
-    Returns the history: train loss and val MAE per epoch, best epoch, seconds."""
+    train_loader, val_loader: batches.Batches (or any iterables of (video, ef) batches).
+    Returns the history: train loss and val MAE per epoch, best epoch, seconds, and where the time went
+    (training and validation seconds and videos, the seconds the steps waited for their batches)."""
     layout = torch.channels_last if channels_last else torch.preserve_format
     model.to(device, memory_format=layout)
     dtype = precision(device, amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.MSELoss()
-    history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0,
-               "train_seconds": 0.0, "data_wait_seconds": 0.0, "train_videos": 0}
+    history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0, "train_seconds": 0.0,
+               "data_wait_seconds": 0.0, "train_videos": 0, "eval_seconds": 0.0, "eval_videos": 0}
     best_mae, best_state, first_epoch, saved = float("inf"), None, 1, None
     if state_path and os.path.isfile(state_path):
         saved = torch.load(state_path, map_location=device, weights_only=True)
@@ -143,17 +164,17 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
                 best_mae, best_state = evaluate(model, val_loader, device, amp)["mae"], copy.deepcopy(model.state_dict())
                 history["best_epoch"], history["val_mae_after_pruning"] = epoch - 1, best_mae
         net.train()
-        if hasattr(train_loader.sampler, "set_epoch"):
-            train_loader.sampler.set_epoch(epoch)
-        total = torch.zeros(2, dtype=torch.float64, device=device)  # summed squared error, videos
+        set_epoch(train_loader, epoch)
+        total, videos = torch.zeros((), dtype=torch.float64, device=device), 0  # summed squared error, videos
         # a bar on a terminal only: in a log file (run_gpu.sh, CI) the one line per epoch below says it all
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
                    disable=None if is_main() else True)
+        steps = len(train_loader)
         epoch_start = ready = time.perf_counter()
         for step, (video, ef) in enumerate(bar):
             history["data_wait_seconds"] += time.perf_counter() - ready  # the step waited for this batch
             for group in optimizer.param_groups:
-                group["lr"] = lr * learning_rate_factor(schedule, epoch - 1 + step / len(train_loader), epochs)
+                group["lr"] = lr * learning_rate_factor(schedule, epoch - 1 + step / steps, epochs)
             video, ef = video.to(device, non_blocking=True), ef.to(device, non_blocking=True)
             with autocast(device, dtype):
                 predicted = net(video)
@@ -162,15 +183,21 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            total += torch.stack([loss.detach().double() * len(ef), torch.tensor(len(ef), device=device)])
-            bar.set_postfix(mse=f"{loss.item():.1f}")  # .item() also waits for the GPU to finish the step
-            history["train_videos"] += len(ef)
+            total += loss.detach().double() * len(ef)  # stays on the device: no wait for the GPU here
+            videos += len(ef)
+            if not bar.disable and step % BAR_EVERY == 0:
+                bar.set_postfix(mse=f"{loss.item():.1f}")  # .item() waits for the GPU: every BAR_EVERY steps only
             ready = time.perf_counter()
-        history["train_seconds"] += time.perf_counter() - epoch_start
+        total = torch.stack([total, torch.tensor(float(videos), dtype=torch.float64, device=device)])
         if dist.is_initialized():
             dist.all_reduce(total)
-        val_mae = evaluate(model, val_loader, device, amp)["mae"]
-        train_mse = (total[0] / total[1]).item()
+        train_mse = (total[0] / total[1]).item()  # waits for the epoch's last step: the time below is the GPU's too
+        history["train_seconds"] += time.perf_counter() - epoch_start
+        history["train_videos"] += int(total[1].item())  # every process's videos
+        validation = evaluate(model, val_loader, device, amp)
+        val_mae = validation["mae"]
+        history["eval_seconds"] += validation["seconds"]
+        history["eval_videos"] += validation["videos"]
         history["train_loss"].append(train_mse)
         history["val_mae"].append(val_mae)
         if val_mae < best_mae:

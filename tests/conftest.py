@@ -65,3 +65,15 @@ def tiny_run(sample_root, tmp_path_factory):
                       "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped, with the reason, where there is none)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here (run on a GPU machine)"))

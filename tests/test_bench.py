@@ -17,3 +17,17 @@ def test_bench_reports_every_variant_in_every_runtime_over_repeated_passes(monke
     out = capsys.readouterr().out
     assert "2 pass(es)" in out and "not in this test" in out
     assert "speedup by runtime" in out and "lowest and highest over the passes" in out
+
+
+def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    table = bench.main(["--data", "--data-root", sample_root, "--num-frames", "2", "--image-size", "32",
+                        "--batch-size", "4", "--steps", "2", "--repeat", "1"]).set_index("what")
+    rows = table.index.tolist()
+    assert rows[0] == "check and cache, 1 thread(s)" and rows[1].startswith("check and cache")
+    assert table.videos.iloc[0] == table.videos.iloc[1] == 16  # every video of the three splits, both times
+    assert table.loc["data path alone, batches (this version)", "x_per_video"] > 0
+    for what in ("training, whole pipeline", "evaluation, whole pipeline"):
+        assert 0 < table.loc[what, "x_ceiling"] and (table.videos_per_s > 0).all()
+    assert 0 <= table.loc["training, whole pipeline", "data_wait_share"] < 1

@@ -62,12 +62,12 @@ def test_bad_configurations_are_config_errors(argv, message):
 
 def test_option_types_follow_the_defaults():
     cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "no", "--sensitivity", "ON",
-                       "--num-workers", "3", "--onnx-export", "false", "--learning-rate", "3e-4", "--fresh"])
+                       "--clips-on-device", "0.25", "--onnx-export", "false", "--learning-rate", "3e-4", "--fresh"])
     assert cfg.SEEDS == [1, 2, 3] and cfg.SENSITIVITY_RATIOS == [0.4, 0.6]
     assert cfg.AMP is False and cfg.SENSITIVITY is True and cfg.LEARNING_RATE == 3e-4 and cfg.FRESH is True
-    # a None default takes the most specific type that fits, or none
-    assert cfg.NUM_WORKERS == 3 and cfg.ONNX_EXPORT is False
-    assert config.load(["--num-workers", "none"]).NUM_WORKERS is None
+    # a None default takes the most specific type that fits, or none; a share of the GPU as a number
+    assert cfg.CLIPS_ON_DEVICE == 0.25 and cfg.ONNX_EXPORT is False and config.load(["--int8", "none"]).INT8 is None
+    assert config.load([]).CLIPS_ON_DEVICE == "auto"
     assert config.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
     # the namespace holds every constant, the internal ones too, and nothing else
     assert vars(config.load([])) == config.defaults() and config.load([]).FRESH is False
@@ -94,7 +94,7 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
     assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in flat
     # a comment block above a constant, with constants and Python values as written on the command line
     assert "--pruning-steps (at most --fine-tune-epochs)" in flat
-    assert "--num-workers VALUE DataLoader worker processes; none: up to 8" in flat
+    assert "--clips-on-device TEXT Where a split's decoded clips live during the run" in flat
     assert "--seeds N,..." in flat and "(default 0.3,0.5,0.7,0.9; --quick 0.5,0.9)" in flat
     for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
         assert f"--{name.lower().replace('_', '-')} " in text

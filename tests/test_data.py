@@ -1,6 +1,5 @@
 """The sample data is EchoNet-shaped and carries the EF signal; the loader reads it and real quirks."""
 import os
-import pickle
 import shutil
 
 import cv2
@@ -8,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 import create_sample_data as sample
 from dataset import DataError, EchoNetVideoDataset, read_filelist, sample_indices
@@ -55,17 +53,16 @@ def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_pa
 
 def test_sample_data_is_written_again_when_the_split_sizes_change(tmp_path, monkeypatch):
     import config
-    import main
-    import torch
+    import dataset
     monkeypatch.chdir(tmp_path)
-    assert main.sample_counts("data/sample_echonet") is None
+    assert dataset.sample_counts("data/sample_echonet") is None
     cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
                        "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
-    splits, _, _ = main.load_data(cfg, torch.device("cpu"))
-    assert main.sample_counts("data/sample_echonet") == (3, 2, 2) and len(splits["val"]) == 2
+    splits, _, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
+    assert dataset.sample_counts("data/sample_echonet") == (3, 2, 2) and len(splits["val"]) == 2
     cfg.NUM_VAL_VIDEOS = 4
-    splits, _, _ = main.load_data(cfg, torch.device("cpu"))
-    assert main.sample_counts("data/sample_echonet") == (3, 4, 2) and len(splits["val"]) == 4
+    splits, _, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
+    assert dataset.sample_counts("data/sample_echonet") == (3, 4, 2) and len(splits["val"]) == 4
 
 
 def test_sample_ef_is_drawn_like_echonet_and_low_ef_hearts_are_dilated():
@@ -137,13 +134,6 @@ def test_videos_of_another_size_are_resized(tmp_path):
     pd.DataFrame({"FileName": ["big"], "EF": [60.0], "Split": ["TRAIN"]}).to_csv(root / "FileList.csv", index=False)
     video, _ = EchoNetVideoDataset(str(root), "train", 8, 112)[0]
     assert video.shape == (8, 3, 112, 112)
-
-
-def test_dataset_is_picklable_for_dataloader_workers(sample_root, tmp_path):
-    data = EchoNetVideoDataset(sample_root, "test", 4, 32, cache_dir=str(tmp_path / "cache"))
-    assert pickle.loads(pickle.dumps(data)).names == data.names
-    videos, efs = next(iter(DataLoader(data, batch_size=4, num_workers=2)))
-    assert videos.shape == (4, 4, 3, 32, 32) and efs.shape == (4,)
 
 
 def test_cache_returns_the_same_clip_and_is_keyed_by_clip_settings(sample_root, tmp_path):

@@ -13,9 +13,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+import dataset
 import main
 import train
 from conftest import LEAN, TINY
+
 from dataset import DataError, EchoNetVideoDataset
 from model import EFRegressionModel
 
@@ -126,12 +128,13 @@ def test_an_unreadable_video_is_skipped_counted_and_named(sample_root, tmp_path,
     else:
         with open(path, "wb") as f:
             f.write(b"" if damage == "zero-byte" else b"RIFF....AVI garbage")
-    skipped = main.check_videos(data, skip_bad=True)
+    skipped = dataset.decode(data, skip_bad=True, log=lambda *_: None)
     assert skipped == [{"split": "TRAIN", "video": victim, "reason": skipped[0]["reason"]}]
     assert victim in skipped[0]["reason"] and "decoded" in skipped[0]["reason"]
     assert len(data["train"]) == 7 and victim not in data["train"].names
-    with pytest.raises(DataError, match=f"{victim}.avi.*SKIP_BAD_VIDEOS is off"):
-        main.check_videos({s: EchoNetVideoDataset(root, s, 2, 32) for s in ("train",)}, skip_bad=False)
+    assert data["train"].clips.shape == (7, 2, 32, 32, 3)  # the clips array lost the same video
+    with pytest.raises(DataError, match=f"{victim}.avi.*--skip-bad-videos is false"):
+        dataset.decode({s: EchoNetVideoDataset(root, s, 2, 32) for s in ("train",)}, skip_bad=False)
 
 
 def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here):
