@@ -41,7 +41,7 @@ def _affine(device):
 def on_device(clips, device, share="auto"):
     """Where a split's clips live: the GPU when they fit in `share` of its free memory ("auto": half,
     leaving the rest to the model's activations), else host memory. On a CPU, host memory."""
-    if device.type != "cuda" or share in (0, 0.0, "0", "false", False):
+    if device.type != "cuda" or not share:  # 0: never
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return clips.numel() * clips.element_size() <= (0.5 if share == "auto" else float(share)) * free

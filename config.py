@@ -28,7 +28,7 @@ IMAGE_SIZE = 112                          # EchoNet-Dynamic's native size
 NUM_TRAIN_VIDEOS = 100
 NUM_VAL_VIDEOS = 60       # validation videos (split counts, above)
 NUM_TEST_VIDEOS = 100     # test videos (split counts, above)
-CACHE_FRAMES = True       # decode each video once into CACHE_DIR (uint8 clips), not every epoch
+CACHE_FRAMES = True       # keep every decoded clip in CACHE_DIR, so a later run reads it instead of decoding again
 CACHE_DIR = "cache"       # where CACHE_FRAMES keeps the decoded clips
 SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (counted, named); False: stop
 # Where a split's decoded clips live during the run: on the GPU when they fit in this share of its free

@@ -3,7 +3,6 @@ decoded once, on every core, into one uint8 array per split (cached on disk clip
 batches.py draws the batches."""
 import hashlib
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -236,8 +235,7 @@ def load_data(cfg, device, log=print):
     """The three splits, decoded, and their batches on `device`; generates the sample data when
     DATA_ROOT is its default. Training batches are shuffled by seed and epoch and dealt out to the
     processes; validation and test are cut into disjoint shards, one per process, which
-    train.predict gathers again in the split's order. Returns (splits, batches, skipped, seconds)."""
-    start = time.perf_counter()
+    train.predict gathers again in the split's order. Returns (splits, batches, skipped)."""
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
     if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main():
         found = sample_counts(cfg.DATA_ROOT)
@@ -256,9 +254,12 @@ def load_data(cfg, device, log=print):
     if not train.is_main():
         skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None)
     rank, world = train.rank(), train.world_size()
-    on_device = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
+    placement = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
     loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE, shuffle=True,
-                                        seed=cfg.SEEDS[0], **on_device)}
+                                        seed=cfg.SEEDS[0], **placement)}
     for name in ("val", "test"):  # no activations kept for a backward pass: 4x the batch fits
-        loaders[name] = batches.Batches(splits[name].clips, splits[name].efs, 4 * cfg.BATCH_SIZE, **on_device)
-    return splits, loaders, skipped, time.perf_counter() - start
+        loaders[name] = batches.Batches(splits[name].clips, splits[name].efs, 4 * cfg.BATCH_SIZE, **placement)
+    for name in ("train", "val"):  # on the GPU now: free the host copy (single items come from the cache)
+        if loaders[name].resident:
+            splits[name].clips = None
+    return splits, loaders, skipped

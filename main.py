@@ -106,8 +106,7 @@ def measure(model, cfg, device, checkpoint, inputs):
     if cfg.ONNX_EXPORT:
         record.update(metrics.onnx_size_fields(sizes[1]))
     clock.lap("sizes")
-    record["seconds"] = clock.laps
-    return record
+    return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
 
 
 class Clock:
@@ -125,16 +124,16 @@ class Clock:
 
 def time_line(record):
     """Where one model's time went, for the log."""
-    speed, seconds = record["speed"], record["seconds"]
-    parts = ", ".join(f"{name} {seconds[name]:.1f} s" for name in ("pytorch", "onnx", "int8") if name in seconds)
-    return (f"{record['name']} (seed {record['seed']}): trained in {seconds['training']:.1f} s "
-            f"({speed['train_videos_per_s']:.0f} videos/s, {100 * speed['data_wait_share']:.1f}% waiting for data; "
-            f"validation {speed['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
+    parts = ", ".join(f"{name} {record[f'seconds_{name}']:.1f} s" for name in ("pytorch", "onnx", "int8")
+                      if f"seconds_{name}" in record)
+    return (f"{record['name']} (seed {record['seed']}): trained in {record['seconds_training']:.1f} s "
+            f"({record['train_videos_per_s']:.1f} videos/s, {100 * record['data_wait_share']:.1f}% waiting for data; "
+            f"validation {record['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
 
 
 def speed(history):
     """Where a training run's time went: videos/s trained and evaluated, the share spent waiting for data."""
-    return {"train_seconds": history["train_seconds"],
+    return {"seconds_training_steps": history["train_seconds"],
             "train_videos_per_s": history["train_videos"] / max(history["train_seconds"], 1e-9),
             "data_wait_share": history["data_wait_seconds"] / max(history["train_seconds"], 1e-9),
             "eval_videos_per_s": history.get("eval_videos", 0) / max(history.get("eval_seconds", 0.0), 1e-9)}
@@ -186,8 +185,7 @@ def finish(model, record, cfg, device, checkpoint, inputs):
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
                         num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg))
         record.update(measure(model, cfg, device, checkpoint, inputs))
-        record["seconds"]["training"] = record["history"]["seconds"]
-        record["speed"] = speed(record["history"])
+        record.update(seconds_training=record["history"]["seconds"], **speed(record["history"]))
     train.barrier()
     return record
 
@@ -302,7 +300,7 @@ def run(cfg, device, steady_allocator):
         earlier = bookkeeping.start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}), log)
     done = earlier.get("models", [])
     clock = Clock()
-    splits, loaders, skipped, _ = dataset.load_data(cfg, device, log)
+    splits, loaders, skipped = dataset.load_data(cfg, device, log)
     clock.lap("data_preparation")
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
@@ -330,7 +328,7 @@ def run(cfg, device, steady_allocator):
         if train.is_main():
             reports.write_results(results, cfg.RESULTS_DIR)
             bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
-            if "speed" in record:
+            if "seconds_training" in record:
                 log(time_line(record))
 
     for seed in cfg.SEEDS:

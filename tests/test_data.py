@@ -58,10 +58,10 @@ def test_sample_data_is_written_again_when_the_split_sizes_change(tmp_path, monk
     assert dataset.sample_counts("data/sample_echonet") is None
     cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
                        "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
-    splits, _, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
+    splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
     assert dataset.sample_counts("data/sample_echonet") == (3, 2, 2) and len(splits["val"]) == 2
     cfg.NUM_VAL_VIDEOS = 4
-    splits, _, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
+    splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
     assert dataset.sample_counts("data/sample_echonet") == (3, 4, 2) and len(splits["val"]) == 4
 
 

@@ -171,3 +171,17 @@ def test_gradual_pruning_ends_at_the_ratio_in_a_run(sample_root, tmp_path, run_h
             assert record["sparsity"] == pytest.approx(0.8, abs=1e-4)
         if record["method"] == "structured_physical":
             assert metrics.parameter_counts(model)[1] < 0.5 * baseline_params
+
+
+def test_where_the_time_goes_is_logged_and_recorded(tiny_run):
+    out, result = tiny_run
+    results = json.load(open(out / "results" / "results.json"))
+    assert set(results["phases"]) == {"data_preparation", "baseline", "sensitivity", "pruned_models", "figures"}
+    assert all(seconds > 0 for seconds in results["phases"].values()) and results["clips_on_device"] is False
+    for record in results["models"]:
+        assert record["train_videos_per_s"] > 0 and record["eval_videos_per_s"] > 0
+        assert 0 <= record["data_wait_share"] < 1
+        assert record["seconds_training"] >= record["seconds_training_steps"] > 0
+        assert record["seconds_pytorch"] > 0 and record["seconds_onnx"] > 0 and record["seconds_int8"] > 0
+    assert "phases: data preparation" in result.stdout
+    assert "baseline (seed 42): trained in" in result.stdout and "% waiting for data" in result.stdout
