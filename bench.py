@@ -95,7 +95,7 @@ def main(argv):
               f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} batches per round, "
               f"median of {cfg.repeat} rounds", flush=True)
         table = bench_data.bench_data(cfg, device, cfg.steps, cfg.repeat, log=lambda m: print(m, flush=True))
-        print(table.to_markdown(index=False, floatfmt=".3g"))
+        print(table.astype(object).where(table.notna(), "").to_markdown(index=False, floatfmt=".3g"))
         return table
     device = train.pick_device(cfg.DEVICE)
     steady = device.type == "cpu" and metrics.steady_cpu_allocator()
