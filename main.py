@@ -310,7 +310,8 @@ def run(cfg, device, steady_allocator):
                "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": [],
-               "phases": clock.laps, "clips_on_device": loaders["train"].resident}
+               "phases": clock.laps, "clips_on_device": loaders["train"].resident,
+               "started": time.strftime("%Y-%m-%d %H:%M %Z")}
     # what measuring needs besides the model: a few real test videos to check each ONNX export against
     # PyTorch; for INT8, training videos to calibrate on (never validation or test) and the whole test split
     inputs = SimpleNamespace(
@@ -364,7 +365,7 @@ def run(cfg, device, steady_allocator):
                     f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
                     f"({record['latency_speedup']:.2f}x)")
 
-    results["seconds"] = time.perf_counter() - start
+    results["seconds"], results["finished"] = time.perf_counter() - start, time.strftime("%Y-%m-%d %H:%M %Z")
     if not train.is_main():
         return results
     figures = []

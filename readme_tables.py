@@ -1,0 +1,133 @@
+"""The README's result tables, written from result files committed in docs/, never typed.
+
+    python readme_tables.py           # rewrites every generated block of README.md
+    python readme_tables.py --check   # exit 1 (naming the blocks) when README.md is not what this writes
+
+A generated block in README.md is
+
+    <!-- generated: TABLE from docs/FILE.json -->
+    ...
+    <!-- end generated -->
+
+and TABLE one of TABLES below; each block ends with the file, commit, machine and date it came from.
+To refresh one: copy a run's results/results.json to docs/, then run this script.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+BLOCK = re.compile(r"(<!-- generated: (\w+) from (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+
+def name(record):
+    return "baseline" if record["method"] == "baseline" else \
+        "dense control" if record["method"] == "dense_control" else f"{record['method']} {record['ratio']:g}"
+
+
+def ms(record, key, speedup):
+    return f"{record[key]:.1f} ({record[speedup]:.2f}×)" if key in record else ""
+
+
+def quick_run(results):
+    """Every model of the first seed: accuracy with its intervals, against the baseline and the dense
+    control, right after pruning, and its size and speed."""
+    seed = results["models"][0]["seed"]
+    rows = [r for r in results["models"] if r["seed"] == seed]
+    control = any(r["method"] == "dense_control" for r in rows)
+    head = ["model", "test MAE [95% interval]", "ΔMAE vs baseline [paired 95% interval]"]
+    head += ["ΔMAE vs dense control [paired 95% interval]"] if control else []
+    head += ["MAE right after pruning", "sparsity before → after FT", "non-zero params", "effective FLOPs (M)",
+             "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)", "checkpoint MB (gzip)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+             f"| mean predictor | {results['mean_predictor']['test_mae']:.2f} |" + " |" * (len(head) - 2)]
+    for r in rows:
+        cells = [name(r), f"{r['test_mae']:.2f} [{r['test_mae_ci_low']:.2f}, {r['test_mae_ci_high']:.2f}]"]
+        cells.append("" if r["method"] == "baseline" else
+                     f"{r['mae_diff']:+.2f} [{r['mae_diff_ci_low']:+.2f}, {r['mae_diff_ci_high']:+.2f}]")
+        if control:
+            cells.append(f"{r['mae_diff_vs_control']:+.2f} [{r['mae_diff_vs_control_ci_low']:+.2f}, "
+                         f"{r['mae_diff_vs_control_ci_high']:+.2f}]" if "mae_diff_vs_control" in r else "")
+        before = r.get("test_mae_before_fine_tune")
+        physical = r["method"] == "structured_physical"
+        cells += [f"{before:.2f}" if before is not None and r["method"] not in ("baseline", "dense_control") else "",
+                  "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
+                  f"{r['params_nonzero'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
+                  ms(r, "latency_ms", "latency_speedup"), ms(r, "onnx_latency_ms", "onnx_latency_speedup"),
+                  f"{r['size_mb']:.1f} ({r['gzip_size_mb']:.1f})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def int8(results):
+    """Every model of the first seed in FP32 and INT8 through ONNX Runtime."""
+    seed = results["models"][0]["seed"]
+    rows = [r for r in results["models"] if r["seed"] == seed and "int8_test_mae" in r]
+    dense = rows[0]["onnx_latency_ms"]
+    lines = ["| model | FP32 MAE | INT8 MAE (change [paired 95% interval]) | FP32 ORT ms (vs FP32 dense) | "
+             "INT8 ORT ms (vs FP32 dense) | ONNX MB FP32 → INT8 (INT8 gzip) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        fp32 = r.get("fp32_onnx_test_mae", r["test_mae"])
+        lines.append(f"| {name(r)} | {fp32:.2f} | {r['int8_test_mae']:.2f} ({r['int8_mae_change']:+.2f} "
+                     f"[{r['int8_mae_change_ci_low']:+.2f}, {r['int8_mae_change_ci_high']:+.2f}]) | "
+                     f"{r['onnx_latency_ms']:.2f} ({dense / r['onnx_latency_ms']:.2f}×) | "
+                     f"{r['int8_latency_ms']:.2f} ({r['int8_latency_speedup']:.2f}×) | "
+                     f"{r['onnx_size_mb']:.1f} → {r['int8_size_mb']:.1f} ({r['int8_gzip_size_mb']:.2f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def phases(results):
+    """Where the run's time went, phase by phase, and each model's training speed."""
+    lines = ["| phase | seconds |", "|---|---|"]
+    lines += [f"| {phase.replace('_', ' ')} | {seconds:.0f} |" for phase, seconds in results["phases"].items()]
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases}
+
+
+def stamp(results, path):
+    env = results["environment"]
+    return (f"\n<sub>Written by `python readme_tables.py` from `{path}`: commit {env.get('git_commit') or 'none'}, "
+            f"{env.get('device_name') or env['device']} ({env['cpu_count']} cores, {env['torch_threads']} threads), "
+            f"torch {env['torch']}, {results.get('finished', 'date not recorded')}.</sub>\n")
+
+
+def render(text, root=ROOT):
+    """README text with every generated block written again from its result file."""
+    def block(match):
+        path = match[3]
+        with open(os.path.join(root, path)) as f:
+            results = json.load(f)
+        return match[1] + TABLES[match[2]](results) + stamp(results, path) + match[5]
+    return BLOCK.sub(block, text)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only check that README.md is current (exit 1 if not)")
+    args = p.parse_args(argv)
+    path = os.path.join(ROOT, "README.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        new = render(text)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check the result "
+              f"file it names", file=sys.stderr)
+        return 2
+    if args.check:
+        stale = [m[2] for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new)) if m[0] != n[0]]
+        print(f"README.md: {'stale: ' + ', '.join(stale) if stale else 'every generated table is current'}")
+        return 1 if stale else 0
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(new)
+    os.replace(path + ".tmp", path)
+    print(f"README.md: {len(BLOCK.findall(text))} generated table(s) written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
