@@ -362,6 +362,15 @@ def check_training_state(path, identity, log):
     stamp_path = identity_path(path)
     if os.path.isfile(path):
         try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            missing = {"model", "optimizer", "history", "best_mae", "best_state"} - set(saved)
+            if missing:
+                raise KeyError(f"missing {', '.join(sorted(missing))}")
+        except Exception as e:  # noqa: BLE001 (torch raises RuntimeError, EOFError, UnpicklingError... on a damaged file)
+            set_aside(path, f"{type(e).__name__}: {e}", log)
+            log(f"{os.path.basename(path)[:-len('.training.pt')]}: its training starts again")
+    if os.path.isfile(path):  # intact: continued only by the run that wrote it
+        try:
             with open(stamp_path) as f:
                 owner = f.read().strip()
         except OSError:
@@ -371,14 +380,6 @@ def check_training_state(path, identity, log):
                 f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: another "
                 f"configuration or other data). It is not continued. Run with --fresh to archive it, or choose "
                 f"another --results-dir (checkpoints live inside it unless --checkpoint-dir is given).")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            missing = {"model", "optimizer", "history", "best_mae", "best_state"} - set(saved)
-            if missing:
-                raise KeyError(f"missing {', '.join(sorted(missing))}")
-        except Exception as e:  # noqa: BLE001 (torch raises RuntimeError, EOFError, UnpicklingError... on a damaged file)
-            set_aside(path, f"{type(e).__name__}: {e}", log)
-            log(f"{os.path.basename(path)[:-len('.training.pt')]}: its training starts again")
     tmp = f"{stamp_path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(identity["id"])

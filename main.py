@@ -235,6 +235,7 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
               "pretrained": pretrained, "pretrained_reason": reason,
               **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history}
     finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), inputs)
+    record["achieved_ratio"] = 0.0
     if train.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
         compare_to_baseline(record, record, cfg)
@@ -279,7 +280,8 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
               "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
-              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history,
+              **prune_utils.achieved(model, baseline_model, method, cfg.PRUNING_SCOPE)}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
     return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
 
@@ -309,16 +311,20 @@ def main(argv):
     steady_allocator = device.type == "cpu" and metrics.steady_cpu_allocator()
     if cfg.LATENCY_COMPILE and (reason := metrics.compile_error(device)):
         need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
-        raise config.ConfigError(f"LATENCY_COMPILE is on but torch.compile does not run on {device} here ({reason}); "
+        raise config.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here ({reason}); "
                                  f"install {need}, or set --latency-compile false")
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = metrics.onnx_available()
         if not cfg.ONNX_EXPORT:
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
-        raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
+        raise config.ConfigError("--onnx-export is on but onnxruntime is not installed: pip install onnx onnxruntime")
     if cfg.INT8 is None:
         cfg.INT8 = cfg.ONNX_EXPORT
+    if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
+                                                                                cfg.PHYSICAL_ROUND_TO)):
+        raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
+                                 "--physical-structured-pruning false.")
     if train.is_main():
         bookkeeping.check_writable(cfg)  # now, naming the folder, not after an epoch of training
         bookkeeping.lock(cfg.RESULTS_DIR, log)
@@ -429,6 +435,13 @@ if __name__ == "__main__":
     except bookkeeping.FolderInUse as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except OSError as e:  # a folder that became unwritable or a full disk mid-run; the run continues later
+        print(f"error: {e.strerror or e}: {e.filename or ''} (free space or fix the folder's permissions, then run "
+              f"the same command again to continue)", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -287,3 +287,10 @@ if __name__ == "__main__":
     except (config.ConfigError, OSError) as e:  # no results.json yet, a folder not writable
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # results.json cut off or edited by hand
+        print(f"error: {os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from ({type(e).__name__}: "
+              f"{e}); it is damaged or not main.py's. Run main.py again to rewrite it.", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to draw the figures", file=sys.stderr)
+        sys.exit(130)

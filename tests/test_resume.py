@@ -183,19 +183,16 @@ def test_empty_filelist_file(sample_root, tmp_path, run_here):
 def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_run, tmp_path, run_here):
     out = tmp_path / "run"
     shutil.copytree(tiny_run[0], out)
-    results = json.loads((out / "results" / "results.json").read_text())
-    for record in results["models"]:
-        record["checkpoint"] = record["checkpoint"].replace(str(tiny_run[0]), str(out))
-    (out / "results" / "results.json").write_text(json.dumps(results))
     other = str(out / "checkpoints" / "seed42" / "unstructured_0.5.pt")
     shutil.copy(other, out / "checkpoints" / "seed42" / "baseline.pt")  # same shapes, but saved by another model
     checkpoint = torch.load(other, weights_only=True)
-    checkpoint["info"]["config_hash"] = "0123456789abcdef"
+    checkpoint["info"]["identity"] = "0123456789abcdef"
     torch.save(checkpoint, out / "checkpoints" / "seed42" / "baseline.pt")
     result = run_here("main.py", *tiny_args(sample_root, tiny_run[0], "--results-dir", str(out / "results"),
                                             "--checkpoint-dir", str(out / "checkpoints")), cwd=out)
     assert result.returncode == 2
-    assert "baseline.pt was saved by another configuration" in result.stderr
+    assert "baseline.pt was saved by another run (identity 0123456789abcdef" in result.stderr
+    assert "--fresh" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")
