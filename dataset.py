@@ -22,13 +22,13 @@ def read_filelist(root):
     """FileList.csv as a DataFrame with FileName (no .avi), EF and an upper-case Split if present."""
     if not os.path.isdir(root):
         raise DataError(f"data folder {root!r} does not exist. Download EchoNet-Dynamic and pass "
-                        f"--data-root /path/to/EchoNet-Dynamic, or leave DATA_ROOT at the sample default.")
+                        f"--data-root /path/to/EchoNet-Dynamic, or leave --data-root unset for the built-in sample data.")
     path = os.path.join(root, "FileList.csv")
     if not os.path.isfile(path):
         raise DataError(f"{path} not found. An EchoNet-Dynamic folder holds FileList.csv and Videos/; "
                         f"check --data-root.")
     try:
-        filelist = pd.read_csv(path)
+        filelist = pd.read_csv(path, dtype=str, keep_default_na=False)  # cells as written, for the messages
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path} cannot be read as CSV ({e}). Restore the FileList.csv of EchoNet-Dynamic.")
     for column in ("FileName", "EF"):
@@ -37,11 +37,11 @@ def read_filelist(root):
                             f"EchoNet-Dynamic's FileList.csv has FileName and EF.")
     if filelist.empty:
         raise DataError(f"{path} lists no videos.")
-    filelist["FileName"] = filelist["FileName"].astype(str).str.strip().str.replace(r"\.avi$", "", regex=True)
-    ef = pd.to_numeric(filelist["EF"], errors="coerce")
+    filelist["FileName"] = filelist["FileName"].str.strip().str.replace(r"\.avi$", "", case=False, regex=True)
+    ef = pd.to_numeric(filelist["EF"].str.strip(), errors="coerce")
     bad = filelist.index[ef.isna() | (ef < 0) | (ef > 100)]
     if len(bad):
-        i = bad[0]
+        i = bad[0]  # row numbers as a spreadsheet shows them: the header is row 1
         raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has EF {filelist.EF[i]!r}; "
                         f"EF must be a number in 0-100 ({len(bad)} bad rows in all).")
     filelist["EF"] = ef.astype(float)
@@ -49,10 +49,14 @@ def read_filelist(root):
     if len(duplicated):
         raise DataError(f"{path}: FileName {duplicated.iloc[0]!r} is listed more than once; each video once.")
     if "Split" in filelist.columns:
-        filelist["Split"] = filelist["Split"].astype(str).str.strip().str.upper()
-        unknown = sorted(set(filelist.Split) - set(SPLITS))
-        if unknown:
-            raise DataError(f"{path}: unknown Split values {unknown}; use TRAIN, VAL or TEST.")
+        written = filelist["Split"]
+        filelist["Split"] = written.str.strip().str.upper()
+        bad = filelist.index[~filelist.Split.isin(SPLITS)]
+        if len(bad):
+            i = bad[0]
+            unknown = sorted(set(filelist.Split[bad]))
+            raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has Split {written[i]!r}; use TRAIN, VAL or "
+                            f"TEST (unknown Split values {unknown} in {len(bad)} rows).")
     return filelist
 
 
@@ -62,7 +66,8 @@ def assign_splits(filelist, counts, seed):
         return filelist
     if sum(counts) > len(filelist):
         raise DataError(f"FileList.csv has no Split column and {len(filelist)} videos, fewer than the "
-                        f"{sum(counts)} asked for by NUM_TRAIN/VAL/TEST_VIDEOS; lower those counts.")
+                        f"{sum(counts)} asked for by --num-train-videos, --num-val-videos and --num-test-videos; "
+                        f"lower those counts.")
     order = np.random.default_rng(seed).permutation(len(filelist))
     split = np.full(len(filelist), "UNUSED", dtype=object)
     start = 0
