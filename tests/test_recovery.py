@@ -125,6 +125,17 @@ def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_r
     assert "baseline epoch 1/1" in result.stdout and rows(out) == rows(finished_run)[:1]
 
 
+def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, run_here):
+    """The results folder (checkpoints inside it) moved: the run continues, nothing retrained."""
+    out = copy_of(finished_run, tmp_path)
+    (out / "results").rename(out / "moved")
+    result = run_here("main.py", *args(sample_root), "--results-dir", "moved", cwd=out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
+    records = json.loads((out / "moved" / "results.json").read_text())["models"]
+    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/unstructured_0.5.pt"]
+
+
 def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):
     out = copy_of(finished_run, tmp_path)
     damaged = (out / "results" / "results.json").read_bytes()[:200]

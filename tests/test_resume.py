@@ -146,6 +146,14 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here)
     assert f"skipping {victim}" in result.stdout
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert [s["video"] for s in results["skipped_videos"]] == [victim] and results["splits"]["train"] == 7
+    assert f"{victim} (train)" in (tmp_path / "results" / "summary.md").read_text()
+    # the bad video replaced, as the skip message advises: the earlier results were measured without it
+    shutil.copy(os.path.join(sample_root, "Videos", f"{victim}.avi"), root / "Videos" / f"{victim}.avi")
+    again = run_here("main.py", *TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "",
+                     "--structured-pruning-ratios", "", "--physical-structured-pruning", "false",
+                     "--onnx-export", "false", cwd=tmp_path)
+    assert again.returncode == 2 and "Traceback" not in again.stderr  # was: operands could not be broadcast
+    assert f"the skipped videos changed (readable again: {victim})" in again.stderr and "--fresh" in again.stderr
     fatal = run_here("main.py", *TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other",
                      cwd=tmp_path)
     assert fatal.returncode == 2 and f"{victim}.avi" in fatal.stderr and "Traceback" not in fatal.stderr
