@@ -230,8 +230,6 @@ def claim_checkpoints(cfg, identity, log):
         owner = None
     except (OSError, ValueError, AttributeError):
         owner = "unreadable"
-    if owner is None and any(RUN_FILE.fullmatch(e) and e.startswith("seed") for e in os.listdir(cfg.CHECKPOINT_DIR)):
-        owner = "unknown (written before runs stamped their folders)"
     if owner is not None and owner != identity["id"]:
         raise config.ConfigError(
             f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {OWNER_FILE}: identity {owner}; this "

@@ -38,7 +38,11 @@ def load(results_dir):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; run main.py first or pass --results-dir")
     results = pd.read_json(path, typ="series")
-    return results, pd.DataFrame(results["models"])
+    models = pd.DataFrame(results["models"])
+    if "checkpoint" in models:  # stored relative to the results folder, so that the run's folders can move
+        models["checkpoint"] = [p if not isinstance(p, str) or os.path.isabs(p) else os.path.join(results_dir, p)
+                                for p in models["checkpoint"]]
+    return results, models
 
 
 def summarise(models, column):

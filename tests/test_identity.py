@@ -68,13 +68,6 @@ def test_an_outside_checkpoint_folder_is_locked_and_belongs_to_one_run(tmp_path)
     bookkeeping.unlock_all()
 
 
-def test_a_checkpoint_folder_from_before_identities_is_not_taken_over(tmp_path):
-    (tmp_path / "old" / "seed42").mkdir(parents=True)
-    cfg = cfg_for(tmp_path, "--checkpoint-dir", str(tmp_path / "old"))
-    with pytest.raises(config.ConfigError, match="written before runs stamped their folders"):
-        bookkeeping.claim_checkpoints(cfg, {"id": "a" * 16}, print)
-
-
 # --- 2 and 7. a continued run never mixes data ---------------------------------------------------------
 
 def test_changed_labels_or_a_replaced_video_change_the_identity_and_are_refused(sample_root, tmp_path):

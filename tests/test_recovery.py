@@ -131,7 +131,7 @@ def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, r
     (out / "results").rename(out / "moved")
     result = run_here("main.py", *args(sample_root), "--results-dir", "moved", cwd=out)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "epoch" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
+    assert "epoch 1/1" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
     records = json.loads((out / "moved" / "results.json").read_text())["models"]
     assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/unstructured_0.5.pt"]
 
