@@ -71,3 +71,36 @@ def test_bench_data_on_a_missing_data_root_is_a_message(tmp_path, run_here):
 def test_an_unknown_device_is_refused_with_the_options(tmp_path, run_here):
     result = run_here("main.py", "--device", "gpu0", cwd=tmp_path)
     assert result.returncode == 2 and no_traceback(result) and "device 'gpu0' is not a device" in result.stderr
+
+
+# --- messages name the cell as written, its row, and options ---------------------------------------------
+
+def filelist(tmp_path, text):
+    (tmp_path / "FileList.csv").write_text(text)
+    from dataset import read_filelist
+    return lambda: read_filelist(str(tmp_path))
+
+
+def test_a_bad_ef_is_shown_as_written_with_its_row(tmp_path):
+    from dataset import DataError
+    read = filelist(tmp_path, "FileName,EF,Split\n0XA,55.5,TRAIN\n0XB,150.0,TEST\n")
+    with pytest.raises(DataError) as bad:
+        read()
+    assert "row 3 (0XB) has EF '150.0'; EF must be a number in 0-100" in str(bad.value)
+    assert "np.float64" not in str(bad.value)
+
+
+def test_avi_in_any_case_is_stripped_and_an_empty_split_is_located(tmp_path):
+    from dataset import DataError
+    names = filelist(tmp_path, "FileName,EF,Split\n0XA.AVI,55.5,TRAIN\n0XB.Avi,60,test\n")().FileName.tolist()
+    assert names == ["0XA", "0XB"]
+    read = filelist(tmp_path, "FileName,EF,Split\n0XA,55.5,TRAIN\n0XB,60,\n")
+    with pytest.raises(DataError, match=r"row 3 \(0XB\) has Split ''; use TRAIN, VAL or TEST"):
+        read()
+
+
+def test_summary_names_skipped_videos():  # and leaves out ONNX Runtime when it is off: test_resume's skipped run
+    import reports
+    lines = reports.skipped_line([{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}])
+    assert len(lines) == 1 and "Skipped videos (1, unreadable" in lines[0] and "0XBAD (test)" in lines[0]
+    assert reports.skipped_line([]) == []
