@@ -191,8 +191,10 @@ def foreign_entries(folder, cfg):
     """What in `folder` a run did not write (--fresh archives a folder only when this is empty)."""
     if not os.path.isdir(folder):
         return []
-    own = RESULTS_FILES | ({os.path.basename(os.path.normpath(cfg.CHECKPOINT_DIR))}
-                           if checkpoints_inside_results(cfg) else set())
+    own = set(RESULTS_FILES)
+    for other in (cfg.CHECKPOINT_DIR, cfg.FIGURES_DIR, cfg.CACHE_DIR):  # the run's folders placed inside it
+        if os.path.realpath(os.path.dirname(os.path.normpath(other))) == os.path.realpath(folder):
+            own.add(os.path.basename(os.path.normpath(other)))
     return sorted(e for e in os.listdir(folder) if e not in own and not RUN_FILE.fullmatch(e))
 
 
