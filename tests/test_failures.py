@@ -26,7 +26,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, run_here, monkeypatch):
     def interrupted(*_, **__):
         raise KeyboardInterrupt
     monkeypatch.setattr(config, "load", interrupted)
-    for script in ("main.py", "visualize_results.py"):
+    for script in ("main.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"):
         result = run_here(script, cwd=tmp_path)
         assert result.returncode == 130 and no_traceback(result)
         assert result.stderr.strip().count("\n") == 0 and "interrupted; run the same command again" in result.stderr

@@ -125,6 +125,19 @@ def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_r
     assert "baseline epoch 1/1" in result.stdout and rows(out) == rows(finished_run)[:1]
 
 
+def test_another_run_pointed_at_this_runs_checkpoints_is_refused(sample_root, finished_run, tmp_path, run_here):
+    """Another fine-tuning learning rate, another results folder, this run's checkpoint folder: refused
+    before any training, and nothing of the first run is continued, reused or overwritten."""
+    out = copy_of(finished_run, tmp_path)
+    checkpoints = out / "results" / "checkpoints"
+    before = {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()}
+    result = run_here("main.py", *args(sample_root), "--fine-tune-learning-rate", "1e-3", "--results-dir", "other",
+                      "--checkpoint-dir", "results/checkpoints", cwd=out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "epoch 1/1" not in result.stdout
+    assert "checkpoint folder results/checkpoints belongs to another run (its owner.json" in result.stderr
+    assert {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()} == before
+
+
 def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, run_here):
     """The results folder (checkpoints inside it) moved: the run continues, nothing retrained."""
     out = copy_of(finished_run, tmp_path)
