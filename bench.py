@@ -138,6 +138,9 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except config.ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (config.ConfigError, experiment.DataError, OSError) as e:  # e.g. --data on a missing data root
+        print(f"error: {experiment.error_message(e)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again", file=sys.stderr)
+        sys.exit(130)

@@ -1,6 +1,7 @@
 """What to know before a long run: torch/CUDA versions, devices, memory, and a tiny timed matmul."""
 import argparse
 import platform
+import sys
 import time
 
 import torch
@@ -44,4 +45,11 @@ def main():
 
 if __name__ == "__main__":
     argparse.ArgumentParser(description=__doc__).parse_args()  # no options; --help says what this is
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as e:  # a GPU that is there but cannot be used (driver, out of memory)
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        sys.exit(1)

@@ -10,6 +10,7 @@ Lists are comma-separated; booleans take true/false; None is written `none`.
 A script with options of its own adds them to `parser(__doc__)` and passes that to `load`.
 """
 import argparse
+import os
 import re
 import sys
 import textwrap
@@ -100,8 +101,12 @@ INT8_REDUCE_RANGE = True  # 7-bit weights: without VNNI, x86 int8 kernels satura
 INT8_KEEP_FP32 = ["head"]  # parts left in FP32: "head" (frame mean and EF output), "first_conv"
 
 # --- output -----------------------------------------------------------------
+# Folders are relative to the working directory (where python main.py is started), not to this file.
 RESULTS_DIR = "results"   # results.json, the CSV tables and summary.md
-CHECKPOINT_DIR = "checkpoints"  # model checkpoints, one folder per seed
+# Model checkpoints and training states, one folder per seed. None: RESULTS_DIR/checkpoints, inside the
+# results folder and under its lock, so a checkpoint folder belongs to one run and moves with it.
+# Another folder is locked too and stamped with the run's identity (owner.json).
+CHECKPOINT_DIR = None
 FIGURES_DIR = "figures"   # figures as PNG and PDF
 DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # A run started again with the same configuration continues: finished models are reused and a
@@ -261,6 +266,8 @@ def load(argv=(), p=None):
     values.update(args)  # only the options given: the others are SUPPRESSed
     cfg = SimpleNamespace(**values)
     validate(cfg)
+    if cfg.CHECKPOINT_DIR is None:  # inside the results folder (not a result: it may move with it)
+        cfg.CHECKPOINT_DIR = os.path.join(cfg.RESULTS_DIR, "checkpoints")
     return cfg
 
 
@@ -268,6 +275,28 @@ def differences(old, new):
     """'NAME: old -> new' for every constant that changes results."""
     keys = (set(old) | set(new)) - set(NOT_RESULTS)
     return [f"{_dashed(k)}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
+
+
+def device_problems(name):
+    """--device: auto, cpu, cuda or cuda:N, and a GPU only where there is one (checked with the options,
+    not at the first tensor moved)."""
+    import torch  # here: config.py is imported by scripts that have not loaded torch yet
+    if name == "auto":
+        return []
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        return [f"device {name!r} is not a device ({e}); use auto, cpu, cuda or cuda:N"]
+    if device.type == "cpu":
+        return []
+    if device.type != "cuda":
+        return [f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N"]
+    if not torch.cuda.is_available():
+        return [f"device {name!r} asks for a GPU but CUDA is not available here; use --device cpu or auto"]
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        return [f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1}"]
+    return []
 
 
 def validate(cfg):
@@ -312,5 +341,16 @@ def validate(cfg):
         problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
     if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):
         problems.append(f"seeds must be distinct and at least one, got {cfg.SEEDS}")
+    for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS", "SENSITIVITY_RATIOS"):
+        ratios = getattr(cfg, name)  # one model trained twice would be reported as n = 2 with std 0
+        if len(set(ratios)) != len(ratios):
+            problems.append(f"{_dashed(name)} lists a ratio twice ({_show(ratios)}); list each once")
+    if any(s < 0 for s in [cfg.SEED, *cfg.SEEDS]):  # numpy's generators take no negative seed
+        problems.append(f"seed and seeds must not be negative, got --seed {cfg.SEED}, --seeds {_show(cfg.SEEDS)}")
+    for name in ("DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR"):
+        value = getattr(cfg, name)
+        if value is not None and not str(value).strip():
+            problems.append(f"{_dashed(name)} is empty; give a folder")
+    problems += device_problems(cfg.DEVICE)
     if problems:
         raise ConfigError("bad configuration: " + "; ".join(problems))

@@ -9,9 +9,14 @@ beat, so EF = (EDV - ESV) / EDV * 100 is visible in the frames. EF is drawn like
 (mean 55.7, sd 12.4, clipped to 10-85); low-EF hearts are dilated (larger EDV), as in patients.
 Heart rate, phase, position, size, tilt and frame count vary per video. Deterministic from a seed.
 
-    python create_sample_data.py [--data-root DIR] [--num-train-videos N] ... [--seed S]
+    python create_sample_data.py [--data-root DIR] [--num-train-videos N] ... [--seed S] [--echonet-size]
+
+The folder records its seed and split sizes (sample.json); main.py writes it again when they differ.
 """
+import argparse
+import json
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -102,25 +107,93 @@ def write_patient(root, split, seed, index):
             SIZE, SIZE, FPS, len(frames), split]
 
 
+ECHONET_SIZES = (7465, 1288, 1277)  # EchoNet-Dynamic's train/val/test split sizes
+RECORD = "sample.json"  # beside FileList.csv: the seed and split sizes the folder was written for
+
+
+def sample_record(root):
+    """What a generated sample folder was written for ({"seed", "counts"}), or None when it is not
+    a complete one (FileList.csv is written, then this record, last)."""
+    try:
+        with open(os.path.join(root, RECORD)) as f:
+            record = json.load(f)
+        if not os.path.isfile(os.path.join(root, "FileList.csv")):
+            return None
+        return {"seed": int(record["seed"]), "counts": [int(c) for c in record["counts"]]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def sample_matches(root, counts, seed):
+    """Whether the sample folder at `root` was written for these (train, val, test) counts and seed; a
+    run regenerates it (or stops) when not, so --seed and the split sizes always take effect."""
+    return sample_record(root) == {"seed": int(seed), "counts": [int(c) for c in counts]}
+
+
+def ignore_sigint():
+    """Worker processes leave Ctrl-C to the main process (one message, not one traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, log=print, processes=None):
     """Write the dataset under `root`, one process per core; returns the FileList as a DataFrame."""
     os.makedirs(os.path.join(root, "Videos"), exist_ok=True)
+    for stale in (RECORD, "FileList.csv"):  # until both are written again, the folder is incomplete
+        if os.path.isfile(os.path.join(root, stale)):
+            os.remove(os.path.join(root, stale))
     splits = ["TRAIN"] * num_train + ["VAL"] * num_val + ["TEST"] * num_test
     jobs = [(root, split, seed, i) for i, split in enumerate(splits)]
-    with ProcessPoolExecutor(processes or os.cpu_count() or 1) as pool:
+    pool = ProcessPoolExecutor(processes or os.cpu_count() or 1, initializer=ignore_sigint)
+    try:
         rows = list(pool.map(write_patient, *zip(*jobs), chunksize=8)) if jobs else []
+    except BaseException:  # Ctrl-C: stop now, not after every queued video
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     filelist = pd.DataFrame(rows, columns=COLUMNS)
     tmp = os.path.join(root, "FileList.csv.tmp")
     filelist.to_csv(tmp, index=False)
-    os.replace(tmp, os.path.join(root, "FileList.csv"))  # written last: a folder with it is complete
+    os.replace(tmp, os.path.join(root, "FileList.csv"))
+    with open(tmp, "w") as f:
+        json.dump({"seed": int(seed), "counts": [num_train, num_val, num_test]}, f)
+    os.replace(tmp, os.path.join(root, RECORD))  # written last: a folder with it is complete
     log(f"wrote {len(rows)} synthetic echo videos ({num_train}/{num_val}/{num_test} train/val/test) to {root}")
     return filelist
 
 
+def parser():
+    """This script's options only (main.py's would be ignored here)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    p.add_argument("--data-root", default=config.SAMPLE_DATA_ROOT,
+                   help=f"the folder to write (default {config.SAMPLE_DATA_ROOT}, main.py's sample data)")
+    for split, default in zip(("train", "val", "test"),
+                              (config.NUM_TRAIN_VIDEOS, config.NUM_VAL_VIDEOS, config.NUM_TEST_VIDEOS)):
+        p.add_argument(f"--num-{split}-videos", type=int, default=default, metavar="N",
+                       help=f"{split} videos (default {default})")
+    p.add_argument("--echonet-size", action="store_true",
+                   help=f"EchoNet-Dynamic's split sizes, {'/'.join(f'{n:,}' for n in ECHONET_SIZES)} train/val/test")
+    p.add_argument("--seed", type=int, default=config.SEED, help=f"random seed (default {config.SEED})")
+    return p
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    counts = ECHONET_SIZES if args.echonet_size else (args.num_train_videos, args.num_val_videos,
+                                                       args.num_test_videos)
+    if min(counts) < 1 or args.seed < 0 or not args.data_root.strip():
+        raise config.ConfigError(f"every split needs at least one video, the seed must not be negative and "
+                                 f"--data-root must name a folder (got {'/'.join(map(str, counts))} videos, "
+                                 f"--seed {args.seed}, --data-root {args.data_root!r})")
+    create_sample_data(args.data_root, *counts, args.seed)
+
+
 if __name__ == "__main__":
     try:
-        cfg = config.load(sys.argv[1:], config.parser(__doc__))
-        create_sample_data(cfg.DATA_ROOT, cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS, cfg.SEED)
+        main(sys.argv[1:])
     except (config.ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to write the sample data", file=sys.stderr)
+        sys.exit(130)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 import batches
 import train
-from create_sample_data import create_sample_data
+from create_sample_data import create_sample_data, sample_matches, sample_record
 
 SPLITS = ("TRAIN", "VAL", "TEST")
 
@@ -26,13 +26,13 @@ def read_filelist(root):
     """FileList.csv as a DataFrame with FileName (no .avi), EF and an upper-case Split if present."""
     if not os.path.isdir(root):
         raise DataError(f"data folder {root!r} does not exist. Download EchoNet-Dynamic and pass "
-                        f"--data-root /path/to/EchoNet-Dynamic, or leave DATA_ROOT at the sample default.")
+                        f"--data-root /path/to/EchoNet-Dynamic, or leave --data-root unset for the built-in sample data.")
     path = os.path.join(root, "FileList.csv")
     if not os.path.isfile(path):
         raise DataError(f"{path} not found. An EchoNet-Dynamic folder holds FileList.csv and Videos/; "
                         f"check --data-root.")
     try:
-        filelist = pd.read_csv(path)
+        filelist = pd.read_csv(path, dtype=str, keep_default_na=False)  # cells as written, for the messages
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path} cannot be read as CSV ({e}). Restore the FileList.csv of EchoNet-Dynamic.")
     for column in ("FileName", "EF"):
@@ -41,11 +41,11 @@ def read_filelist(root):
                             f"EchoNet-Dynamic's FileList.csv has FileName and EF.")
     if filelist.empty:
         raise DataError(f"{path} lists no videos.")
-    filelist["FileName"] = filelist["FileName"].astype(str).str.strip().str.replace(r"\.avi$", "", regex=True)
-    ef = pd.to_numeric(filelist["EF"], errors="coerce")
+    filelist["FileName"] = filelist["FileName"].str.strip().str.replace(r"\.avi$", "", case=False, regex=True)
+    ef = pd.to_numeric(filelist["EF"].str.strip(), errors="coerce")
     bad = filelist.index[ef.isna() | (ef < 0) | (ef > 100)]
     if len(bad):
-        i = bad[0]
+        i = bad[0]  # row numbers as a spreadsheet shows them: the header is row 1
         raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has EF {filelist.EF[i]!r}; "
                         f"EF must be a number in 0-100 ({len(bad)} bad rows in all).")
     filelist["EF"] = ef.astype(float)
@@ -53,10 +53,14 @@ def read_filelist(root):
     if len(duplicated):
         raise DataError(f"{path}: FileName {duplicated.iloc[0]!r} is listed more than once; each video once.")
     if "Split" in filelist.columns:
-        filelist["Split"] = filelist["Split"].astype(str).str.strip().str.upper()
-        unknown = sorted(set(filelist.Split) - set(SPLITS))
-        if unknown:
-            raise DataError(f"{path}: unknown Split values {unknown}; use TRAIN, VAL or TEST.")
+        written = filelist["Split"]
+        filelist["Split"] = written.str.strip().str.upper()
+        bad = filelist.index[~filelist.Split.isin(SPLITS)]
+        if len(bad):
+            i = bad[0]
+            unknown = sorted(set(filelist.Split[bad]))
+            raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has Split {written[i]!r}; use TRAIN, VAL or "
+                            f"TEST (unknown Split values {unknown} in {len(bad)} rows).")
     return filelist
 
 
@@ -66,7 +70,8 @@ def assign_splits(filelist, counts, seed):
         return filelist
     if sum(counts) > len(filelist):
         raise DataError(f"FileList.csv has no Split column and {len(filelist)} videos, fewer than the "
-                        f"{sum(counts)} asked for by NUM_TRAIN/VAL/TEST_VIDEOS; lower those counts.")
+                        f"{sum(counts)} asked for by --num-train-videos, --num-val-videos and --num-test-videos; "
+                        f"lower those counts.")
     order = np.random.default_rng(seed).permutation(len(filelist))
     split = np.full(len(filelist), "UNUSED", dtype=object)
     start = 0
@@ -222,28 +227,19 @@ def decode(splits, skip_bad, log=print, threads=None):
 
 # --- the run's data --------------------------------------------------------------------------------
 
-def sample_counts(root):
-    """(train, val, test) videos of a generated sample folder, or None when there is none."""
-    try:
-        splits = pd.read_csv(os.path.join(root, "FileList.csv")).Split.str.upper().value_counts()
-    except (OSError, ValueError, AttributeError):
-        return None
-    return tuple(int(splits.get(s, 0)) for s in ("TRAIN", "VAL", "TEST"))
-
-
 def load_data(cfg, device, log=print):
     """The three splits, decoded, and their batches on `device`; generates the sample data when
     DATA_ROOT is its default. Training batches are shuffled by seed and epoch and dealt out to the
     processes; validation and test are cut into disjoint shards, one per process, which
     train.predict gathers again in the split's order. Returns (splits, batches, skipped)."""
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
-    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main():
-        found = sample_counts(cfg.DATA_ROOT)
-        if found != counts:
-            log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
-                else f"the sample data in {cfg.DATA_ROOT} has {'/'.join(map(str, found))} train/val/test videos and "
-                     f"this configuration asks for {'/'.join(map(str, counts))}: generating it again")
-            create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
+    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main() and not sample_matches(cfg.DATA_ROOT, counts, cfg.SEED):
+        found = sample_record(cfg.DATA_ROOT)
+        log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
+            else f"the sample data in {cfg.DATA_ROOT} was written for seed {found['seed']} and "
+                 f"{'/'.join(map(str, found['counts']))} train/val/test videos, and this configuration asks for seed "
+                 f"{cfg.SEED} and {'/'.join(map(str, counts))}: generating it again")
+        create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
     train.barrier()
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)

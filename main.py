@@ -169,9 +169,9 @@ def seed_run(seed, loaders):
     loaders["train"].seed = seed
 
 
-def fit(model, cfg, loaders, device, epochs, lr, desc, state, pruner=None):
+def fit(model, cfg, loaders, device, epochs, lr, desc, state, identity, pruner=None):
     if train.is_main():
-        bookkeeping.check_training_state(state, log)
+        bookkeeping.check_training_state(state, identity, log)
     train.barrier()
     return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
                        state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE, pruner=pruner,
@@ -183,7 +183,8 @@ def finish(model, record, cfg, device, checkpoint, inputs):
     training state stays until the record is in results.json (main's `finished`)."""
     if train.is_main():
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
-                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg))
+                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg),
+                        identity=inputs.identity["id"])
         record.update(measure(model, cfg, device, checkpoint, inputs))
         record.update(seconds_training=record["history"]["seconds"], **speed(record["history"]))
     train.barrier()
@@ -196,11 +197,13 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
     log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
     state = bookkeeping.training_state_path(folder, "baseline")
-    history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state)
+    history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state,
+                  inputs.identity)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
               "pretrained": pretrained, "pretrained_reason": reason,
               **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history}
     finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), inputs)
+    record["achieved_ratio"] = 0.0
     if train.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
         compare_to_baseline(record, record, cfg)
@@ -240,12 +243,13 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     del one_shot
     state = bookkeeping.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
-                  pruner)
+                  inputs.identity, pruner)
     prune_utils.make_permanent(model)
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
               "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
-              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history,
+              **prune_utils.achieved(model, baseline_model, method, cfg.PRUNING_SCOPE)}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
     return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
 
@@ -275,38 +279,49 @@ def main(argv):
     steady_allocator = device.type == "cpu" and metrics.steady_cpu_allocator()
     if cfg.LATENCY_COMPILE and (reason := metrics.compile_error(device)):
         need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
-        raise config.ConfigError(f"LATENCY_COMPILE is on but torch.compile does not run on {device} here ({reason}); "
+        raise config.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here ({reason}); "
                                  f"install {need}, or set --latency-compile false")
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = metrics.onnx_available()
         if not cfg.ONNX_EXPORT:
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing (pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not metrics.onnx_available():
-        raise config.ConfigError("ONNX_EXPORT is on but onnxruntime is not installed: pip install onnx onnxruntime")
+        raise config.ConfigError("--onnx-export is on but onnxruntime is not installed: pip install onnx onnxruntime")
     if cfg.INT8 is None:
         cfg.INT8 = cfg.ONNX_EXPORT
-    lock = bookkeeping.lock(cfg.RESULTS_DIR, log) if train.is_main() else None
+    if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
+                                                                                cfg.PHYSICAL_ROUND_TO)):
+        raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
+                                 "--physical-structured-pruning false.")
+    if train.is_main():
+        bookkeeping.check_writable(cfg)  # now, naming the folder, not after an epoch of training
+        bookkeeping.lock(cfg.RESULTS_DIR, log)
     try:
         return run(cfg, device, steady_allocator)
     finally:
-        if lock:
-            bookkeeping.unlock(lock)
+        bookkeeping.unlock_all()  # the results folder's lock, and an outside checkpoint folder's
 
 
 def run(cfg, device, steady_allocator):
-    earlier = bookkeeping.start_or_continue(cfg, log) if train.is_main() else {}
-    train.barrier()
-    if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
-        earlier = bookkeeping.start_or_continue(SimpleNamespace(**{**vars(cfg), "FRESH": False}), log)
-    done = earlier.get("models", [])
+    previous = bookkeeping.earlier_results(cfg) if train.is_main() else {}  # before the data: nothing moved
     clock = Clock()
     splits, loaders, skipped = dataset.load_data(cfg, device, log)
+    names = [n for split in splits.values() for n in split.names] + [s["video"] for s in skipped]
+    identity = bookkeeping.run_identity(cfg, bookkeeping.data_fingerprint(cfg.DATA_ROOT, names))
     clock.lap("data_preparation")
+    if train.is_main():  # every input checked: only now may --fresh archive
+        earlier = bookkeeping.start_or_continue(cfg, previous, identity, skipped, log)
+        bookkeeping.claim_checkpoints(cfg, identity, log)
+    train.barrier()
+    if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
+        unfresh = SimpleNamespace(**{**vars(cfg), "FRESH": False})
+        earlier = bookkeeping.start_or_continue(unfresh, bookkeeping.earlier_results(unfresh), identity, skipped, log)
+    done = earlier.get("models", [])
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
         f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
         f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; mean predictor test MAE {mean_mae:.2f}")
-    results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"},
+    results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "identity": identity,
                "environment": environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": [],
@@ -315,6 +330,7 @@ def run(cfg, device, steady_allocator):
     # what measuring needs besides the model: a few real test videos to check each ONNX export against
     # PyTorch; for INT8, training videos to calibrate on (never validation or test) and the whole test split
     inputs = SimpleNamespace(
+        identity=identity,
         sample_videos=torch.stack([splits["test"][i][0] for i in range(min(4, len(splits["test"])))]),
         calibration=quantize.calibration_videos(splits["train"], cfg.INT8_CALIBRATION_VIDEOS, cfg.SEED)
         if cfg.INT8 and train.is_main() else None,
@@ -324,7 +340,7 @@ def run(cfg, device, steady_allocator):
     start = time.perf_counter()
 
     def finished(record, folder, phase):
-        results["models"].append(record)
+        results["models"].append(bookkeeping.relative_paths(record, cfg.RESULTS_DIR))
         clock.lap(phase)
         if train.is_main():
             reports.write_results(results, cfg.RESULTS_DIR)
@@ -335,7 +351,7 @@ def run(cfg, device, steady_allocator):
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
         os.makedirs(folder, exist_ok=True)
-        reused = bookkeeping.reuse(done, "baseline", seed, cfg, folder, log)
+        reused = bookkeeping.reuse(done, "baseline", seed, cfg, folder, identity, log)
         if reused:
             baseline, baseline_model = reused
         else:
@@ -355,7 +371,7 @@ def run(cfg, device, steady_allocator):
                 reports.write_results(results, cfg.RESULTS_DIR)
 
         for method, ratio in pruning_plan(cfg):
-            reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, log)
+            reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, identity, log)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
                                                          loaders, device, inputs, folder)
             finished(record, folder, "pruned_models")
@@ -371,7 +387,7 @@ def run(cfg, device, steady_allocator):
     figures = []
     if cfg.DRAW_FIGURES:
         reports.write_results(results, cfg.RESULTS_DIR)
-        physical = [r["checkpoint"] for r in results["models"]
+        physical = [bookkeeping.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
@@ -397,6 +413,13 @@ if __name__ == "__main__":
     except bookkeeping.FolderInUse as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
+    except OSError as e:  # a folder that became unwritable or a full disk mid-run; the run continues later
+        print(f"error: {e.strerror or e}: {e.filename or ''} (free space or fix the folder's permissions, then run "
+              f"the same command again to continue)", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

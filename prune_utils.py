@@ -16,6 +16,9 @@ A Pruner reaches the ratio in one step (one-shot) or in several (gradual: Zhu & 
 ramp), each step pruning only among the weights or channels still there, so the last step leaves
 exactly the one-shot sparsity.
 """
+import copy
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
@@ -98,6 +101,68 @@ def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1):
 def structured_physical(model, ratio, num_frames, image_size, round_to=1):
     physical_pruner(model, ratio, num_frames, image_size, round_to).step()
     return model
+
+
+TOLERANCE = 0.05  # a method must reach the requested ratio within this, overall, or the run stops
+
+
+def channel_counts(model):
+    """{conv name: output channels} of every Conv2d (the channels the channel methods prune)."""
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+@functools.lru_cache(maxsize=None)
+def physical_reach(ratio, round_to):
+    """(overall fraction of conv output channels removed, {conv: [kept, of]}) when structured_physical
+    prunes at `ratio`. Torch-Pruning keeps at least round_to channels and leaves a layer whole when the
+    rounding would empty it, so it may remove less than asked. The counts do not depend on the weights
+    (every layer loses the same fraction), so a random model on a tiny input answers in about a second."""
+    model = copy.deepcopy(_dense_model())
+    before = channel_counts(model)
+    structured_physical(model, ratio, 1, 32, round_to)
+    after = channel_counts(model)
+    overall = 1 - sum(after.values()) / sum(before.values())
+    return overall, {name: [after[name], before[name]] for name in before}
+
+
+@functools.lru_cache(maxsize=1)
+def _dense_model():
+    from model import EFRegressionModel
+    return EFRegressionModel(55.0)
+
+
+def unreachable(ratios, round_to):
+    """A message per requested structured_physical ratio it cannot reach within TOLERANCE, naming the
+    highest ratio (0.01 steps below the requested one) it does reach."""
+    problems = []
+    for ratio in ratios:
+        reached = physical_reach(ratio, round_to)[0]
+        if abs(reached - ratio) <= TOLERANCE:
+            continue
+        best = next((r / 100 for r in range(round(ratio * 100) - 1, 0, -1)
+                     if abs(physical_reach(r / 100, round_to)[0] - r / 100) <= TOLERANCE), None)
+        problems.append(f"structured-pruning-ratios {ratio:g}: structured_physical (Torch-Pruning, channels rounded "
+                        f"to multiples of --physical-round-to {round_to}) removes {reached:.2f} of the channels, "
+                        f"not {ratio:g}; the highest ratio it reaches within {TOLERANCE} is {best:g}")
+    return problems
+
+
+def achieved(model, dense, method, scope="backbone"):
+    """The ratio a pruned model actually reached: for unstructured methods the fraction of in-scope
+    weights that are zero; for the channel methods the fraction of conv output channels removed
+    (masked to zero, or gone), and for structured_physical each conv's [kept, of] channels too."""
+    if method.startswith("unstructured"):
+        layers = [m for _, m in prunable_layers(model, scope)]
+        zeros = sum(int((m.weight == 0).sum()) for m in layers)
+        return {"achieved_ratio": zeros / sum(m.weight.numel() for m in layers)}
+    of = channel_counts(dense)
+    if method == "structured_physical":
+        kept = channel_counts(model)
+        return {"achieved_ratio": 1 - sum(kept.values()) / sum(of.values()),
+                "channels": {name: [kept[name], of[name]] for name in of}}
+    convs = [m for _, m in prunable_layers(model, "backbone")]
+    removed = sum(int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in convs)
+    return {"achieved_ratio": removed / sum(of.values())}
 
 
 def sparsity_schedule(ratio, steps):

@@ -21,7 +21,7 @@ AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low",
               "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "int8_test_mae", "int8_test_rmse",
               "int8_test_r2", "int8_mae_change", "int8_mae_change_ci_low", "int8_mae_change_ci_high",
               "int8_latency_ms", "int8_latency_speedup", "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
-PER_VIDEO = ("history", "test_errors", "int8_test_errors")  # in results.json only
+PER_VIDEO = ("history", "test_errors", "int8_test_errors", "channels")  # in results.json only
 
 
 def by_ratio(models):
@@ -51,6 +51,15 @@ def write_results(results, results_dir, figures=()):
     return summary
 
 
+def skipped_line(skipped):
+    """The videos left out (unreadable), named: the splits above count without them."""
+    if not skipped:
+        return []
+    named = ", ".join(f"{s['video']} ({s['split'].lower()})" for s in skipped[:20])
+    return [f"Skipped videos ({len(skipped)}, unreadable; not in the counts above): {named}"
+            f"{', ...' if len(skipped) > 20 else ''}. Their reasons are in results.json under skipped_videos.\n"]
+
+
 def summary_markdown(results, figures=()):
     models = pd.DataFrame(results["models"])
     env, floor = results["environment"], results["mean_predictor"]
@@ -63,8 +72,9 @@ def summary_markdown(results, figures=()):
              f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
              f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
              f"Latency: one video per call on {env['device']}, median of {results['config']['LATENCY_TIMED_RUNS']} "
-             f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}; "
-             f"ONNX Runtime with its CPU execution provider.\n",
+             f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}"
+             + ("; ONNX Runtime with its CPU execution provider.\n" if results["config"].get("ONNX_EXPORT") else ".\n"),
+             *skipped_line(results.get("skipped_videos")),
              f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
              protocol_line(results["config"]),
              "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "

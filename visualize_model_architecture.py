@@ -96,3 +96,10 @@ if __name__ == "__main__":
     except (config.ConfigError, OSError) as e:  # e.g. a checkpoint path that does not exist
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except (RuntimeError, KeyError, ValueError) as e:  # torch.load of a file that is not a checkpoint
+        print(f"error: a checkpoint cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              f"give checkpoints that main.py saved", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to draw the figure", file=sys.stderr)
+        sys.exit(130)

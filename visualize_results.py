@@ -38,7 +38,11 @@ def load(results_dir):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; run main.py first or pass --results-dir")
     results = pd.read_json(path, typ="series")
-    return results, pd.DataFrame(results["models"])
+    models = pd.DataFrame(results["models"])
+    if "checkpoint" in models:  # stored relative to the results folder, so that the run's folders can move
+        models["checkpoint"] = [p if not isinstance(p, str) or os.path.isabs(p) else os.path.join(results_dir, p)
+                                for p in models["checkpoint"]]
+    return results, models
 
 
 def summarise(models, column):
@@ -287,3 +291,10 @@ if __name__ == "__main__":
     except (config.ConfigError, OSError) as e:  # no results.json yet, a folder not writable
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # results.json cut off or edited by hand
+        print(f"error: {os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from ({type(e).__name__}: "
+              f"{e}); it is damaged or not main.py's. Run main.py again to rewrite it.", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to draw the figures", file=sys.stderr)
+        sys.exit(130)

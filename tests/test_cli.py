@@ -17,6 +17,10 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
     assert " ".join(first_line.split()) in text  # the description is the script's docstring
     if script == "check_gpu.py":
         return
+    if script == "create_sample_data.py":  # its own options only, not main.py's
+        assert "--seed" in text and "--num-train-videos N" in text and "--echonet-size" in text
+        assert "--num-epochs" not in text and "pruning:" not in text
+        return
     assert "model and training:" in text and "pruning:" in text
     assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in text
     assert "--not-results" not in text

@@ -54,6 +54,13 @@ def test_bad_options_are_argparse_errors(argv, message, capsys):
     (["--pruning-schedule", "cubic"], "pruning-schedule must be oneshot or gradual"),
     (["--pruning-steps", "0"], "pruning-steps must be at least 1"),
     (["--sensitivity-ratios", "0.5,1"], "sensitivity-ratios must lie in"),
+    (["--unstructured-pruning-ratios", "0.5,0.5"], "unstructured-pruning-ratios lists a ratio twice"),
+    (["--seed", "-1"], "seed and seeds must not be negative, got --seed -1"),
+    (["--seeds", "42,-7"], "seed and seeds must not be negative"),
+    (["--cache-dir", ""], "cache-dir is empty; give a folder"),
+    (["--results-dir", " "], "results-dir is empty; give a folder"),
+    (["--device", "tpu"], "device 'tpu' is not a device"),
+    (["--device", "mps"], "device 'mps' is not supported; use auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_configurations_are_config_errors(argv, message):
     with pytest.raises(config.ConfigError, match=message):
@@ -70,7 +77,9 @@ def test_option_types_follow_the_defaults():
     assert config.load([]).CLIPS_ON_DEVICE == "auto"
     assert config.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
     # the namespace holds every constant, the internal ones too, and nothing else
-    assert vars(config.load([])) == config.defaults() and config.load([]).FRESH is False
+    # (CHECKPOINT_DIR's None is resolved: inside the results folder)
+    assert vars(config.load([])) == {**config.defaults(), "CHECKPOINT_DIR": "results/checkpoints"}
+    assert config.load([]).FRESH is False
 
 
 def test_quick_values_then_explicit_options_in_any_order():
@@ -99,3 +108,9 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
     for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
         assert f"--{name.lower().replace('_', '-')} " in text
     assert "--not-results" not in text and "--sample-data-root" not in text
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
+def test_a_gpu_asked_for_without_one_is_refused_with_the_options():
+    with pytest.raises(config.ConfigError, match="device 'cuda' asks for a GPU but CUDA is not available here"):
+        config.load(["--device", "cuda"])

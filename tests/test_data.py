@@ -51,18 +51,22 @@ def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_pa
     assert open(tmp_path / "Videos" / name, "rb").read() == open(os.path.join(sample_root, "Videos", name), "rb").read()
 
 
-def test_sample_data_is_written_again_when_the_split_sizes_change(tmp_path, monkeypatch):
+def test_sample_data_is_written_again_when_the_split_sizes_or_the_seed_change(tmp_path, monkeypatch):
     import config
     import dataset
     monkeypatch.chdir(tmp_path)
-    assert dataset.sample_counts("data/sample_echonet") is None
+    assert sample.sample_record("data/sample_echonet") is None
     cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
                        "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
-    assert dataset.sample_counts("data/sample_echonet") == (3, 2, 2) and len(splits["val"]) == 2
+    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 2, 2]} and len(splits["val"]) == 2
     cfg.NUM_VAL_VIDEOS = 4
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
-    assert dataset.sample_counts("data/sample_echonet") == (3, 4, 2) and len(splits["val"]) == 4
+    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 4, 2]} and len(splits["val"]) == 4
+    efs = splits["train"].efs
+    cfg.SEED = 7  # the data seed takes effect: other patients
+    splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
+    assert sample.sample_record("data/sample_echonet")["seed"] == 7 and splits["train"].efs != efs
 
 
 def test_sample_ef_is_drawn_like_echonet_and_low_ef_hearts_are_dilated():

@@ -35,7 +35,7 @@ def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path
     # one process, every test video once, from the saved checkpoint: the same MAE
     test = DataLoader(EchoNetVideoDataset(root, "test", 2, 32), batch_size=4)
     for record in results["models"]:
-        model, _ = load_checkpoint(str(tmp_path / record["checkpoint"]))
+        model, _ = load_checkpoint(str(tmp_path / "results" / record["checkpoint"]))  # relative to its folder
         single = train.evaluate(model, test, torch.device("cpu"))
         assert single["videos"] == 5
         # float noise from other thread counts and batches is ~1e-4; a video missing or counted twice

@@ -92,7 +92,7 @@ def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finish
     assert "baseline epoch 1/1" not in log  # not trained again: continued from its state, or reused
     assert "baseline: continuing after epoch 1" in log or "baseline (seed 42): reusing" in log
     assert rows(tmp_path) == rows(finished_run)[:1]
-    assert not list((tmp_path / "checkpoints").rglob("*.training.pt"))
+    assert not list((tmp_path / "results" / "checkpoints").rglob("*.training.pt"))
 
 
 def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraining(sample_root, finished_run,
@@ -112,7 +112,7 @@ def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraini
     assert "baseline (seed 42): reusing" in again.stdout and "baseline epoch" not in again.stdout
     assert "is no longer running; taking over" in again.stdout  # the killed run's lock
     assert rows(tmp_path) == rows(finished_run)  # every row once, same numbers
-    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
+    assert not list((tmp_path / "results" / "checkpoints").rglob("*.tmp"))
 
 
 def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_run, tmp_path, run_here):
@@ -123,6 +123,30 @@ def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_r
     archived = [p for p in out.iterdir() if p.name.startswith("results.old-")]
     assert len(archived) == 1 and (archived[0] / "results.json").read_bytes() == first
     assert "baseline epoch 1/1" in result.stdout and rows(out) == rows(finished_run)[:1]
+
+
+def test_another_run_pointed_at_this_runs_checkpoints_is_refused(sample_root, finished_run, tmp_path, run_here):
+    """Another fine-tuning learning rate, another results folder, this run's checkpoint folder: refused
+    before any training, and nothing of the first run is continued, reused or overwritten."""
+    out = copy_of(finished_run, tmp_path)
+    checkpoints = out / "results" / "checkpoints"
+    before = {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()}
+    result = run_here("main.py", *args(sample_root), "--fine-tune-learning-rate", "1e-3", "--results-dir", "other",
+                      "--checkpoint-dir", "results/checkpoints", cwd=out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "epoch 1/1" not in result.stdout
+    assert "checkpoint folder results/checkpoints belongs to another run (its owner.json" in result.stderr
+    assert {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()} == before
+
+
+def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, run_here):
+    """The results folder (checkpoints inside it) moved: the run continues, nothing retrained."""
+    out = copy_of(finished_run, tmp_path)
+    (out / "results").rename(out / "moved")
+    result = run_here("main.py", *args(sample_root), "--results-dir", "moved", cwd=out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 1/1" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
+    records = json.loads((out / "moved" / "results.json").read_text())["models"]
+    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/unstructured_0.5.pt"]
 
 
 def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):
@@ -138,20 +162,20 @@ def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, 
 def test_a_damaged_baseline_checkpoint_with_pruned_models_from_it_stops_the_run(sample_root, finished_run,
                                                                                  tmp_path):
     out = copy_of(finished_run, tmp_path)
-    path = out / "checkpoints" / "seed42" / "baseline.pt"
+    path = out / "results" / "checkpoints" / "seed42" / "baseline.pt"
     path.write_bytes(path.read_bytes()[:1000])
     before = (out / "results" / "results.json").read_bytes()
     result = run_main(*args(sample_root), cwd=out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "the baseline checkpoint checkpoints/seed42/baseline.pt is damaged" in result.stderr
-    assert "Restore checkpoints/seed42/baseline.pt from a backup, or run with --fresh" in result.stderr
+    assert "the baseline checkpoint results/checkpoints/seed42/baseline.pt is damaged" in result.stderr
+    assert "Restore results/checkpoints/seed42/baseline.pt from a backup, or run with --fresh" in result.stderr
     assert (out / "results" / "results.json").read_bytes() == before
 
 
 def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run, tmp_path,
                                                                              run_here):
     out = copy_of(finished_run, tmp_path)
-    path = out / "checkpoints" / "seed42" / "unstructured_0.5.pt"
+    path = out / "results" / "checkpoints" / "seed42" / "unstructured_0.5.pt"
     path.write_bytes(path.read_bytes()[:1000])
     result = run_here("main.py", *args(sample_root), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -163,7 +187,7 @@ def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sa
 
 
 def test_a_damaged_training_state_is_set_aside_and_training_starts_again(sample_root, tmp_path, run_here):
-    state = tmp_path / "checkpoints" / "seed42" / "baseline.training.pt"
+    state = tmp_path / "results" / "checkpoints" / "seed42" / "baseline.training.pt"
     state.parent.mkdir(parents=True)
     state.write_bytes(b"PK\x03\x04 cut off by a full disk")
     result = run_here("main.py", *baseline_only(sample_root), cwd=tmp_path)

@@ -1,0 +1,106 @@
+"""Every failure a user can cause ends in one message and a non-zero exit, never a traceback: folders
+that cannot be written, Ctrl-C, a damaged results.json for the figures, a missing data root for bench.py."""
+import concurrent.futures
+
+import pytest
+
+import config
+from conftest import LEAN, TINY
+
+
+def no_traceback(result):
+    return "Traceback" not in result.stderr and "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("option", ["--results-dir", "--checkpoint-dir", "--cache-dir"])
+def test_a_folder_that_cannot_be_written_stops_the_run_at_once_naming_it(option, sample_root, tmp_path, run_here):
+    (tmp_path / "a_file").write_text("not a folder")
+    blocked = str(tmp_path / "a_file" / "sub")
+    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, option, blocked, cwd=tmp_path)
+    assert result.returncode == 2 and no_traceback(result)
+    assert f"error: {option} {blocked}: cannot write there" in result.stderr
+    assert "epoch" not in result.stdout  # before any training
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, run_here, monkeypatch):
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(config, "load", interrupted)
+    for script in ("main.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"):
+        result = run_here(script, cwd=tmp_path)
+        assert result.returncode == 130 and no_traceback(result)
+        assert result.stderr.strip().count("\n") == 0 and "interrupted; run the same command again" in result.stderr
+
+
+def test_ctrl_c_during_sample_generation_prints_one_line(tmp_path, run_here, monkeypatch):
+    class Interrupted:
+        def __init__(self, *_, **__):
+            raise KeyboardInterrupt
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Interrupted)
+    result = run_here("create_sample_data.py", "--data-root", "sample", cwd=tmp_path)
+    assert result.returncode == 130 and no_traceback(result)
+    assert result.stderr.strip() == "interrupted; run the same command again to write the sample data"
+
+
+def test_sample_generation_workers_leave_ctrl_c_to_the_main_process():
+    import signal
+    import create_sample_data
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        create_sample_data.ignore_sigint()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_figures_from_a_damaged_results_json_are_a_message(tmp_path, run_here):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.json").write_text('{"models": [{"name": ')
+    result = run_here("visualize_results.py", cwd=tmp_path)
+    assert result.returncode == 2 and no_traceback(result)
+    assert "results/results.json cannot be drawn from (ValueError" in result.stderr
+    assert "Run main.py again" in result.stderr
+
+
+def test_bench_data_on_a_missing_data_root_is_a_message(tmp_path, run_here):
+    result = run_here("bench.py", "--data", "--data-root", "no_such_folder", cwd=tmp_path)
+    assert result.returncode == 2 and no_traceback(result)
+    assert "data folder 'no_such_folder' does not exist" in result.stderr
+
+
+def test_an_unknown_device_is_refused_with_the_options(tmp_path, run_here):
+    result = run_here("main.py", "--device", "gpu0", cwd=tmp_path)
+    assert result.returncode == 2 and no_traceback(result) and "device 'gpu0' is not a device" in result.stderr
+
+
+# --- messages name the cell as written, its row, and options ---------------------------------------------
+
+def filelist(tmp_path, text):
+    (tmp_path / "FileList.csv").write_text(text)
+    from dataset import read_filelist
+    return lambda: read_filelist(str(tmp_path))
+
+
+def test_a_bad_ef_is_shown_as_written_with_its_row(tmp_path):
+    from dataset import DataError
+    read = filelist(tmp_path, "FileName,EF,Split\n0XA,55.5,TRAIN\n0XB,150.0,TEST\n")
+    with pytest.raises(DataError) as bad:
+        read()
+    assert "row 3 (0XB) has EF '150.0'; EF must be a number in 0-100" in str(bad.value)
+    assert "np.float64" not in str(bad.value)
+
+
+def test_avi_in_any_case_is_stripped_and_an_empty_split_is_located(tmp_path):
+    from dataset import DataError
+    names = filelist(tmp_path, "FileName,EF,Split\n0XA.AVI,55.5,TRAIN\n0XB.Avi,60,test\n")().FileName.tolist()
+    assert names == ["0XA", "0XB"]
+    read = filelist(tmp_path, "FileName,EF,Split\n0XA,55.5,TRAIN\n0XB,60,\n")
+    with pytest.raises(DataError, match=r"row 3 \(0XB\) has Split ''; use TRAIN, VAL or TEST"):
+        read()
+
+
+def test_summary_names_skipped_videos():  # and leaves out ONNX Runtime when it is off: test_resume's skipped run
+    import reports
+    lines = reports.skipped_line([{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}])
+    assert len(lines) == 1 and "Skipped videos (1, unreadable" in lines[0] and "0XBAD (test)" in lines[0]
+    assert reports.skipped_line([]) == []
