@@ -18,24 +18,22 @@ STD = (0.229, 0.224, 0.225)
 
 
 def normalize(clips):
-    """uint8 (..., H, W, 3) clips -> float (..., 3, H, W), normalised for the backbone, on their device.
-    One pass to float and one fused multiply-add in place; the permuted layout is channels_last."""
-    scale, shift = _affine(clips.device)
-    video = clips.float()
-    torch.addcmul(shift, video, scale, out=video)  # (x / 255 - mean) / std, broadcast over the last axis
-    return video.movedim(-1, -3)
+    """uint8 (..., H, W, 3) clips -> float (..., 3, H, W), normalised for the backbone, on their device,
+    in place after the conversion; the permuted layout is channels_last. The arithmetic of the
+    per-video path before (x / 255 - mean) / std, so its numbers carry over bit for bit."""
+    mean, std = _constants(clips.device)
+    return clips.float().div_(255).sub_(mean).div_(std).movedim(-1, -3)
 
 
-_AFFINE = {}
+_CONSTANTS = {}
 
 
-def _affine(device):
-    """The normalisation as x * scale + shift, made once per device (a tensor built from a list for a GPU
-    is a blocking copy: not once per batch)."""
-    if device not in _AFFINE:
-        _AFFINE[device] = (torch.tensor([1 / (255 * s) for s in STD], device=device),
-                           torch.tensor([-m / s for m, s in zip(MEAN, STD)], device=device))
-    return _AFFINE[device]
+def _constants(device):
+    """MEAN and STD as tensors on `device`, made once (a tensor built from a list for a GPU is a blocking
+    copy: not once per batch)."""
+    if device not in _CONSTANTS:
+        _CONSTANTS[device] = torch.tensor(MEAN, device=device), torch.tensor(STD, device=device)
+    return _CONSTANTS[device]
 
 
 def on_device(clips, device, share="auto"):
