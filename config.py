@@ -71,6 +71,12 @@ FINE_TUNE_LEARNING_RATE = 1e-5  # Adam's learning rate for fine-tuning
 # True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
 REMOVE_MASKS_BEFORE_FINE_TUNE = False
 RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random at the same ratios
+# After every pruning step (one-shot, gradual, physical; each layer of the sensitivity), before the
+# model is evaluated or fine-tuned, every BatchNorm's running statistics are re-estimated on this
+# many training batches, no weight changed (batchnorm.py): otherwise they still describe the dense
+# model, and "right after pruning" and the sensitivity measure the stale statistics (README, "A fair
+# comparison"). 0 turns it off.
+BN_RECALIBRATION_BATCHES = 20
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
 # ratios and measure validation MAE without fine-tuning (results/sensitivity.csv, a heatmap).
@@ -79,6 +85,14 @@ SENSITIVITY_RATIOS = [0.3, 0.5, 0.7, 0.9]  # the ratios each layer is pruned to,
 
 # --- measurement ------------------------------------------------------------
 BOOTSTRAP_SAMPLES = 2000  # resamples of the test videos for the 95% intervals of MAE and its change
+# The claims of summary.md (claims.py): "better" or "worse" only where the paired bootstrap test of the
+# MAE change rejects 0 at ALPHA after Holm's adjustment over all the run's comparisons.
+ALPHA = 0.05
+# "No loss" only where the one-sided 95% upper bound of the MAE change is below this many EF points.
+# 1.0: about a quarter of the baseline's MAE (3.9 in the quick run; 4.1 for EchoNet-Dynamic's model),
+# and small next to the 10-point bands by which EF is read clinically (e.g. 41-49% mildly reduced);
+# a smaller margin could not be shown with 100 test videos, whose paired intervals span about +-0.6.
+NONINFERIORITY_MARGIN = 1.0
 LATENCY_WARMUP_RUNS = 5   # untimed runs before the latency is timed
 LATENCY_TIMED_RUNS = 20   # timed runs of one video; median and p90 reported
 CHANNELS_LAST = True      # memory format for training and latency, the same for every model (faster on CPU too)

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
+import batchnorm
 import bookkeeping
 import config
 import metrics
@@ -179,9 +180,14 @@ def test_metrics(model, cfg, loaders, device):
             "test_errors": [round(e, 5) for e in (predicted - target).tolist()]}
 
 
-def compare_to_baseline(record, baseline, cfg):
-    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos."""
+def compare_to_baseline(record, baseline, cfg, control=None):
+    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos.
+    With the dense control of the same seed, the MAE's change against it too (paired likewise)."""
     record.update(metrics.bootstrap_mae(record["test_errors"], baseline["test_errors"], cfg.BOOTSTRAP_SAMPLES))
+    if control is not None and record is not control:
+        record["mae_diff_vs_control"] = record["test_mae"] - control["test_mae"]
+        record["mae_diff_vs_control_ci_low"], record["mae_diff_vs_control_ci_high"] = \
+            metrics.paired_difference_interval(record["test_errors"], control["test_errors"], cfg.BOOTSTRAP_SAMPLES)
     record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
     record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
@@ -240,10 +246,12 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
 
 
 def run_sensitivity(model, seed, cfg, loaders, device):
-    """Each prunable layer pruned alone, no fine-tuning, on the validation split (never test)."""
+    """Each prunable layer pruned alone, BatchNorm recalibrated on training batches, no fine-tuning, on
+    the validation split (never test)."""
     start = time.perf_counter()
     dense_mae, rows = sensitivity.layer_sensitivity(model, loaders["val"], device, cfg.SENSITIVITY_RATIOS,
-                                                    cfg.PRUNING_SCOPE, cfg.AMP)
+                                                    cfg.PRUNING_SCOPE, cfg.AMP, loaders["train"],
+                                                    cfg.BN_RECALIBRATION_BATCHES)
     seconds = time.perf_counter() - start
     worst = max(rows, key=lambda r: r["val_mae_increase"])
     log(f"layer sensitivity (seed {seed}): {len(rows)} single-layer prunings evaluated on validation in "
@@ -257,29 +265,56 @@ def pruning_steps(cfg):
     return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
 
 
-def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder):
+def recalibration(cfg, loaders):
+    """The pruner's after_step: BatchNorm's running statistics re-estimated on training batches."""
+    return lambda model: batchnorm.recalibrate(model, loaders["train"], cfg.BN_RECALIBRATION_BATCHES, cfg.AMP)
+
+
+def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder, control=None):
     """Prune a copy of the trained baseline on the schedule's steps inside fine-tuning (masks in place
-    unless the reference's flaw is switched on), make the pruning permanent, measure."""
+    unless the reference's flaw is switched on), make the pruning permanent, measure. Every step is
+    followed by BatchNorm recalibration. One-shot: the step is taken here, so the model measured right
+    after pruning is the one fine-tuned (a random control's mask included), and it competes with the
+    fine-tuning epochs on validation, as train.train does for a step it takes itself."""
     name = f"{method}_{ratio:g}"
     seed_run(seed, loaders)
     model = copy.deepcopy(baseline_model)
     pruner = prune_utils.Pruner(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
-                                cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE)
-    # what pruning alone costs: the baseline pruned at once to the ratio, before any fine-tuning
-    one_shot = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                                 cfg.PHYSICAL_ROUND_TO, cfg.PRUNING_SCOPE)
-    mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
-    del one_shot
+                                cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+                                after_step=recalibration(cfg, loaders))
+    pruned = None
+    if pruner.steps == 1:
+        pruner.step()
+        pruned = (train.evaluate(model, loaders["val"], device, cfg.AMP)["mae"], copy.deepcopy(model.state_dict()))
+        mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
+    else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
+        one_shot = copy.deepcopy(baseline_model)
+        prune_utils.Pruner(one_shot, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
+                           cfg.PRUNING_SCOPE, after_step=recalibration(cfg, loaders)).step()
+        mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
+        del one_shot
     state = bookkeeping.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
                   pruner)
+    if pruned is not None:
+        keep_if_better(model, history, *pruned)
     prune_utils.make_permanent(model)
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
               "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
-              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history}
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+              "bn_recalibration_batches": cfg.BN_RECALIBRATION_BATCHES, "history": history}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
-    return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
+    return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
+
+
+def keep_if_better(model, history, val_mae, state):
+    """The model right after pruning against the best fine-tuning epoch, on validation (a tie keeps the
+    pruned one, as train.train does): fine-tuning never returns a model worse than pruning left it."""
+    history["val_mae_after_pruning"] = val_mae
+    if history.get("best_val_mae") is None or val_mae <= history["best_val_mae"]:
+        model.load_state_dict(state)
+        history["best_val_mae"], history["best_epoch"] = val_mae, 0
 
 
 def prefixed(prefix, values):
@@ -287,8 +322,9 @@ def prefixed(prefix, values):
 
 
 def pruning_plan(cfg):
-    """(method, ratio) in the order of the methodology: unstructured, structured, then the others."""
-    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
+    """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
+    compared to it), then unstructured, structured, and the others."""
+    methods = [(prune_utils.CONTROL, [0.0]), ("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING:
         methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
     if cfg.RANDOM_PRUNING_CONTROL:
@@ -378,10 +414,12 @@ def run(cfg, device, steady_allocator):
             if train.is_main():
                 reports.write_results(results, cfg.RESULTS_DIR)
 
+        control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):
             reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, log)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
-                                                         loaders, device, inputs, folder)
+                                                         loaders, device, inputs, folder, control)
+            control = record if method == prune_utils.CONTROL else control
             finished(record, folder)
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "

@@ -22,6 +22,7 @@ from model import EFRegressionModel  # noqa: E402
 
 STYLE = {  # method: (label, colour, marker, line style)
     "baseline": ("baseline", "black", "*", "none"),
+    "dense_control": ("dense control (baseline fine-tuned)", "gray", "D", "none"),
     "unstructured": ("unstructured (masks)", "#1b6ca8", "o", "-"),
     "structured": ("structured (masks)", "#d1495b", "s", "--"),
     "structured_physical": ("structured (removed)", "#2e8540", "^", ":"),
@@ -67,7 +68,7 @@ def legend_below(fig, ax, ncol=3):
 def from_baseline(models):
     """Every pruning method's rows plus the baseline as its ratio-0 point, so each line starts there."""
     base = models[models.method == "baseline"]
-    methods = [m for m in STYLE if m != "baseline" and (models.method == m).any()]
+    methods = [m for m in STYLE if m not in ("baseline", "dense_control") and (models.method == m).any()]
     return pd.concat([models] + [base.assign(method=m) for m in methods])
 
 

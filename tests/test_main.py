@@ -18,7 +18,7 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     out, result = tiny_run
     results = json.load(open(out / "results" / "results.json"))
     names = [r["name"] for r in results["models"]]
-    assert names == ["baseline", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
+    assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
     assert results["splits"] == {"train": 8, "val": 4, "test": 4}
     assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]
     assert results["pretrained"] == {"used": False, "reason": "PRETRAINED is off"}
