@@ -8,6 +8,7 @@ the masks in place, measure everything, and write results/ as each model finishe
 Started again with the same configuration, a run continues where it stopped; --fresh starts over.
 """
 import copy
+import importlib.metadata
 import os
 import platform
 import random
@@ -19,7 +20,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
-import torchvision
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
@@ -52,21 +52,39 @@ def seed_everything(seed):
 
 
 def environment(device, steady_allocator):
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    import torch_pruning
+    """Where the numbers come from: the commit (or that there is none) and the installed packages'
+    versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "torch_pruning": torch_pruning.__version__, "platform": platform.platform(),
+        "python": platform.python_version(), "torch": installed("torch"), "torchvision": installed("torchvision"),
+        "torch_pruning": installed("torch-pruning"), "onnxruntime": installed("onnxruntime"),
+        "numpy": installed("numpy"), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": commit,
+        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": git_commit(),
         "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
         "cpu_malloc_thresholds_fixed": steady_allocator,
     }
+
+
+def installed(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_commit():
+    """The checkout's commit, marked "+changes" when files differ from it; or why there is none."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=10)
+        if head.returncode:
+            return "none (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=here, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "none (git is not installed)"
+    return head.stdout.strip() + (" +changes" if dirty else "")
 
 
 def init_distributed():
@@ -194,10 +212,11 @@ def compare_to_baseline(record, baseline, cfg, control=None):
     record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
     if "onnx_latency_ms" in record:
         record["onnx_latency_speedup"] = baseline["onnx_latency_ms"] / record["onnx_latency_ms"]
-    if "int8_test_mae" in record:  # INT8 against FP32: its own model's accuracy, the dense model's speed
-        record["int8_mae_change"] = record["int8_test_mae"] - record["test_mae"]
+    if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos, the dense model's speed
+        fp32 = "fp32_onnx_test_mae" if "fp32_onnx_test_errors" in record else "test_mae"
+        record["int8_mae_change"] = record["int8_test_mae"] - record[fp32]
         record["int8_mae_change_ci_low"], record["int8_mae_change_ci_high"] = metrics.paired_difference_interval(
-            record["int8_test_errors"], record["test_errors"], cfg.BOOTSTRAP_SAMPLES)
+            record["int8_test_errors"], record[fp32.replace("mae", "errors")], cfg.BOOTSTRAP_SAMPLES)
         record["int8_latency_speedup"] = baseline["onnx_latency_ms"] / record["int8_latency_ms"]
     return record
 

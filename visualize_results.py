@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import config  # noqa: E402
+import equal_size  # noqa: E402
 import metrics  # noqa: E402
 from reports import edge_points, pareto, pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
@@ -271,7 +272,28 @@ def edge(results, models, figures_dir):
     return save(fig, figures_dir, "edge")
 
 
-FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
+def equal_size_figure(results, models, figures_dir):
+    """MAE against non-zero parameters and against effective FLOPs, one line per method from the dense
+    control (the anchor of equal_size's interpolation): methods compared at equal size, not ratio."""
+    found = {size: equal_size.curves(models, size) for size in equal_size.SIZES}
+    if not any(found.values()):
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
+    for ax, (size, (name, scale, unit)) in zip(axes, equal_size.SIZES.items()):
+        for method, (sizes, maes) in found[size].items():
+            label, colour, marker, line = STYLE.get(method, (method, "black", "o", "-"))
+            order = np.argsort(sizes)
+            ax.plot(sizes[order] / scale, maes[order], color=colour, marker=marker, linestyle=line, label=label)
+        ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
+                   label="mean predictor")
+        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)")
+    axes[0].set_title("accuracy at equal non-zero parameters")
+    axes[1].set_title("accuracy at equal effective FLOPs")
+    legend_below(fig, axes[0], ncol=3)
+    return save(fig, figures_dir, "equal_size")
+
+
+FIGURES = [mae_vs_compression, latency, size, equal_size_figure, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
 
 
 def draw_all(results_dir, figures_dir):

@@ -117,3 +117,23 @@ def test_summary_compares_methods_at_equal_size(run):
     t = math.log(11e6 / 6e6) / math.log(11e6 / 5e6)
     assert row["unstructured"] == pytest.approx(control + t * (unstructured - control))
     assert math.isnan(shown[shown["size of"] == "unstructured 0.9"].iloc[0]["structured"])
+
+
+def test_the_equal_size_figure_has_one_line_per_method_from_the_control(run, tmp_path):
+    import pandas as pd
+    import visualize_results
+    found, _ = run
+    paths = visualize_results.equal_size_figure(found, pd.DataFrame(found["models"]), str(tmp_path))
+    assert [p.rsplit(".", 1)[1] for p in paths] == ["png", "pdf"]
+
+
+def test_provenance_names_the_installed_versions_and_a_missing_checkout(monkeypatch):
+    import importlib.metadata
+    import subprocess
+    import types
+
+    import main
+    assert main.installed("torch-pruning") == importlib.metadata.version("torch-pruning")
+    assert main.installed("no-such-package-here") == "not installed"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=128, stdout=""))
+    assert main.git_commit() == "none (not a git checkout)"
