@@ -286,7 +286,9 @@ def equal_size_figure(results, models, figures_dir):
             ax.plot(sizes[order] / scale, maes[order], color=colour, marker=marker, linestyle=line, label=label)
         ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
                    label="mean predictor")
-        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)")
+        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)" if ax is axes[0] else "")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     axes[0].set_title("accuracy at equal non-zero parameters")
     axes[1].set_title("accuracy at equal effective FLOPs")
     legend_below(fig, axes[0], ncol=3)
