@@ -94,6 +94,8 @@ def claims(models, samples=2000, alpha=None, margin=None):
                      "params_nonzero": a.params_nonzero.mean(), "reference_params_nonzero": b.params_nonzero.mean(),
                      "effective_flops": a.effective_flops.mean(), "reference_effective_flops": b.effective_flops.mean(),
                      **test(list(a.test_errors), list(b.test_errors), samples)})
+    if not rows:  # the baseline alone, early in a run
+        return pd.DataFrame()
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table.p)
     table["verdict"] = [verdict(r.change, r.p_holm, r.upper, alpha, margin) for r in table.itertuples()]

@@ -137,3 +137,10 @@ def test_provenance_names_the_installed_versions_and_a_missing_checkout(monkeypa
     assert main.installed("no-such-package-here") == "not installed"
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=128, stdout=""))
     assert main.git_commit() == "none (not a git checkout)"
+
+
+def test_a_summary_with_the_baseline_alone_has_no_claims(run):
+    found, _ = run
+    early = {**found, "models": found["models"][:1]}
+    summary = reports.summary_markdown(early)
+    assert "Table 1" in summary and "The rule for every claim" not in summary
