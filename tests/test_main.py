@@ -68,7 +68,9 @@ def test_every_model_has_an_int8_twin_measured_like_its_fp32_model(tiny_run):
         assert record["int8_path"].endswith(".int8.onnx") and os.path.isfile(record["int8_path"])
         assert record["int8_size_mb"] < 0.5 * record["onnx_size_mb"]  # 8-bit weights against 32-bit
         assert len(record["int8_test_errors"]) == record["test_videos"]  # the whole test split
-        assert record["int8_mae_change"] == pytest.approx(record["int8_test_mae"] - record["test_mae"])
+        # paired against its FP32 ONNX model on the same videos, in the same loop
+        assert record["int8_mae_change"] == pytest.approx(record["int8_test_mae"] - record["fp32_onnx_test_mae"])
+        assert record["fp32_onnx_test_mae"] == pytest.approx(record["test_mae"], abs=1e-3)
         assert record["int8_mae_change_ci_low"] <= record["int8_mae_change"] <= record["int8_mae_change_ci_high"]
         assert record["int8_latency_speedup"] == pytest.approx(dense_ort / record["int8_latency_ms"])
     csv = pd.read_csv(out / "results" / "results.csv")
