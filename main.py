@@ -342,14 +342,15 @@ def prefixed(prefix, values):
 
 def pruning_plan(cfg):
     """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
-    compared to it), then unstructured, structured, and the others."""
-    methods = [(prune_utils.CONTROL, [0.0]), ("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
+    compared to it; none when nothing is pruned), then unstructured, structured, and the others."""
+    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING:
         methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
     if cfg.RANDOM_PRUNING_CONTROL:
         methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS),
                     ("structured_random", cfg.STRUCTURED_PRUNING_RATIOS)]
-    return [(method, ratio) for method, ratios in methods for ratio in ratios]
+    pruned = [(method, ratio) for method, ratios in methods for ratio in ratios]
+    return [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
 
 
 # --- the experiment ------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ def test_the_dense_control_comes_first_in_every_plan():
     import config
     cfg = config.load([])
     assert main.pruning_plan(cfg)[0] == (prune_utils.CONTROL, 0.0)
+    cfg.UNSTRUCTURED_PRUNING_RATIOS, cfg.STRUCTURED_PRUNING_RATIOS = [], []
+    assert main.pruning_plan(cfg) == []  # nothing pruned: no control to compare with
 
 
 def test_the_model_right_after_pruning_competes_with_fine_tuning():
