@@ -8,6 +8,7 @@ the masks in place, measure everything, and write results/ as each model finishe
 Started again with the same configuration, a run continues where it stopped; --fresh starts over.
 """
 import copy
+import importlib.metadata
 import os
 import platform
 import random
@@ -18,10 +19,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torchvision
 import torch.distributed as dist
 
 import batches
+import batchnorm
 import bookkeeping
 import config
 import dataset
@@ -49,21 +50,39 @@ def seed_everything(seed):
 
 
 def environment(device, steady_allocator):
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    import torch_pruning
+    """Where the numbers come from: the commit (or that there is none) and the installed packages'
+    versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "torch_pruning": torch_pruning.__version__, "platform": platform.platform(),
+        "python": platform.python_version(), "torch": installed("torch"), "torchvision": installed("torchvision"),
+        "torch_pruning": installed("torch-pruning"), "onnxruntime": installed("onnxruntime"),
+        "numpy": installed("numpy"), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": commit,
+        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": git_commit(),
         "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
         "cpu_malloc_thresholds_fixed": steady_allocator,
     }
+
+
+def installed(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_commit():
+    """The checkout's commit, marked "+changes" when files differ from it; or why there is none."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=10)
+        if head.returncode:
+            return "none (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=here, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "none (git is not installed)"
+    return head.stdout.strip() + (" +changes" if dirty else "")
 
 
 def init_distributed():
@@ -146,19 +165,25 @@ def test_metrics(model, cfg, loaders, device):
             "test_errors": [round(e, 5) for e in (predicted - target).tolist()]}
 
 
-def compare_to_baseline(record, baseline, cfg):
-    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos."""
+def compare_to_baseline(record, baseline, cfg, control=None):
+    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos.
+    With the dense control of the same seed, the MAE's change against it too (paired likewise)."""
     record.update(metrics.bootstrap_mae(record["test_errors"], baseline["test_errors"], cfg.BOOTSTRAP_SAMPLES))
+    if control is not None and record is not control:
+        record["mae_diff_vs_control"] = record["test_mae"] - control["test_mae"]
+        record["mae_diff_vs_control_ci_low"], record["mae_diff_vs_control_ci_high"] = \
+            metrics.paired_difference_interval(record["test_errors"], control["test_errors"], cfg.BOOTSTRAP_SAMPLES)
     record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
     record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
     record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
     if "onnx_latency_ms" in record:
         record["onnx_latency_speedup"] = baseline["onnx_latency_ms"] / record["onnx_latency_ms"]
-    if "int8_test_mae" in record:  # INT8 against FP32: its own model's accuracy, the dense model's speed
-        record["int8_mae_change"] = record["int8_test_mae"] - record["test_mae"]
+    if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos, the dense model's speed
+        fp32 = "fp32_onnx_test_mae" if "fp32_onnx_test_errors" in record else "test_mae"
+        record["int8_mae_change"] = record["int8_test_mae"] - record[fp32]
         record["int8_mae_change_ci_low"], record["int8_mae_change_ci_high"] = metrics.paired_difference_interval(
-            record["int8_test_errors"], record["test_errors"], cfg.BOOTSTRAP_SAMPLES)
+            record["int8_test_errors"], record[fp32.replace("mae", "errors")], cfg.BOOTSTRAP_SAMPLES)
         record["int8_latency_speedup"] = baseline["onnx_latency_ms"] / record["int8_latency_ms"]
     return record
 
@@ -211,10 +236,12 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
 
 
 def run_sensitivity(model, seed, cfg, loaders, device):
-    """Each prunable layer pruned alone, no fine-tuning, on the validation split (never test)."""
+    """Each prunable layer pruned alone, BatchNorm recalibrated on training batches, no fine-tuning, on
+    the validation split (never test)."""
     start = time.perf_counter()
     dense_mae, rows = sensitivity.layer_sensitivity(model, loaders["val"], device, cfg.SENSITIVITY_RATIOS,
-                                                    cfg.PRUNING_SCOPE, cfg.AMP)
+                                                    cfg.PRUNING_SCOPE, cfg.AMP, loaders["train"],
+                                                    cfg.BN_RECALIBRATION_BATCHES)
     seconds = time.perf_counter() - start
     worst = max(rows, key=lambda r: r["val_mae_increase"])
     log(f"layer sensitivity (seed {seed}): {len(rows)} single-layer prunings evaluated on validation in "
@@ -228,30 +255,57 @@ def pruning_steps(cfg):
     return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
 
 
-def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder):
+def recalibration(cfg, loaders):
+    """The pruner's after_step: BatchNorm's running statistics re-estimated on training batches."""
+    return lambda model: batchnorm.recalibrate(model, loaders["train"], cfg.BN_RECALIBRATION_BATCHES, cfg.AMP)
+
+
+def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder, control=None):
     """Prune a copy of the trained baseline on the schedule's steps inside fine-tuning (masks in place
-    unless the reference's flaw is switched on), make the pruning permanent, measure."""
+    unless the reference's flaw is switched on), make the pruning permanent, measure. Every step is
+    followed by BatchNorm recalibration. One-shot: the step is taken here, so the model measured right
+    after pruning is the one fine-tuned (a random control's mask included), and it competes with the
+    fine-tuning epochs on validation, as train.train does for a step it takes itself."""
     name = f"{method}_{ratio:g}"
     seed_run(seed, loaders)
     model = copy.deepcopy(baseline_model)
     pruner = prune_utils.Pruner(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
-                                cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE)
-    # what pruning alone costs: the baseline pruned at once to the ratio, before any fine-tuning
-    one_shot = prune_utils.apply(copy.deepcopy(baseline_model), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                                 cfg.PHYSICAL_ROUND_TO, cfg.PRUNING_SCOPE)
-    mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
-    del one_shot
+                                cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+                                after_step=recalibration(cfg, loaders))
+    pruned = None
+    if pruner.steps == 1:
+        pruner.step()
+        pruned = (train.evaluate(model, loaders["val"], device, cfg.AMP)["mae"], copy.deepcopy(model.state_dict()))
+        mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
+    else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
+        one_shot = copy.deepcopy(baseline_model)
+        prune_utils.Pruner(one_shot, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
+                           cfg.PRUNING_SCOPE, after_step=recalibration(cfg, loaders)).step()
+        mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
+        del one_shot
     state = bookkeeping.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
                   inputs.identity, pruner)
+    if pruned is not None:
+        keep_if_better(model, history, *pruned)
     prune_utils.make_permanent(model)
     record = {"name": name, "method": method, "ratio": ratio, "seed": seed, **test_metrics(model, cfg, loaders, device),
               "val_mae": history["best_val_mae"], "test_mae_before_fine_tune": mae_before,
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
-              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE, "history": history,
+              "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+              "bn_recalibration_batches": cfg.BN_RECALIBRATION_BATCHES, "history": history,
               **prune_utils.achieved(model, baseline_model, method, cfg.PRUNING_SCOPE)}
     finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
-    return compare_to_baseline(record, baseline, cfg) if train.is_main() else record
+    return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
+
+
+def keep_if_better(model, history, val_mae, state):
+    """The model right after pruning against the best fine-tuning epoch, on validation (a tie keeps the
+    pruned one, as train.train does): fine-tuning never returns a model worse than pruning left it."""
+    history["val_mae_after_pruning"] = val_mae
+    if history.get("best_val_mae") is None or val_mae <= history["best_val_mae"]:
+        model.load_state_dict(state)
+        history["best_val_mae"], history["best_epoch"] = val_mae, 0
 
 
 def prefixed(prefix, values):
@@ -259,14 +313,16 @@ def prefixed(prefix, values):
 
 
 def pruning_plan(cfg):
-    """(method, ratio) in the order of the methodology: unstructured, structured, then the others."""
+    """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
+    compared to it; none when nothing is pruned), then unstructured, structured, and the others."""
     methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING:
         methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
     if cfg.RANDOM_PRUNING_CONTROL:
         methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS),
                     ("structured_random", cfg.STRUCTURED_PRUNING_RATIOS)]
-    return [(method, ratio) for method, ratios in methods for ratio in ratios]
+    pruned = [(method, ratio) for method, ratios in methods for ratio in ratios]
+    return [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
 
 
 # --- the experiment ------------------------------------------------------------------------------
@@ -370,10 +426,12 @@ def run(cfg, device, steady_allocator):
             if train.is_main():
                 reports.write_results(results, cfg.RESULTS_DIR)
 
+        control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):
             reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, identity, log)
             record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
-                                                         loaders, device, inputs, folder)
+                                                         loaders, device, inputs, folder, control)
+            control = record if method == prune_utils.CONTROL else control
             finished(record, folder, "pruned_models")
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "

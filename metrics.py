@@ -86,7 +86,9 @@ def parameter_counts(model):
 
 def flops(model, num_frames, image_size):
     """FLOPs for one video (torch.utils.flop_counter; a multiply-add counts 2): executed by dense
-    kernels, and effective (only the multiply-adds with a non-zero weight, ShrinkBench's count)."""
+    kernels, and effective: only the multiply-adds with a non-zero weight (ShrinkBench's count) whose
+    input channel is alive. A masked channel (conv and BatchNorm masked) feeds zeros to the next layer,
+    as a removed channel feeds it nothing, so masked and physically removed channels count the same."""
     model = model.eval()
     video = torch.zeros(1, num_frames, 3, image_size, image_size, device=next(model.parameters()).device)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -94,11 +96,43 @@ def flops(model, num_frames, image_size):
     total = counter.get_total_flops()
     counts = counter.get_flop_counts()
     root = type(model).__name__
+    alive = live_inputs(model, video)
     effective = total
     for name, weight in prunable_weights(model):
         layer_flops = sum(counts.get(f"{root}.{name}", {}).values())
-        effective -= layer_flops * float((weight == 0).sum()) / weight.numel()
+        used = weight != 0
+        if alive.get(name) is not None:
+            used = used & alive[name].view(1, -1, *[1] * (weight.dim() - 2))
+        effective -= layer_flops * float((~used).sum()) / weight.numel()
     return {"flops": int(total), "effective_flops": int(round(effective))}
+
+
+@torch.inference_mode()
+def live_inputs(model, video):
+    """{layer name: which input channels are not structurally zero} for every Conv2d and Linear. On a
+    copy with every ReLU an identity and a random video, a channel is zero everywhere only when pruning
+    made it so (its producers' weights and BatchNorm masked or removed), never because a ReLU happened
+    to cut it for this input: the count does not depend on the input."""
+    probe = copy.deepcopy(model).eval()
+    for name, m in list(probe.named_modules()):
+        if isinstance(m, nn.ReLU):
+            parent, _, leaf = name.rpartition(".")
+            setattr(probe.get_submodule(parent) if parent else probe, leaf, nn.Identity())
+    alive = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: alive.__setitem__(name, live_channels(i[0], m)))
+             for name, m in probe.named_modules() if isinstance(m, PRUNABLE)]
+    probe(torch.randn(video.shape, generator=torch.Generator().manual_seed(0)).to(video.device))
+    for h in hooks:
+        h.remove()
+    return alive
+
+
+def live_channels(inputs, layer):
+    """Which input channels of a Conv2d (dim 1) or Linear (last dim) are not zero everywhere; None for a
+    grouped convolution, whose weight does not index the input channels one to one."""
+    if isinstance(layer, nn.Conv2d):
+        return (inputs != 0).any(0).flatten(1).any(1) if layer.groups == 1 else None
+    return (inputs != 0).flatten(0, -2).any(0)
 
 
 def time_runs(run, warmup, runs, synchronize=lambda: None):

@@ -4,10 +4,15 @@ unstructured         global L1 magnitude over the weights of every Conv2d (masks
 structured           L2 norm of each Conv2d's output channels, per layer (masks: zeros only)
 structured_physical  the same L2 criterion with Torch-Pruning: channels removed, a smaller dense net
 
-The regression head (Linear 512 -> 1) is left dense by every method (PRUNING_SCOPE "backbone"):
-its 512 weights are 0.005% of the model, yet global magnitude pruning removed most of them at 0.8
-and the EF output died with them. Scope "all" restores the reference's unstructured scope (every
-Conv2d and Linear, head included). The channel methods never prune the head's single output.
+No method prunes the regression head (Linear 512 -> 1) itself (PRUNING_SCOPE "backbone"): its 512
+weights are 0.005% of the model, yet global magnitude pruning removed most of them at 0.8 and the
+EF output died with them. Scope "all" restores the reference's unstructured scope (every Conv2d and
+Linear, head included). The channel methods never prune the head's single output; but a channel
+removed from the last convolutions is removed from the head's inputs too (structured_physical
+shrinks the head to fewer inputs; masked structured leaves those inputs at zero).
+
+dense_control prunes nothing: the baseline fine-tuned exactly as the pruned models are, so that a
+pruned model's change can be told apart from the effect of the extra training.
 
 With RANDOM_PRUNING_CONTROL, unstructured_random and structured_random choose weights or channels
 at random at the same ratios (ShrinkBench's control).
@@ -28,6 +33,7 @@ import metrics
 
 METHODS = ("unstructured", "structured", "structured_physical")
 RANDOM_METHODS = ("unstructured_random", "structured_random")
+CONTROL = "dense_control"
 SCOPES = ("backbone", "all")
 SCHEDULES = ("oneshot", "gradual")
 
@@ -180,13 +186,16 @@ def apply(model, method, ratio, num_frames, image_size, round_to=1, scope="backb
 
 class Pruner:
     """Prunes `model` in place to `ratio` in `steps` calls of step(): the one pruning entry point of
-    the experiment. steps=1 is one-shot pruning."""
+    the experiment. steps=1 is one-shot pruning. after_step(model): called after every step, before
+    the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there)."""
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
-                 remove_masks=False):
-        if method not in METHODS + RANDOM_METHODS:
-            raise ValueError(f"unknown pruning method {method!r}; one of {METHODS + RANDOM_METHODS}")
+                 remove_masks=False, after_step=None):
+        known = METHODS + RANDOM_METHODS + (CONTROL,)
+        if method not in known:
+            raise ValueError(f"unknown pruning method {method!r}; one of {known}")
         self.model, self.method, self.scope, self.remove_masks = model, method, scope, remove_masks
+        self.after_step = after_step
         self.steps, self.done, self.sparsity_after_pruning = steps, 0, None
         self.targets = sparsity_schedule(ratio, steps)
         self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps)
@@ -197,7 +206,9 @@ class Pruner:
         target = self.targets[self.done]
         self.model.to(memory_format=torch.contiguous_format)  # torch's pruning flattens with view()
         refresh_masked_weights(self.model)  # rank by the weights as fine-tuned so far
-        if self.method == "structured_physical":
+        if self.method == CONTROL:
+            pass  # the same steps, hooks and fine-tuning, nothing removed
+        elif self.method == "structured_physical":
             self.torch_pruning.step()
         elif self.method == "unstructured":
             unstructured(self.model, target, scope=self.scope)
@@ -207,6 +218,8 @@ class Pruner:
             structured(self.model, target, random=self.method == "structured_random")
         if self.remove_masks:  # the reference's flaw: nothing holds the pruned weights at zero
             make_permanent(self.model)
+        if self.after_step is not None:
+            self.after_step(self.model)
         self.done += 1
         if self.finished:  # before any fine-tuning at this sparsity: the masks must hold it
             self.sparsity_after_pruning = metrics.sparsity(self.model)["sparsity"]

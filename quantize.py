@@ -280,25 +280,38 @@ def session(path, threads=None, optimized=True):
 def predict(sess, data, batch_size=16):
     """(predicted, target) float64 arrays over `data`: a DataLoader (or any iterable) of (videos, efs),
     or a pair of arrays (videos, efs)."""
-    name = sess.get_inputs()[0].name
+    (predicted,), target = predict_all([sess], data, batch_size)
+    return predicted, target
+
+
+def predict_all(sessions, data, batch_size=16):
+    """([predicted per session], target): every session runs on the same batches in the same order, in
+    one pass over `data` (so per-video errors pair exactly, whatever the data's order)."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         all_videos, all_efs = data
         data = [(all_videos[i:i + batch_size], all_efs[i:i + batch_size])
                 for i in range(0, len(all_videos), batch_size)]
-    predicted, target = [], []
+    names = [s.get_inputs()[0].name for s in sessions]
+    predicted, target = [[] for _ in sessions], []
     for videos, efs in data:
-        predicted.append(sess.run(None, {name: np.ascontiguousarray(np.asarray(videos, dtype=np.float32))})[0])
+        batch = np.ascontiguousarray(np.asarray(videos, dtype=np.float32))
+        for sess, name, out in zip(sessions, names, predicted):
+            out.append(sess.run(None, {name: batch})[0])
         target.append(np.asarray(efs, dtype=np.float64))
-    return np.concatenate(predicted).astype(np.float64).ravel(), np.concatenate(target).ravel()
+    return ([np.concatenate(p).astype(np.float64).ravel() for p in predicted], np.concatenate(target).ravel())
 
 
 def int8_metrics(int8_path, test_data, warmup=5, runs=20, fp32_path=None, compare_videos=4):
     """Test MAE, RMSE, R² and per-video errors of the INT8 model through ONNX Runtime; its latency on one
     video with metrics.onnx_metrics' protocol (torch's thread count, metrics.time_runs); its sizes; and,
-    with fp32_path, the largest |INT8 - FP32| prediction over the first `compare_videos` test videos.
+    with fp32_path, the FP32 ONNX model's per-video errors from the same loop (the same videos in the
+    same order: the INT8 change is paired against them) and the largest |INT8 - FP32| prediction over
+    the first `compare_videos` test videos.
     test_data: the test DataLoader of (videos, efs), or a pair of arrays (videos, efs)."""
     sess = session(int8_path)
-    predicted, target = predict(sess, test_data)
+    fp32 = session(fp32_path) if fp32_path else None
+    predictions, target = predict_all([sess] + ([fp32] if fp32 else []), test_data)
+    predicted = predictions[0]
     name = sess.get_inputs()[0].name
     first = _first_videos(test_data, compare_videos)
     one = first[:1]
@@ -307,8 +320,9 @@ def int8_metrics(int8_path, test_data, warmup=5, runs=20, fp32_path=None, compar
     result.update({"int8_test_errors": [round(e, 5) for e in (predicted - target).tolist()],
                    "int8_latency_ms": median, "int8_latency_p90_ms": p90, "int8_threads": torch.get_num_threads(),
                    "int8_path": int8_path})
-    if fp32_path:
-        fp32 = session(fp32_path)
+    if fp32:
+        result["fp32_onnx_test_mae"] = metrics.regression_metrics(predictions[1], target)["mae"]
+        result["fp32_onnx_test_errors"] = [round(e, 5) for e in (predictions[1] - target).tolist()]
         expected = fp32.run(None, {fp32.get_inputs()[0].name: first})[0]
         result["int8_max_abs_diff_vs_fp32"] = float(np.abs(sess.run(None, {name: first})[0] - expected).max())
     sizes = metrics.file_sizes(int8_path)

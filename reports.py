@@ -6,7 +6,8 @@ import os
 
 import pandas as pd
 
-import metrics
+import claims
+import equal_size
 
 def write_atomic(path, text):
     tmp = path + ".tmp"
@@ -18,10 +19,10 @@ def write_atomic(path, text):
 AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
               "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", "latency_ms",
               "latency_speedup", "size_mb", "gzip_size_mb", "onnx_latency_ms", "onnx_latency_speedup",
-              "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "int8_test_mae", "int8_test_rmse",
+              "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
               "int8_test_r2", "int8_mae_change", "int8_mae_change_ci_low", "int8_mae_change_ci_high",
               "int8_latency_ms", "int8_latency_speedup", "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
-PER_VIDEO = ("history", "test_errors", "int8_test_errors", "channels")  # in results.json only
+PER_VIDEO = ("history", "test_errors", "int8_test_errors", "fp32_onnx_test_errors", "channels")  # in results.json only
 
 
 def by_ratio(models):
@@ -78,21 +79,28 @@ def summary_markdown(results, figures=()):
              f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
              protocol_line(results["config"]),
              "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
-             "interval over the test videos in brackets (one seed) or mean ± std over seeds.\n"]
-    models = with_interval_cells(models, seeds=models.seed.nunique())
+             "interval over the test videos in brackets (one seed) or mean ± std over seeds. \"vs baseline\", "
+             "\"vs control\": the verdict of the rule below against the baseline and against the dense control "
+             "(the baseline fine-tuned exactly as the pruned models are). \"MAE after pruning\": test MAE right "
+             "after pruning, BatchNorm recalibrated, before fine-tuning.\n"]
+    table = claims.claims(models, results["config"].get("BOOTSTRAP_SAMPLES", 2000),
+                          results["config"].get("ALPHA"), results["config"].get("NONINFERIORITY_MARGIN"))
+    models = with_verdicts(with_interval_cells(models, seeds=models.seed.nunique()), table)
     tables = [
-        ("Table 1. Baseline", ["baseline"],
-         {"test_mae": "MAE", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
+        ("Table 1. Baseline and dense control", ["baseline", "dense_control"],
+         {"method": "Model", "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "test_mae_before_fine_tune": "MAE after recal.", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
           "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
         ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
-          "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "compression_ratio": "Compression",
-          "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
+          "test_mae_before_fine_tune": "MAE after pruning", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
+          "verdict_baseline": "vs baseline", "verdict_control": "vs control", "params_nonzero": "Params (non-zero)",
+          "effective_flops": "Effective FLOPs", "compression_ratio": "Compression", "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
         ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
          ["structured", "structured_physical", "structured_random"],
-         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
-          "mae_diff_cell": "ΔMAE", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
-          "flops": "FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
+         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae_before_fine_tune": "MAE after pruning",
+          "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "verdict_baseline": "vs baseline",
+          "verdict_control": "vs control", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
+          "flops": "FLOPs", "effective_flops": "Effective FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
           "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
     ]
     if "onnx_latency_ms" in models:
@@ -103,7 +111,7 @@ def summary_markdown(results, figures=()):
                         "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
     if "int8_test_mae" in models:
         tables.append(("Table 5. INT8 beside pruning (ONNX Runtime static quantization)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "test_mae": "FP32 MAE", "int8_test_mae": "INT8 MAE",
+                       {"method": "Method", "ratio": "Ratio", "fp32_onnx_test_mae": "FP32 ORT MAE", "int8_test_mae": "INT8 MAE",
                         "int8_change_cell": "INT8 − FP32 MAE", "onnx_latency_ms": "FP32 ORT (ms)",
                         "int8_latency_ms": "INT8 ORT (ms)", "onnx_latency_speedup": "FP32 speedup",
                         "int8_latency_speedup": "INT8 speedup", "onnx_size_mb": "FP32 ONNX (MB)",
@@ -117,10 +125,12 @@ def summary_markdown(results, figures=()):
         rows = models[models.method.isin(methods)]
         if rows.empty:
             continue
-        table = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
-        lines += [f"\n## {title}\n", table.to_markdown(index=False, floatfmt=".4g") + "\n"]
+        columns = {k: v for k, v in columns.items() if k in rows}
+        shown = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
+        lines += [f"\n## {title}\n", shown.to_markdown(index=False, floatfmt=".4g") + "\n"]
+    lines += [p + "\n" for p in equal_size.paragraphs(models)]
     lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
-    lines += [p + "\n" for p in comparisons(models)]
+    lines += [p + "\n" for p in claims.paragraphs(results, table)]
     lines += [p + "\n" for p in edge_paragraph(models)]
     lines += [p + "\n" for p in sensitivity_paragraph(results)]
     if figures:
@@ -129,11 +139,15 @@ def summary_markdown(results, figures=()):
 
 
 def protocol_line(cfg):
-    scope = ("backbone: every Conv2d, the regression head left dense" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
+    scope = ("backbone: every Conv2d; the regression head is never pruned itself, but channels pruned from the "
+             "last convolutions leave its inputs (zero with masks, removed with Torch-Pruning)" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
              else "all: every Conv2d and Linear, the regression head included (the reference's unstructured scope)")
     schedule = ("one-shot" if cfg.get("PRUNING_SCHEDULE", "oneshot") == "oneshot" else
                 f"gradual, cubic ramp over up to {cfg['PRUNING_STEPS']} steps at the start of fine-tuning epochs")
-    return (f"Pruning: scope {scope}; schedule {schedule}; every model fine-tuned {cfg['FINE_TUNE_EPOCHS']} epochs "
+    recal = cfg.get("BN_RECALIBRATION_BATCHES", 0)
+    recal = (f"BatchNorm statistics re-estimated on {recal} training batches after every pruning step"
+             if recal else "BatchNorm statistics not re-estimated after pruning")
+    return (f"Pruning: scope {scope}; schedule {schedule}; {recal}; every model fine-tuned {cfg['FINE_TUNE_EPOCHS']} epochs "
             f"at lr {cfg['FINE_TUNE_LEARNING_RATE']:g} ({cfg['LR_SCHEDULE']}), masks held, best validation epoch "
             f"at the final sparsity.\n")
 
@@ -155,46 +169,12 @@ def with_interval_cells(models, seeds):
     return models
 
 
-PAIRS = [("unstructured", "unstructured_random"), ("structured", "structured_random"),
-         ("structured_physical", "structured"), ("structured_physical", "unstructured"), ("structured", "unstructured")]
-
-
-def comparisons(models, samples=2000):
-    """Which method is more accurate than which at the same ratio, claimed only beyond the noise.
-    Several seeds: the means differ by more than the two methods' std over seeds added (their error
-    bars do not overlap). One seed: the 95% paired bootstrap interval of the difference over the test
-    videos excludes zero (this covers the choice of test videos, not of training seed)."""
-    if "test_errors" not in models:
-        return []
-    names = {"unstructured": "unstructured", "structured": "structured (masks)",
-             "structured_physical": "structured (removed)", "unstructured_random": "random unstructured",
-             "structured_random": "random structured"}
-    seeds = models.seed.nunique()
-    better, unclear = [], []
-    for a, b in PAIRS:
-        for ratio in sorted(set(models[models.method == a].ratio) & set(models[models.method == b].ratio)):
-            rows_a = models[(models.method == a) & (models.ratio == ratio)].sort_values("seed")
-            rows_b = models[(models.method == b) & (models.ratio == ratio)].sort_values("seed")
-            if rows_a.test_mae.mean() > rows_b.test_mae.mean():  # name the more accurate one first
-                (a, rows_a), (b, rows_b) = (b, rows_b), (a, rows_a)
-            mean_a, mean_b = rows_a.test_mae.mean(), rows_b.test_mae.mean()
-            if seeds > 1:
-                clear = mean_b - mean_a > rows_a.test_mae.std() + rows_b.test_mae.std()
-                detail = f"{mean_a:.2f} ± {rows_a.test_mae.std():.2f} vs {mean_b:.2f} ± {rows_b.test_mae.std():.2f}"
-            else:
-                low, high = metrics.paired_difference_interval(rows_a.test_errors.iloc[0], rows_b.test_errors.iloc[0],
-                                                               samples)
-                clear = high < 0
-                detail = f"{mean_a:.2f} vs {mean_b:.2f}, difference 95% interval {low:+.2f} to {high:+.2f}"
-            text = f"{names[a]} {'over' if clear else 'and'} {names[b]} at {ratio:g} ({detail})"
-            (better if clear else unclear).append(text)
-    rule = (f"the means differ by more than the two std over {seeds} seeds added" if seeds > 1 else
-            "the 95% paired bootstrap interval of the difference excludes zero; one training seed, so this covers "
-            "the test videos, not the training seed: run several seeds (SEEDS) before concluding")
-    paragraphs = [f"**Comparisons at the same ratio** (a method is called better only where {rule}).",
-                  "More accurate beyond the noise: " + ("; ".join(better) if better else "none") + ".",
-                  "Not distinguishable from each other: " + ("; ".join(unclear) if unclear else "none") + "."]
-    return paragraphs
+def with_verdicts(models, table):
+    """The verdicts of claims.claims against the baseline and the dense control, as table cells."""
+    for kind, column in (("vs baseline", "verdict_baseline"), ("vs dense control", "verdict_control")):
+        found = {(r.method, r.ratio): r.verdict for r in table.itertuples() if r.kind == kind} if len(table) else {}
+        models[column] = [found.get((m, r), "") for m, r in zip(models.method, models.ratio)]
+    return models
 
 
 def sensitivity_paragraph(results):
@@ -227,7 +207,7 @@ def mean_std_cells(rows, columns):
     for (method, ratio), group in rows.groupby(["method", "ratio"], sort=False):
         cell = {}
         for c in columns:
-            if c in ("method", "ratio"):
+            if c in ("method", "ratio") or group[c].dtype == object:  # names, verdicts: one per method and ratio
                 cell[c] = group[c].iloc[0]
             else:
                 cell[c] = f"{group[c].mean():.4g} ± {group[c].std():.2g}"

@@ -16,12 +16,14 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import config  # noqa: E402
+import equal_size  # noqa: E402
 import metrics  # noqa: E402
 from reports import edge_points, pareto, pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
 
 STYLE = {  # method: (label, colour, marker, line style)
     "baseline": ("baseline", "black", "*", "none"),
+    "dense_control": ("dense control (baseline fine-tuned)", "gray", "D", "none"),
     "unstructured": ("unstructured (masks)", "#1b6ca8", "o", "-"),
     "structured": ("structured (masks)", "#d1495b", "s", "--"),
     "structured_physical": ("structured (removed)", "#2e8540", "^", ":"),
@@ -71,7 +73,7 @@ def legend_below(fig, ax, ncol=3):
 def from_baseline(models):
     """Every pruning method's rows plus the baseline as its ratio-0 point, so each line starts there."""
     base = models[models.method == "baseline"]
-    methods = [m for m in STYLE if m != "baseline" and (models.method == m).any()]
+    methods = [m for m in STYLE if m not in ("baseline", "dense_control") and (models.method == m).any()]
     return pd.concat([models] + [base.assign(method=m) for m in methods])
 
 
@@ -274,7 +276,30 @@ def edge(results, models, figures_dir):
     return save(fig, figures_dir, "edge")
 
 
-FIGURES = [mae_vs_compression, latency, size, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
+def equal_size_figure(results, models, figures_dir):
+    """MAE against non-zero parameters and against effective FLOPs, one line per method from the dense
+    control (the anchor of equal_size's interpolation): methods compared at equal size, not ratio."""
+    found = {size: equal_size.curves(models, size) for size in equal_size.SIZES}
+    if not any(found.values()):
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
+    for ax, (size, (name, scale, unit)) in zip(axes, equal_size.SIZES.items()):
+        for method, (sizes, maes) in found[size].items():
+            label, colour, marker, line = STYLE.get(method, (method, "black", "o", "-"))
+            order = np.argsort(sizes)
+            ax.plot(sizes[order] / scale, maes[order], color=colour, marker=marker, linestyle=line, label=label)
+        ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
+                   label="mean predictor")
+        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)" if ax is axes[0] else "")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[0].set_title("accuracy at equal non-zero parameters")
+    axes[1].set_title("accuracy at equal effective FLOPs")
+    legend_below(fig, axes[0], ncol=3)
+    return save(fig, figures_dir, "equal_size")
+
+
+FIGURES = [mae_vs_compression, latency, size, equal_size_figure, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
 
 
 def draw_all(results_dir, figures_dir):

@@ -8,7 +8,7 @@ from matplotlib.container import ErrorbarContainer
 import visualize_model_architecture
 import visualize_results
 
-FIGURES = ["mae_vs_compression", "latency", "params_flops", "sparsity_fine_tune", "training_curves",
+FIGURES = ["mae_vs_compression", "latency", "params_flops", "equal_size", "sparsity_fine_tune", "training_curves",
            "per_layer_unstructured", "per_layer_structured", "per_layer_structured_physical", "architecture", "onnx"]
 
 
@@ -81,3 +81,11 @@ def test_architecture_shows_reduced_channels_of_a_physically_pruned_checkpoint(t
     assert visualize_model_architecture.stage_channels(model)[-1][1][0] == 256
     paths = visualize_model_architecture.draw_checkpoints([path], str(tmp_path))
     assert all(os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_equal_size_figure_has_one_line_per_pruning_method(drawn):
+    axes, models = drawn
+    methods = {m["method"] for m in models} - {"baseline", "dense_control"}
+    for ax in axes["equal_size"][:2]:
+        lines = [l for l in ax.lines if not l.get_label().startswith(("mean predictor", "_"))]
+        assert len(lines) == len(methods) and all(len(l.get_xdata()) >= 2 for l in lines)  # from the control

@@ -18,7 +18,7 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     out, result = tiny_run
     results = json.load(open(out / "results" / "results.json"))
     names = [r["name"] for r in results["models"]]
-    assert names == ["baseline", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
+    assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
     assert results["splits"] == {"train": 8, "val": 4, "test": 4}
     assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]
     assert results["pretrained"] == {"used": False, "reason": "PRETRAINED is off"}
@@ -68,7 +68,9 @@ def test_every_model_has_an_int8_twin_measured_like_its_fp32_model(tiny_run):
         assert record["int8_path"].endswith(".int8.onnx") and os.path.isfile(out / "results" / record["int8_path"])
         assert record["int8_size_mb"] < 0.5 * record["onnx_size_mb"]  # 8-bit weights against 32-bit
         assert len(record["int8_test_errors"]) == record["test_videos"]  # the whole test split
-        assert record["int8_mae_change"] == pytest.approx(record["int8_test_mae"] - record["test_mae"])
+        # paired against its FP32 ONNX model on the same videos, in the same loop
+        assert record["int8_mae_change"] == pytest.approx(record["int8_test_mae"] - record["fp32_onnx_test_mae"])
+        assert record["fp32_onnx_test_mae"] == pytest.approx(record["test_mae"], abs=1e-3)
         assert record["int8_mae_change_ci_low"] <= record["int8_mae_change"] <= record["int8_mae_change_ci_high"]
         assert record["int8_latency_speedup"] == pytest.approx(dense_ort / record["int8_latency_ms"])
     csv = pd.read_csv(out / "results" / "results.csv")
@@ -131,8 +133,8 @@ def test_every_model_has_paired_intervals_and_the_head_stays_dense(tiny_run):
     assert {"mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "test_mae_ci_low"} <= set(csv.columns)
     assert "test_errors" not in csv.columns
     summary = open(out / "results" / "summary.md").read()
-    assert "scope backbone: every Conv2d, the regression head left dense" in summary
-    assert "Comparisons at the same ratio" in summary and "ΔMAE" in summary
+    assert "scope backbone: every Conv2d; the regression head is never pruned itself" in summary
+    assert "Comparisons at the same ratio" in summary and "ΔMAE" in summary and "The rule for every claim" in summary
 
 
 def test_layer_sensitivity_is_written_and_drawn(tiny_run):

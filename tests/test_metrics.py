@@ -31,13 +31,20 @@ def test_dense_flops_match_the_hand_computed_count():
 
 
 def nonzero_macs(model, num_frames, image_size):
-    """Multiply-adds with a non-zero weight, counted independently: output positions x non-zero weights."""
+    """Multiply-adds with a non-zero weight and an input channel not zero everywhere, counted
+    independently: output positions x such weights. ReLUs off, so that only pruning zeroes a channel."""
     total = []
-    hooks = [m.register_forward_hook(lambda m, i, o: total.append(o[0, 0].numel() * int((m.weight != 0).sum())
-                                                                  * (o.shape[0] if o.dim() == 4 else 1)))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model = copy.deepcopy(model)
+    for block in [model.backbone] + [b for layer in (1, 2, 3, 4) for b in getattr(model.backbone, f"layer{layer}")]:
+        block.relu = nn.Identity()
+
+    def count(m, i, o):
+        live = (i[0] != 0).transpose(0, 1).flatten(1).any(1)  # input channels (dim 1) with any non-zero value
+        used = (m.weight != 0) & live.view(1, -1, *[1] * (m.weight.dim() - 2))
+        total.append(o[0, 0].numel() * int(used.sum()) * (o.shape[0] if o.dim() == 4 else 1))
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
-        model.eval()(torch.zeros(1, num_frames, 3, image_size, image_size))
+        model.eval()(torch.randn(1, num_frames, 3, image_size, image_size))
     for h in hooks:
         h.remove()
     return sum(total)
@@ -118,3 +125,39 @@ def test_bootstrap_intervals_cover_the_mae_and_are_paired():
     assert many["test_mae_ci_high"] - many["test_mae_ci_low"] < 0.6 * (same["test_mae_ci_high"] - same["test_mae_ci_low"])
     low, high = metrics.paired_difference_interval(worse, errors)
     assert low == pytest.approx(1) and high == pytest.approx(1)
+
+
+class TwoConvs(nn.Module):
+    """conv1 -> bn1 -> relu -> conv2 -> bn2 -> relu -> mean -> head, on every frame of a video."""
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, video):
+        x = torch.relu(self.bn1(self.conv1(video.flatten(0, 1))))
+        x = torch.relu(self.bn2(self.conv2(x))).mean((2, 3))
+        return self.head(x.view(*video.shape[:2], -1).mean(1)).squeeze(-1)
+
+
+def test_masked_and_removed_channels_count_the_same_effective_flops():
+    import torch_pruning as tp
+    torch.manual_seed(0)
+    dense = TwoConvs().eval()
+    masked, removed = copy.deepcopy(dense), copy.deepcopy(dense)
+    for conv, bn, channel in ((masked.conv1, masked.bn1, 2), (masked.conv2, masked.bn2, 5)):
+        keep = torch.ones(8)
+        keep[channel] = 0
+        torch.nn.utils.prune.custom_from_mask(conv, "weight", keep.view(-1, 1, 1, 1).expand_as(conv.weight))
+        torch.nn.utils.prune.custom_from_mask(bn, "weight", keep)
+        torch.nn.utils.prune.custom_from_mask(bn, "bias", keep)
+    graph = tp.DependencyGraph().build_dependency(removed, example_inputs=torch.zeros(1, 2, 3, 8, 8))
+    for conv, channel in ((removed.conv1, 2), (removed.conv2, 5)):
+        graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[channel]).prune()
+    assert removed.conv2.weight.shape == (7, 7, 3, 3) and removed.head.in_features == 7
+    m, r, d = (metrics.flops(x, 2, 8) for x in (masked, removed, dense))
+    assert m["flops"] == d["flops"] and r["flops"] == r["effective_flops"]
+    # conv2 loses channel 2's inputs as well as its own output channel 5, the head loses input 5
+    assert m["effective_flops"] == r["effective_flops"]
+    assert d["effective_flops"] == d["flops"]

@@ -135,6 +135,8 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     assert record["int8_latency_ms"] > 0 and record["int8_latency_p90_ms"] >= record["int8_latency_ms"]
     assert 0 < record["int8_gzip_size_mb"] and 0 < record["int8_size_mb"] < metrics.file_sizes(fp32_path)["size_mb"]
     assert record["int8_path"] == int8_path
+    # the INT8 change is paired against the FP32 ONNX model's errors on the same videos, in the same order
+    assert record["fp32_onnx_test_errors"] == pytest.approx((fp32 - efs).tolist(), abs=1e-4)
     # the test DataLoader main.py holds gives the same numbers
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(videos), torch.as_tensor(efs)),
                                          batch_size=4)

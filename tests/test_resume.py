@@ -240,6 +240,6 @@ def test_the_same_seed_gives_identical_metrics(tiny_run, two_seeds):
     """Two separate runs on the CPU: every model of seed 42 has the same MAE and sparsity."""
     first = {r["name"]: r for r in rows(tiny_run[0] / "results")}
     second = [r for r in rows(two_seeds / "results") if r["seed"] == 42 and r["name"] in first]
-    assert [r["name"] for r in second] == ["baseline", "unstructured_0.9", "structured_0.5"]
+    assert [r["name"] for r in second] == ["baseline", "dense_control_0", "unstructured_0.9", "structured_0.5"]
     for r in second:
         assert (r["test_mae"], r["sparsity"]) == (first[r["name"]]["test_mae"], first[r["name"]]["sparsity"])

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+import batchnorm
 import metrics
 import prune_utils
 import sensitivity
@@ -27,7 +28,9 @@ def model_and_loader():
 def test_the_grid_covers_every_layer_criterion_and_ratio_and_leaves_the_model_unchanged(model_and_loader):
     model, loader = model_and_loader
     before = copy.deepcopy(model.state_dict())
-    dense, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5, 0.9])
+    # BatchNorm recalibrated on one batch after each pruning: the statistics are put back after each
+    dense, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5, 0.9], batches=loader,
+                                                num_batches=1)
     convs = [name.replace("backbone.", "") for name, _ in prune_utils.prunable_layers(model)]
     assert len(convs) == 20 and "head" not in convs
     assert len(rows) == 20 * 2 * 2
@@ -45,12 +48,13 @@ def test_the_grid_covers_every_layer_criterion_and_ratio_and_leaves_the_model_un
 
 def test_each_row_is_the_model_with_that_one_layer_pruned(model_and_loader):
     model, loader = model_and_loader
-    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.7])
+    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.7], batches=loader, num_batches=1)
     row = next(r for r in rows if r["layer"] == "layer3.1.conv2" and r["criterion"] == "l1_weights")
     pruned = copy.deepcopy(model)
     layer = pruned.backbone.layer3[1].conv2
     torch.nn.utils.prune.l1_unstructured(layer, "weight", amount=0.7)
     assert int((layer.weight == 0).sum()) == round(0.7 * layer.weight.numel())
+    batchnorm.recalibrate(pruned, loader, 1)  # as after every pruning step
     assert row["val_mae"] == pytest.approx(train.evaluate(pruned, loader, torch.device("cpu"))["mae"])
 
 
