@@ -85,7 +85,18 @@ def phases(results):
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases}
+def verdicts(results):
+    """Every comparison of the run with its verdict, by the rule summary.md states (claims.py)."""
+    import pandas as pd
+
+    import claims
+    cfg = results["config"]
+    table = claims.claims(pd.DataFrame(results["models"]), cfg.get("BOOTSTRAP_SAMPLES", 2000), cfg.get("ALPHA"),
+                          cfg.get("NONINFERIORITY_MARGIN"))
+    return claims.rule(results, table) + "\n" + claims.claims_table(table)
+
+
+TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts}
 
 
 def stamp(results, path):
