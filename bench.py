@@ -87,7 +87,7 @@ def main(argv):
     p.add_argument("--steps", type=int, default=3, metavar="N", help="--data: training batches timed per round "
                    "(default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
     cfg = config.load(argv, p)
-    cfg.repeat = cfg.repeat or (3 if cfg.data else 1)
+    cfg.repeat = (3 if cfg.data else 1) if cfg.repeat is None else cfg.repeat
     if cfg.repeat < 1 or cfg.steps < 1:
         p.error("--repeat and --steps must be at least 1")
     if cfg.data:

@@ -240,7 +240,7 @@ def run_sensitivity(model, seed, cfg, loaders, device):
     the validation split (never test)."""
     start = time.perf_counter()
     dense_mae, rows = sensitivity.layer_sensitivity(model, loaders["val"], device, cfg.SENSITIVITY_RATIOS,
-                                                    cfg.PRUNING_SCOPE, cfg.AMP, loaders["train"],
+                                                    cfg.PRUNING_SCOPE, cfg.AMP, recalibration_batches(loaders, seed),
                                                     cfg.BN_RECALIBRATION_BATCHES)
     seconds = time.perf_counter() - start
     worst = max(rows, key=lambda r: r["val_mae_increase"])
@@ -255,9 +255,20 @@ def pruning_steps(cfg):
     return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
 
 
-def recalibration(cfg, loaders):
+def recalibration_batches(loaders, seed):
+    """The training batches BatchNorm is recalibrated on: the first of epoch 0's order for `seed`,
+    whatever epoch the training batches are at, so a continued run (its baseline reused, or its
+    fine-tuning resumed) recalibrates on exactly the batches an uninterrupted one did."""
+    fixed = copy.copy(loaders["train"])  # shares the clips; its own seed and epoch
+    fixed.seed = seed
+    fixed.set_epoch(0)
+    return fixed
+
+
+def recalibration(cfg, loaders, seed):
     """The pruner's after_step: BatchNorm's running statistics re-estimated on training batches."""
-    return lambda model: batchnorm.recalibrate(model, loaders["train"], cfg.BN_RECALIBRATION_BATCHES, cfg.AMP)
+    return lambda model: batchnorm.recalibrate(model, recalibration_batches(loaders, seed),
+                                               cfg.BN_RECALIBRATION_BATCHES, cfg.AMP)
 
 
 def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs, folder, control=None):
@@ -271,7 +282,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     model = copy.deepcopy(baseline_model)
     pruner = prune_utils.Pruner(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
                                 cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-                                after_step=recalibration(cfg, loaders))
+                                after_step=recalibration(cfg, loaders, seed))
     pruned = None
     if pruner.steps == 1:
         pruner.step()
@@ -280,7 +291,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
         one_shot = copy.deepcopy(baseline_model)
         prune_utils.Pruner(one_shot, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
-                           cfg.PRUNING_SCOPE, after_step=recalibration(cfg, loaders)).step()
+                           cfg.PRUNING_SCOPE, after_step=recalibration(cfg, loaders, seed)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
     state = bookkeeping.training_state_path(folder, name)

@@ -209,6 +209,8 @@ def mean_std_cells(rows, columns):
         for c in columns:
             if c in ("method", "ratio") or group[c].dtype == object:  # names, verdicts: one per method and ratio
                 cell[c] = group[c].iloc[0]
+            elif not pd.api.types.is_numeric_dtype(group[c]):  # a verdict: one per method and ratio
+                cell[c] = group[c].iloc[0]
             else:
                 cell[c] = f"{group[c].mean():.4g} ± {group[c].std():.2g}"
         cells.append(cell)

@@ -72,6 +72,9 @@ def predict(model, batches, device, amp=False):
     shards are gathered and put back in order. batches: a batches.Batches, or any iterable of
     (video, ef) batches (one process, in order)."""
     model.eval()
+    if dist.is_initialized():  # every process evaluates the model the main process saves: after the last
+        for buffer in model.buffers():  # step each updated BatchNorm's statistics from its own batch
+            dist.broadcast(buffer, 0)
     dtype = precision(device, amp)
     predictions, targets = [torch.empty(0, device=device)], [torch.empty(0, device=device)]
     for video, ef in batches:

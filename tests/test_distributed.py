@@ -39,6 +39,6 @@ def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path
         single = train.evaluate(model, test, torch.device("cpu"))
         assert single["videos"] == 5
         # float noise from other thread counts and batches is ~1e-4; a video missing or counted twice
-        # among five would move the MAE by about a whole EF point
+        # among five would move the MAE by about a whole EF point; every process evaluates the saved model
         assert single["mae"] == pytest.approx(record["test_mae"], abs=1e-3)
     assert result.stdout.count("baseline epoch 1/1") == 1  # one process speaks

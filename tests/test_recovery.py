@@ -146,7 +146,8 @@ def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, r
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 1/1" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
     records = json.loads((out / "moved" / "results.json").read_text())["models"]
-    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/unstructured_0.5.pt"]
+    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/dense_control_0.pt",
+                                                   "checkpoints/seed42/unstructured_0.5.pt"]
 
 
 def test_a_damaged_results_json_stops_the_run_and_is_left_as_it_is(sample_root, finished_run, tmp_path):

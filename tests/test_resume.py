@@ -158,6 +158,7 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here)
                      "--onnx-export", "false", cwd=tmp_path)
     assert again.returncode == 2 and "Traceback" not in again.stderr  # was: operands could not be broadcast
     assert f"the skipped videos changed (readable again: {victim})" in again.stderr and "--fresh" in again.stderr
+    (root / "Videos" / f"{victim}.avi").write_bytes(b"")  # bad again, and now the run is told to stop on it
     fatal = run_here("main.py", *TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other",
                      cwd=tmp_path)
     assert fatal.returncode == 2 and f"{victim}.avi" in fatal.stderr and "Traceback" not in fatal.stderr
