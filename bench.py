@@ -88,8 +88,9 @@ def main(argv):
                    "(default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
     cfg = config.load(argv, p)
     cfg.repeat = (3 if cfg.data else 1) if cfg.repeat is None else cfg.repeat
-    if cfg.repeat < 1 or cfg.steps < 1:
-        p.error("--repeat and --steps must be at least 1")
+    for name in ("repeat", "steps"):
+        if getattr(cfg, name) < 1:
+            p.error(f"--{name} must be at least 1")
     if cfg.data:
         device = train.pick_device(cfg.DEVICE)
         print(f"data path on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames of {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, batch "
