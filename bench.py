@@ -142,7 +142,7 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     except (config.ConfigError, experiment.DataError, OSError) as e:  # e.g. --data on a missing data root
-        print(f"error: {experiment.error_message(e)}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted; run the same command again", file=sys.stderr)

@@ -467,17 +467,11 @@ def run(cfg, device, steady_allocator):
     return results
 
 
-def error_message(e):
-    # an error raised in a DataLoader worker arrives wrapped in the worker's traceback text
-    text = str(e).strip()
-    return text.splitlines()[-1].split("DataError: ", 1)[-1] if "Traceback" in text else text
-
-
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     except (config.ConfigError, DataError, quantize.QuantizationError) as e:
-        print(f"error: {error_message(e)}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except bookkeeping.FolderInUse as e:
         print(f"error: {e}", file=sys.stderr)
