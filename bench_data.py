@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -39,7 +40,6 @@ class PerVideo(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, index):
-        import numpy as np
         clip = np.load(self.split.cache_path(self.split.names[index]))
         video = torch.from_numpy(clip).permute(0, 3, 1, 2).float().div_(255)
         return (video - MEAN) / STD, torch.tensor(self.split.efs[index])

@@ -18,13 +18,16 @@ import os
 import re
 import sys
 
+import pandas as pd
+
+import claims
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BLOCK = re.compile(r"(<!-- generated: (\w+) from (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
 def name(record):
-    return "baseline" if record["method"] == "baseline" else \
-        "dense control" if record["method"] == "dense_control" else f"{record['method']} {record['ratio']:g}"
+    return claims.label(record["method"], record["ratio"])  # the names summary.md's claims use
 
 
 def ms(record, key, speedup):
@@ -87,9 +90,6 @@ def phases(results):
 
 def verdicts(results):
     """Every comparison of the run with its verdict, by the rule summary.md states (claims.py)."""
-    import pandas as pd
-
-    import claims
     cfg = results["config"]
     table = claims.claims(pd.DataFrame(results["models"]), cfg.get("BOOTSTRAP_SAMPLES", 2000), cfg.get("ALPHA"),
                           cfg.get("NONINFERIORITY_MARGIN"))
