@@ -26,10 +26,13 @@ import batchnorm
 import bookkeeping
 import config
 import dataset
+import folders
+import locks
 import metrics
 import prune_utils
 import quantize
 import reports
+import run_identity
 import sensitivity
 import train
 import visualize_model_architecture
@@ -196,7 +199,7 @@ def seed_run(seed, loaders):
 
 def fit(model, cfg, loaders, device, epochs, lr, desc, state, identity, pruner=None):
     if train.is_main():
-        bookkeeping.check_training_state(state, identity, log)
+        run_identity.check_training_state(state, identity, log)
     train.barrier()
     return train.train(model, loaders["train"], loaders["val"], epochs, lr, device, desc=desc, log=log,
                        state_path=state, amp=cfg.AMP, schedule=cfg.LR_SCHEDULE, pruner=pruner,
@@ -208,7 +211,7 @@ def finish(model, record, cfg, device, checkpoint, inputs):
     training state stays until the record is in results.json (main's `finished`)."""
     if train.is_main():
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
-                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=bookkeeping.config_hash(cfg),
+                        num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=run_identity.config_hash(cfg),
                         identity=inputs.identity["id"])
         record.update(measure(model, cfg, device, checkpoint, inputs))
         record.update(seconds_training=record["history"]["seconds"], **speed(record["history"]))
@@ -361,12 +364,12 @@ def main(argv):
         raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
                                  "--physical-structured-pruning false.")
     if train.is_main():
-        bookkeeping.check_writable(cfg)  # now, naming the folder, not after an epoch of training
-        bookkeeping.lock(cfg.RESULTS_DIR, log)
+        folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
+        locks.lock(cfg.RESULTS_DIR, log)
     try:
         return run(cfg, device, steady_allocator)
     finally:
-        bookkeeping.unlock_all()  # the results folder's lock, and an outside checkpoint folder's
+        locks.unlock_all()  # the results folder's lock, and an outside checkpoint folder's
 
 
 def run(cfg, device, steady_allocator):
@@ -374,11 +377,11 @@ def run(cfg, device, steady_allocator):
     clock = Clock()
     splits, loaders, skipped = dataset.load_data(cfg, device, log)
     names = [n for split in splits.values() for n in split.names] + [s["video"] for s in skipped]
-    identity = bookkeeping.run_identity(cfg, bookkeeping.data_fingerprint(cfg.DATA_ROOT, names))
+    identity = run_identity.run_identity(cfg, run_identity.data_fingerprint(cfg.DATA_ROOT, names))
     clock.lap("data_preparation")
     if train.is_main():  # every input checked: only now may --fresh archive
         earlier = bookkeeping.start_or_continue(cfg, previous, identity, skipped, log)
-        bookkeeping.claim_checkpoints(cfg, identity, log)
+        run_identity.claim_checkpoints(cfg, identity, log)
     train.barrier()
     if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
         unfresh = SimpleNamespace(**{**vars(cfg), "FRESH": False})
@@ -473,7 +476,7 @@ if __name__ == "__main__":
     except (config.ConfigError, DataError, quantize.QuantizationError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except bookkeeping.FolderInUse as e:
+    except locks.FolderInUse as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)
     except OSError as e:  # a folder that became unwritable or a full disk mid-run; the run continues later

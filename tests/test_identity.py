@@ -11,7 +11,9 @@ import torch
 
 import bookkeeping
 import config
+import locks
 import prune_utils
+import run_identity
 from conftest import LEAN, TINY
 from create_sample_data import create_sample_data, sample_matches
 from dataset import DataError
@@ -22,7 +24,7 @@ def cfg_for(tmp_path, *argv):
 
 
 def identity(cfg, root, names=()):
-    return bookkeeping.run_identity(cfg, bookkeeping.data_fingerprint(root, names))
+    return run_identity.run_identity(cfg, run_identity.data_fingerprint(root, names))
 
 
 def previous_for(cfg, ident, skipped=()):
@@ -41,31 +43,31 @@ def test_checkpoints_live_in_the_results_folder_unless_asked_otherwise():
 def test_a_training_state_of_another_run_is_refused_not_continued(tmp_path):
     state = str(tmp_path / "structured_0.5.training.pt")
     first, second = {"id": "1111111111111111"}, {"id": "2222222222222222"}
-    bookkeeping.check_training_state(state, first, print)  # none yet: stamped for the first run
+    run_identity.check_training_state(state, first, print)  # none yet: stamped for the first run
     torch.save({"model": {}, "optimizer": {}, "history": {}, "best_mae": 1.0, "best_state": {}}, state)
-    bookkeeping.check_training_state(state, first, print)  # the same run continues it
+    run_identity.check_training_state(state, first, print)  # the same run continues it
     with pytest.raises(config.ConfigError) as refused:
-        bookkeeping.check_training_state(state, second, print)  # e.g. another --fine-tune-learning-rate
+        run_identity.check_training_state(state, second, print)  # e.g. another --fine-tune-learning-rate
     assert state in str(refused.value) and "another run" in str(refused.value) and "--fresh" in str(refused.value)
     os.remove(state[:-len(".pt")] + ".identity")  # a state nobody stamped is not continued either
     with pytest.raises(config.ConfigError, match="no identity beside it"):
-        bookkeeping.check_training_state(state, first, print)
+        run_identity.check_training_state(state, first, print)
     bookkeeping.forget_training_state(str(tmp_path), "structured_0.5")
     assert not os.listdir(tmp_path)
 
 
 def test_an_outside_checkpoint_folder_is_locked_and_belongs_to_one_run(tmp_path):
     cfg = cfg_for(tmp_path, "--checkpoint-dir", str(tmp_path / "shared"))
-    held = bookkeeping.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
-    assert held == str(tmp_path / "shared" / bookkeeping.LOCK_FILE) and os.path.isfile(held)
-    bookkeeping.unlock_all()
+    held = run_identity.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
+    assert held == str(tmp_path / "shared" / locks.LOCK_FILE) and os.path.isfile(held)
+    locks.unlock_all()
     with pytest.raises(config.ConfigError) as refused:
-        bookkeeping.claim_checkpoints(cfg, {"id": "b" * 16, "config": "c", "data": {}}, print)
+        run_identity.claim_checkpoints(cfg, {"id": "b" * 16, "config": "c", "data": {}}, print)
     message = str(refused.value)
     assert f"checkpoint folder {tmp_path / 'shared'} belongs to another run" in message
     assert "--checkpoint-dir" in message and "--fresh" in message
-    assert bookkeeping.claim_checkpoints(cfg, {"id": "a" * 16}, print)  # its own run continues
-    bookkeeping.unlock_all()
+    assert run_identity.claim_checkpoints(cfg, {"id": "a" * 16}, print)  # its own run continues
+    locks.unlock_all()
 
 
 # --- 2 and 7. a continued run never mixes data ---------------------------------------------------------

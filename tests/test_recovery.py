@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import bookkeeping
+import locks
 import main
 import metrics
 import reports
@@ -214,7 +215,7 @@ def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(s
                                                                                run_here):
     first = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = tmp_path / "results" / bookkeeping.LOCK_FILE
+    lock = tmp_path / "results" / locks.LOCK_FILE
     deadline = time.time() + 120
     while not lock.is_file() and time.time() < deadline:
         time.sleep(0.05)
@@ -231,8 +232,8 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, 
     monkeypatch.chdir(out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (out / "results" / bookkeeping.LOCK_FILE).write_text(
+    (out / "results" / locks.LOCK_FILE).write_text(
         json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "2026-01-01 00:00:00"}))
     main.main(args(sample_root))
     assert f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over" in capsys.readouterr().out
-    assert not (out / "results" / bookkeeping.LOCK_FILE).exists()
+    assert not (out / "results" / locks.LOCK_FILE).exists()

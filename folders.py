@@ -1,0 +1,104 @@
+"""The run's folders: every one writable before anything starts, what in them is the run's, archiving
+them for --fresh (never a folder holding what is not the run's), and setting a damaged file aside."""
+import os
+import re
+import shutil
+import time
+
+import config
+import locks
+
+OWNER_FILE = "owner.json"  # the identity of the run a checkpoint folder belongs to
+# What a run writes into its results folder; --fresh archives a folder holding nothing else.
+RESULTS_FILES = {"results.json", "results.csv", "results_by_ratio.csv", "sensitivity.csv", "summary.md",
+                 locks.LOCK_FILE, OWNER_FILE}
+RUN_FILE = re.compile(r"(seed-?\d+|.*\.damaged-\d{8}-\d{6}|.*\.tmp(\.\w+)?)$")  # seed folders, set aside, half written
+
+
+def stamp():
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def set_aside(path, problem, log):
+    """Rename a damaged file out of the way (never delete it: it may still be worth a look)."""
+    aside = f"{path}.damaged-{stamp()}"
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process of the same torchrun run moved it first
+        return aside
+    log(f"{path} is damaged ({problem}); moved it to {aside}")
+    return aside
+
+
+def check_writable(cfg):
+    """Every folder the run writes to, created and written to now, not after an epoch of training."""
+    folders = [("--results-dir", cfg.RESULTS_DIR), ("--checkpoint-dir", cfg.CHECKPOINT_DIR)]
+    folders += [("--figures-dir", cfg.FIGURES_DIR)] if cfg.DRAW_FIGURES else []
+    folders += [("--cache-dir", cfg.CACHE_DIR)] if cfg.CACHE_FRAMES else []
+    for option, folder in folders:
+        probe = os.path.join(folder, f".write-test.{os.getpid()}.tmp")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(probe, "w") as f:
+                f.write("ok")
+            os.remove(probe)
+        except OSError as e:
+            raise config.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); choose a folder "
+                                     f"this user can write to") from None
+
+
+def inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def checkpoints_inside_results(cfg):
+    return inside(cfg.CHECKPOINT_DIR, cfg.RESULTS_DIR)
+
+
+def foreign_entries(folder, cfg):
+    """What in `folder` a run did not write (--fresh archives a folder only when this is empty)."""
+    if not os.path.isdir(folder):
+        return []
+    own = set(RESULTS_FILES)
+    for other in (cfg.CHECKPOINT_DIR, cfg.FIGURES_DIR, cfg.CACHE_DIR):  # the run's folders placed inside it
+        if os.path.realpath(os.path.dirname(os.path.normpath(other))) == os.path.realpath(folder):
+            own.add(os.path.basename(os.path.normpath(other)))
+    return sorted(e for e in os.listdir(folder) if e not in own and not RUN_FILE.fullmatch(e))
+
+
+def check_archivable(cfg):
+    """--fresh never moves what is not the run's: the working directory, the project, a folder above
+    them, or a folder holding other files. Checked before anything is read or moved."""
+    project = os.path.dirname(os.path.abspath(__file__))
+    for option, folder in (("--results-dir", cfg.RESULTS_DIR), ("--checkpoint-dir", cfg.CHECKPOINT_DIR)):
+        if not os.path.isdir(folder):
+            continue
+        for what, place in (("the working directory", os.getcwd()), ("the project", project),
+                            ("your home folder", os.path.expanduser("~"))):
+            if inside(place, folder):
+                raise config.ConfigError(f"--fresh would archive {option} {folder}, which is (or holds) {what}; "
+                                         f"nothing was moved. Give the run a folder of its own, e.g. "
+                                         f"{option} results_new.")
+        others = foreign_entries(folder, cfg)
+        if others:
+            raise config.ConfigError(
+                f"--fresh would archive {option} {folder}, but it holds files that are not this run's "
+                f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); nothing was moved. Move them "
+                f"away, or give the run a folder of its own ({option}).")
+
+
+def archive(cfg, log):
+    """--fresh: move the earlier results (all but the lock) and checkpoints to folders named by the time.
+    check_archivable has made sure they hold nothing but this run's files."""
+    suffix = f".old-{stamp()}"
+    folders = [cfg.RESULTS_DIR] + ([] if checkpoints_inside_results(cfg) else [cfg.CHECKPOINT_DIR])
+    for folder in folders:
+        entries = [e for e in os.listdir(folder) if e != locks.LOCK_FILE] if os.path.isdir(folder) else []
+        if not entries:
+            continue
+        old = os.path.normpath(folder) + suffix
+        os.makedirs(old)
+        for entry in entries:
+            shutil.move(os.path.join(folder, entry), old)
+        log(f"--fresh: moved the earlier {folder}/ to {old}/")
