@@ -8,11 +8,8 @@ the masks in place, measure everything, and write results/ as each model finishe
 Started again with the same configuration, a run continues where it stopped; --fresh starts over.
 """
 import copy
-import importlib.metadata
 import os
-import platform
 import random
-import subprocess
 import sys
 import time
 from types import SimpleNamespace
@@ -29,6 +26,7 @@ import dataset
 import folders
 import locks
 import metrics
+import provenance
 import prune_utils
 import quantize
 import reports
@@ -50,50 +48,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def environment(device, steady_allocator):
-    """Where the numbers come from: the commit (or that there is none) and the installed packages'
-    versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
-    return {
-        "python": platform.python_version(), "torch": installed("torch"), "torchvision": installed("torchvision"),
-        "torch_pruning": installed("torch-pruning"), "onnxruntime": installed("onnxruntime"),
-        "numpy": installed("numpy"), "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": git_commit(),
-        "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
-        "cpu_malloc_thresholds_fixed": steady_allocator,
-    }
-
-
-def installed(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def git_commit():
-    """The checkout's commit, marked "+changes" when files differ from it; or why there is none."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=10)
-        if head.returncode:
-            return "none (not a git checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=here, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "none (git is not installed)"
-    return head.stdout.strip() + (" +changes" if dirty else "")
-
-
-def init_distributed():
-    """Under torchrun (WORLD_SIZE > 1): one process per GPU with NCCL, or per CPU process with gloo."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def measure(model, cfg, device, checkpoint, inputs):
@@ -343,7 +297,7 @@ def pruning_plan(cfg):
 
 def main(argv):
     cfg = config.load(argv, config.parser(__doc__))
-    init_distributed()
+    train.init_distributed()
     device = train.pick_device(cfg.DEVICE)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
     steady_allocator = device.type == "cpu" and metrics.steady_cpu_allocator()
@@ -392,7 +346,7 @@ def run(cfg, device, steady_allocator):
         f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
         f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; mean predictor test MAE {mean_mae:.2f}")
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "identity": identity,
-               "environment": environment(device, steady_allocator),
+               "environment": provenance.environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
                "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": [],
                "phases": clock.laps, "clips_on_device": loaders["train"].resident,

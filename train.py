@@ -19,6 +19,14 @@ from model import save_atomic
 BAR_EVERY = 20  # steps between the progress bar's loss readings, each a wait for the GPU
 
 
+def init_distributed():
+    """Under torchrun (WORLD_SIZE > 1): one process per GPU with NCCL, or per CPU process with gloo."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def rank():
     return dist.get_rank() if dist.is_initialized() else 0
 

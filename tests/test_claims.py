@@ -132,11 +132,11 @@ def test_provenance_names_the_installed_versions_and_a_missing_checkout(monkeypa
     import subprocess
     import types
 
-    import main
-    assert main.installed("torch-pruning") == importlib.metadata.version("torch-pruning")
-    assert main.installed("no-such-package-here") == "not installed"
+    import provenance
+    assert provenance.installed("torch-pruning") == importlib.metadata.version("torch-pruning")
+    assert provenance.installed("no-such-package-here") == "not installed"
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=128, stdout=""))
-    assert main.git_commit() == "none (not a git checkout)"
+    assert provenance.git_commit() == "none (not a git checkout)"
 
 
 def test_a_summary_with_the_baseline_alone_has_no_claims(run):
