@@ -208,8 +208,8 @@ def run_sensitivity(model, seed, cfg, loaders, device):
 
 
 def pruning_steps(cfg):
-    """1 for one-shot; for gradual, PRUNING_STEPS, one per fine-tuning epoch at most."""
-    return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else min(cfg.PRUNING_STEPS, max(cfg.FINE_TUNE_EPOCHS, 1))
+    """1 for one-shot; for gradual, PRUNING_STEPS, spread over the first PRUNING_RAMP_END of fine-tuning."""
+    return 1 if cfg.PRUNING_SCHEDULE == "oneshot" else cfg.PRUNING_STEPS
 
 
 def recalibration_batches(loaders, seed):
@@ -239,7 +239,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     model = copy.deepcopy(baseline_model)
     pruner = prune_utils.Pruner(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO,
                                 cfg.PRUNING_SCOPE, pruning_steps(cfg), cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-                                after_step=recalibration(cfg, loaders, seed))
+                                after_step=recalibration(cfg, loaders, seed), ramp_end=cfg.PRUNING_RAMP_END)
     pruned = None
     if pruner.steps == 1:
         pruner.step()

@@ -19,7 +19,8 @@ at random at the same ratios (ShrinkBench's control).
 
 A Pruner reaches the ratio in one step (one-shot) or in several (gradual: Zhu & Gupta 2017's cubic
 ramp), each step pruning only among the weights or channels still there, so the last step leaves
-exactly the one-shot sparsity.
+exactly the one-shot sparsity. Gradual steps are spread over the first `ramp_end` of fine-tuning
+(`due`), so the model trains at its final sparsity for the rest.
 """
 import copy
 import functools
@@ -190,13 +191,13 @@ class Pruner:
     the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there)."""
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
-                 remove_masks=False, after_step=None):
+                 remove_masks=False, after_step=None, ramp_end=0.5):
         known = METHODS + RANDOM_METHODS + (CONTROL,)
         if method not in known:
             raise ValueError(f"unknown pruning method {method!r}; one of {known}")
         self.model, self.method, self.scope, self.remove_masks = model, method, scope, remove_masks
         self.after_step = after_step
-        self.steps, self.done, self.sparsity_after_pruning = steps, 0, None
+        self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
         self.targets = sparsity_schedule(ratio, steps)
         self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps)
                               if method == "structured_physical" else None)
@@ -223,6 +224,17 @@ class Pruner:
         self.done += 1
         if self.finished:  # before any fine-tuning at this sparsity: the masks must hold it
             self.sparsity_after_pruning = metrics.sparsity(self.model)["sparsity"]
+
+    def due(self, training_steps):
+        """The training step (0-based, of `training_steps` in all) at which each pruning step is taken:
+        the first at the start, the last after `ramp_end` of them, evenly between, so the model trains
+        at its final sparsity for the remaining (1 - ramp_end). Zhu & Gupta prune at equal intervals
+        up to a chosen step and fine-tune afterwards; one pruning step per epoch, the last at the start
+        of the last epoch, left the cosine learning rate at a quarter and one epoch to recover."""
+        if self.steps == 1:
+            return [0]
+        last = min(round(self.ramp_end * training_steps), max(training_steps - 1, 0))
+        return [round(last * k / (self.steps - 1)) for k in range(self.steps)]
 
     @property
     def finished(self):

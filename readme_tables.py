@@ -9,7 +9,8 @@ A generated block in README.md is
     ...
     <!-- end generated -->
 
-and TABLE one of TABLES below; each block ends with the file, commit, machine and date it came from.
+and TABLE one of TABLES below (a table of two runs names both files, comma-separated); each block
+ends with the file, commit, machine and date it came from.
 To refresh one: copy a run's results/results.json to docs/, then run this script.
 """
 import argparse
@@ -96,7 +97,78 @@ def verdicts(results):
     return claims.rule(results, table) + "\n" + claims.claims_table(table)
 
 
-TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts}
+def by_model(results):
+    """{(method, ratio): [records sorted by seed]} in the run's order."""
+    models = {}
+    for r in results["models"]:
+        models.setdefault((r["method"], r["ratio"]), []).append(r)
+    return {key: sorted(rows, key=lambda r: r["seed"]) for key, rows in models.items()}
+
+
+def mean_std(values):
+    return f"{pd.Series(values).mean():.2f} ± {pd.Series(values).std():.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def seeds(results):
+    """Every model of a several-seed run: each seed's test MAE and its ratio to that seed's baseline
+    (the accuracy limits are stated as such ratios), the mean ± std, and the change against the
+    baseline bootstrapped over seeds and videos, with the verdict of the run's rule."""
+    models = by_model(results)
+    order = [r["seed"] for r in models[("baseline", 0.0)]]
+    base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
+    cfg = results["config"]
+    table = claims.claims(pd.DataFrame(results["models"]), cfg.get("BOOTSTRAP_SAMPLES", 2000), cfg.get("ALPHA"),
+                          cfg.get("NONINFERIORITY_MARGIN"))
+    versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
+    head = ["model"] + [f"seed {s}: test MAE (× baseline)" for s in order] + [
+        "mean ± std", "ΔMAE vs baseline [95% interval, seeds and videos]", "verdict (Holm, margin)"]
+    floor = results["mean_predictor"]["test_mae"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+             "| mean predictor | " + " | ".join(f"{floor:.2f}" for _ in order) + f" | {floor:.2f} | | |"]
+    for (method, ratio), rows in models.items():
+        cells = [name(rows[0])]
+        for r in rows:
+            reference = floor if method == "baseline" else base[r["seed"]]
+            cells.append(f"{r['test_mae']:.2f} ({r['test_mae'] / reference:.2f}×"
+                         + (" the mean predictor)" if method == "baseline" else ")"))
+        cells.append(mean_std([r["test_mae"] for r in rows]))
+        claim = versus.get((method, ratio))
+        cells += [f"{claim.change:+.2f} [{claim.ci_low:+.2f}, {claim.ci_high:+.2f}]", claim.verdict] if claim else ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def schedules(oneshot, gradual):
+    """The same models pruned one-shot and gradually, from the same seeds' baselines: validation MAE
+    (the model kept) and test MAE, mean ± std over seeds, and gradual minus one-shot on test, paired by
+    seed and video, bootstrapped over both, Holm-adjusted over the table's models."""
+    first, second = by_model(oneshot), by_model(gradual)
+    cfg = oneshot["config"]
+    rows = []
+    for key, a in first.items():
+        b = second.get(key, [])
+        common = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
+        if key[0] in ("baseline", "dense_control") or not common:
+            continue
+        a, b = [r for r in a if r["seed"] in common], [r for r in b if r["seed"] in common]
+        rows.append((key, a, b, claims.test([r["test_errors"] for r in b], [r["test_errors"] for r in a],
+                                            cfg.get("BOOTSTRAP_SAMPLES", 2000))))
+    adjusted = claims.holm([test["p"] for *_, test in rows])
+    alpha = cfg.get("ALPHA", claims.config.ALPHA)
+    margin = cfg.get("NONINFERIORITY_MARGIN", claims.config.NONINFERIORITY_MARGIN)
+    lines = ["| model | one-shot: val MAE | gradual: val MAE | one-shot: test MAE | gradual: test MAE | "
+             "gradual − one-shot, test [95% interval] | verdict for gradual (Holm over the table, margin) |",
+             "|---|---|---|---|---|---|---|"]
+    for ((method, ratio), a, b, test), p in zip(rows, adjusted):
+        lines.append(f"| {name(a[0])} | {mean_std([r['val_mae'] for r in a])} | {mean_std([r['val_mae'] for r in b])} | "
+                     f"{mean_std([r['test_mae'] for r in a])} | {mean_std([r['test_mae'] for r in b])} | "
+                     f"{test['change']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}] | "
+                     f"{claims.verdict(test['change'], p, test['upper'], alpha, margin)} |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
+          "schedules": schedules}
 
 
 def stamp(results, path):
@@ -107,12 +179,14 @@ def stamp(results, path):
 
 
 def render(text, root=ROOT):
-    """README text with every generated block written again from its result file."""
+    """README text with every generated block written again from its result file(s) (comma-separated)."""
     def block(match):
-        path = match[3]
-        with open(os.path.join(root, path)) as f:
-            results = json.load(f)
-        return match[1] + TABLES[match[2]](results) + stamp(results, path) + match[5]
+        paths = match[3].split(",")
+        runs = []
+        for path in paths:
+            with open(os.path.join(root, path)) as f:
+                runs.append(json.load(f))
+        return match[1] + TABLES[match[2]](*runs) + "".join(map(stamp, runs, paths)) + match[5]
     return BLOCK.sub(block, text)
 
 

@@ -143,7 +143,8 @@ def protocol_line(cfg):
              "last convolutions leave its inputs (zero with masks, removed with Torch-Pruning)" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
              else "all: every Conv2d and Linear, the regression head included (the reference's unstructured scope)")
     schedule = ("one-shot" if cfg.get("PRUNING_SCHEDULE", "oneshot") == "oneshot" else
-                f"gradual, cubic ramp over up to {cfg['PRUNING_STEPS']} steps at the start of fine-tuning epochs")
+                f"gradual, cubic ramp in {cfg['PRUNING_STEPS']} steps over the first "
+                f"{cfg.get('PRUNING_RAMP_END', 0.5):.0%} of fine-tuning")
     recal = cfg.get("BN_RECALIBRATION_BATCHES", 0)
     recal = (f"BatchNorm statistics re-estimated on {recal} training batches after every pruning step"
              if recal else "BatchNorm statistics not re-estimated after pruning")

@@ -124,16 +124,17 @@ def learning_rate_factor(schedule, progress, epochs):
 def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log=print, state_path=None,
           amp=False, schedule="constant", pruner=None, channels_last=False):
     """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
-    pruner (prune_utils.Pruner): one pruning step at the start of each of the first pruner.steps
-    epochs, then the optimizer starts afresh (Torch-Pruning replaces the parameters). The best epoch
-    is chosen among the epochs after the last step only, so the model returned has the final sparsity;
-    the model right after the last step competes as well (best_epoch = that step's epoch - 1), so
-    fine-tuning never returns a model worse on validation than pruning alone left it.
+    pruner (prune_utils.Pruner): each pruning step is taken before the training step pruner.due(all
+    steps) names, then the optimizer starts afresh (Torch-Pruning replaces the parameters). The best
+    epoch is chosen among the epochs that end after the last step only, so the model returned has the
+    final sparsity; the model right after the last step competes as well (best_epoch = the fractional
+    epoch it was taken at, e.g. 1.5), so fine-tuning never returns a model worse on validation than
+    pruning alone left it.
     With state_path, everything needed to continue (weights and masks, optimizer, history) is saved
     after every epoch, and a run cut off mid-training continues from its last saved epoch: the
-    pruning steps already taken are replayed first (they fix the masks' and tensors' shapes; the
-    saved weights and masks then replace the replayed ones). The shuffling depends only on the
-    batches' seed and the epoch, so it continues exactly.
+    pruning steps taken in the finished epochs are replayed first (they fix the masks' and tensors'
+    shapes; the saved weights and masks then replace the replayed ones). The shuffling depends only on
+    the batches' seed and the epoch, so it continues exactly.
     channels_last: the memory format for training (faster convolutions on CPU and GPU), again after
     every pruning step, since Torch-Pruning builds new tensors.
     train_loader, val_loader: batches.Batches (or any iterables of (video, ef) batches).
@@ -151,7 +152,8 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
         saved = torch.load(state_path, map_location=device, weights_only=True)
         history, best_mae, best_state = saved["history"], saved["best_mae"], saved["best_state"]
         first_epoch = len(history["val_mae"]) + 1
-        while pruner is not None and pruner.done < min(pruner.steps, first_epoch - 1):
+        due = pruner.due(epochs * len(train_loader)) if pruner is not None else []
+        while pruner is not None and not pruner.finished and due[pruner.done] < (first_epoch - 1) * len(train_loader):
             pruner.step()
         model.to(device, memory_format=layout).load_state_dict(saved["model"])
         log(f"{desc}: continuing after epoch {first_epoch - 1} from {state_path}")
@@ -165,25 +167,30 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
     start = time.perf_counter() - history["seconds"]
+    steps = len(train_loader)
+    due = pruner.due(epochs * steps) if pruner is not None else []
     for epoch in range(first_epoch, epochs + 1):
-        if pruner is not None and not pruner.finished:
-            pruner.step()
-            model.to(device, memory_format=layout)
-            net, optimizer = fresh_optimizer()
-            best_mae, best_state = float("inf"), None  # earlier epochs had a lower sparsity
-            if pruner.finished:  # the model as pruned, before fine-tuning at the final sparsity, competes too
-                best_mae, best_state = evaluate(model, val_loader, device, amp)["mae"], copy.deepcopy(model.state_dict())
-                history["best_epoch"], history["val_mae_after_pruning"] = epoch - 1, best_mae
-        net.train()
         set_epoch(train_loader, epoch)
         total, videos = torch.zeros((), dtype=torch.float64, device=device), 0  # summed squared error, videos
         # a bar on a terminal only: in a log file (run_gpu.sh, CI) the one line per epoch below says it all
         bar = tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
                    disable=None if is_main() else True)
-        steps = len(train_loader)
+        net.train()
         epoch_start = ready = time.perf_counter()
         for step, (video, ef) in enumerate(bar):
             history["data_wait_seconds"] += time.perf_counter() - ready  # the step waited for this batch
+            while pruner is not None and not pruner.finished and due[pruner.done] <= (epoch - 1) * steps + step:
+                pruning = time.perf_counter()
+                pruner.step()
+                model.to(device, memory_format=layout)
+                net, optimizer = fresh_optimizer()
+                best_mae, best_state = float("inf"), None  # what came before had a lower sparsity
+                if pruner.finished:  # the model as pruned, before fine-tuning at the final sparsity, competes too
+                    best_mae = evaluate(model, val_loader, device, amp)["mae"]
+                    best_state = copy.deepcopy(model.state_dict())
+                    history["best_epoch"], history["val_mae_after_pruning"] = epoch - 1 + step / steps, best_mae
+                net.train()
+                epoch_start += time.perf_counter() - pruning  # the training steps' time, not the pruning's
             for group in optimizer.param_groups:
                 group["lr"] = lr * learning_rate_factor(schedule, epoch - 1 + step / steps, epochs)
             video, ef = video.to(device, non_blocking=True), ef.to(device, non_blocking=True)

@@ -53,6 +53,7 @@ def test_bad_options_are_argparse_errors(argv, message, capsys):
     (["--pruning-scope", "head"], "pruning-scope must be backbone or all"),
     (["--pruning-schedule", "cubic"], "pruning-schedule must be oneshot or gradual"),
     (["--pruning-steps", "0"], "pruning-steps must be at least 1"),
+    (["--pruning-ramp-end", "1"], "pruning-ramp-end is a fraction of fine-tuning from 0 to below 1, got 1.0"),
     (["--sensitivity-ratios", "0.5,1"], "sensitivity-ratios must lie in"),
     (["--unstructured-pruning-ratios", "0.5,0.5"], "unstructured-pruning-ratios lists a ratio twice"),
     (["--seed", "-1"], "seed and seeds must not be negative, got --seed -1"),
@@ -102,7 +103,7 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
     flat = " ".join(text.split())
     assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in flat
     # a comment block above a constant, with constants and Python values as written on the command line
-    assert "--pruning-steps (at most --fine-tune-epochs)" in flat
+    assert "n = --pruning-steps, the steps evenly spaced from the start of fine-tuning to --pruning-ramp-end" in flat
     assert "--clips-on-device TEXT Where a split's decoded clips live during the run" in flat
     assert "--seeds N,..." in flat and "(default 0.3,0.5,0.7,0.9; --quick 0.5,0.9)" in flat
     for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:

@@ -90,6 +90,48 @@ def test_gradual_schedule_is_cubic_and_ends_at_the_ratio():
     assert gains == sorted(gains, reverse=True)   # most pruning first (Zhu & Gupta 2017)
 
 
+def test_gradual_steps_are_spread_over_the_ramp_and_leave_the_rest_at_the_final_sparsity():
+    pruner = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=3, ramp_end=0.5)
+    assert pruner.due(12) == [0, 3, 6]           # the last step half way: 6 of 12 steps at 0.8
+    assert pruner.due(4) == [0, 1, 2]
+    assert pruner.due(1) == [0, 0, 0]            # one training step: all before it, none after the loop
+    late = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=4, ramp_end=0.99)
+    assert late.due(10)[-1] == 9                 # never after the last training step
+    assert prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE).due(12) == [0]
+
+
+class CountedBatches:
+    """Training batches that count how many were drawn, so a pruning step knows when it was taken."""
+
+    def __init__(self, batches):
+        self.batches, self.drawn = batches, 0
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.drawn += 1
+            yield batch
+
+
+def test_fine_tuning_takes_the_gradual_steps_when_due_and_keeps_a_model_at_the_final_sparsity(trained):
+    """3 epochs of 2 steps: steps before training steps 0, 2 and 3 (the ramp ends at half of the 6);
+    the model kept has the final sparsity, and the model right after the last step competes."""
+    train_batches, val_batches = (list(loader) for loader in loaders())
+    counted = CountedBatches(train_batches)
+    model = copy.deepcopy(trained)
+    taken = []
+    pruner = prune_utils.Pruner(model, "unstructured", 0.8, FRAMES, SIZE, steps=3, ramp_end=0.5,
+                                after_step=lambda _: taken.append(counted.drawn - 1))
+    history = train.train(model, counted, val_batches, epochs=3, lr=1e-4, device=torch.device("cpu"),
+                          log=lambda *_: None, pruner=pruner)
+    assert taken == pruner.due(6) == [0, 2, 3]
+    assert history["val_mae_after_pruning"] is not None and history["best_epoch"] >= 1.5
+    assert metrics.sparsity(prune_utils.make_permanent(model))["sparsity"] == pytest.approx(
+        pruner.sparsity_after_pruning, abs=1e-12)
+
+
 @pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.7), ("unstructured_random", 0.8),
                                            ("structured_random", 0.5)])
 def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zeros(trained, method, ratio):

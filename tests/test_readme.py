@@ -22,3 +22,22 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
     new = readme_tables.render(text, root=str(tmp_path))
     assert "old table" not in new and "| 99.12 [" in new and new.startswith("before\n") and new.endswith("after\n")
     assert f"commit {results['environment']['git_commit']}" in new
+
+
+def test_the_schedules_table_pairs_two_runs_by_seed_and_video_and_words_the_change_by_the_rule(tmp_path):
+    """Gradual's unstructured 0.5 twice as wrong on every video: "worse"; every other model the same
+    on every video: a change of 0 whose upper bound is below the margin, "no loss"."""
+    oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
+    gradual = json.loads(json.dumps(oneshot))
+    worse = next(r for r in gradual["models"] if r["method"] == "unstructured" and r["ratio"] == 0.5)
+    worse["test_errors"] = [2 * e for e in worse["test_errors"]]
+    for run, file in ((oneshot, "a.json"), (gradual, "b.json")):
+        (tmp_path / file).write_text(json.dumps(run))
+    text = "<!-- generated: schedules from a.json,b.json -->\n<!-- end generated -->\n"
+    lines = readme_tables.render(text, root=str(tmp_path)).splitlines()
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
+    assert rows["unstructured 0.5"].endswith("| worse |")
+    pruned = [label for label in rows if label not in ("model", "unstructured 0.5") and not label.startswith("---")]
+    assert pruned and all(rows[label].endswith("+0.00 [+0.00, +0.00] | no loss |") for label in pruned)
+    assert "baseline" not in rows and "dense control" not in rows
+    assert sum("from `a.json`" in line or "from `b.json`" in line for line in lines) == 2

@@ -68,10 +68,12 @@ def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path, sc
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("method", ["unstructured", "structured_physical"])
-def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, method):
-    """Killed after epoch 2 of 4 (two of three pruning steps taken), the continued fine-tuning replays
-    the steps, restores weights and masks, and ends where an uninterrupted one does."""
+@pytest.mark.parametrize("method, ramp_end", [("unstructured", 0.5), ("structured_physical", 0.5),
+                                              ("unstructured", 0.375)])
+def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, method, ramp_end):
+    """Killed after epoch 2 of 4 (ramp 0.5: steps before training steps 0, 2, 4, so two of three
+    taken; 0.375: 0, 2, 3, the last one inside epoch 2), the continued fine-tuning replays the steps
+    taken, restores weights and masks, and ends where an uninterrupted one does."""
     import prune_utils
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
@@ -83,7 +85,7 @@ def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, m
 
     def fine_tune(log, state_path=None):
         model = copy.deepcopy(baseline)
-        pruner = prune_utils.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=3)
+        pruner = prune_utils.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=3, ramp_end=ramp_end)
         train.train(model, *loaders, epochs=4, lr=1e-3, device=cpu, log=log, state_path=state_path,
                     schedule="cosine", pruner=pruner)
         return prune_utils.make_permanent(model)
