@@ -2,6 +2,7 @@
 import json
 import os
 
+import latency
 import readme_tables
 from conftest import ROOT
 
@@ -22,3 +23,20 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
     new = readme_tables.render(text, root=str(tmp_path))
     assert "old table" not in new and "| 99.12 [" in new and new.startswith("before\n") and new.endswith("after\n")
     assert f"commit {results['environment']['git_commit']}" in new
+
+
+def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_beyond_it(tmp_path):
+    """The committed run predates the rounds (its cells stay single readings, above); a run with them
+    shows [lowest–highest round] and marks a speedup whose range overlaps the baseline's "n.d."."""
+    results = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
+    for record in results["models"]:  # PyTorch in 3 rounds, ±3%: the dense control's overlaps the baseline's
+        ms = record["latency_ms"]
+        record.update(latency.summary("latency", [(0.97 * ms, 0), (ms, 0), (1.03 * ms, 0)]))
+    latency.speedups(results["models"])
+    table = readme_tables.quick_run(results).splitlines()
+    base, control = table[3], table[4]
+    physical = next(line for line in table if line.startswith("| structured (removed) 0.5 "))
+    first = results["models"][0]
+    assert f"| {first['latency_ms']:.1f} [{first['latency_low_ms']:.1f}–{first['latency_high_ms']:.1f}] (1.00×) |" in base
+    assert "(1.05×, n.d.) |" in control and "n.d." not in physical and "(3.43×) |" in physical
+    assert "interleaved rounds" in table[-1] and "| 6.7 (1.00×) |" in base  # ONNX Runtime: single readings
