@@ -50,9 +50,10 @@ def ms(record, prefix, reference=None, digits=1, speedup=None):
 
 def legend(rows):
     """Under a table with latency rounds: what its brackets and "n.d." mean."""
-    if not any("latency_low_ms" in r for r in rows):
+    rounds = next((r["latency_rounds"] for r in rows if "latency_rounds" in r), None)
+    if rounds is None:
         return ""
-    return (f"\nLatency: the median of {rows[0]['latency_rounds']} interleaved rounds [lowest–highest round median]; "
+    return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
             f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense model), so the "
             f"two are not distinguishable in speed.\n")
 
