@@ -5,10 +5,11 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py --quick                 # the --quick input
     python bench.py --channels-last false   # contiguous NCHW instead
     python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
-    python bench.py --repeat 3              # three passes; each cell is the median over passes
+    python bench.py --repeat 3              # three rounds (default --latency-rounds); cells: the median over them
 
 PyTorch is timed eagerly and, where torch.compile runs, compiled with frozen weights; ONNX Runtime
-with its CPU execution provider. The second table compares each runtime's speedups over its own
+with its CPU execution provider; every variant in every runtime in interleaved rounds, as main.py
+times a run's models (latency.py). The second table compares each runtime's speedups over its own
 dense baseline.
 
     python bench.py --data [--quick]        # the data path: check and cache on one thread and on every
@@ -25,6 +26,7 @@ import torch
 
 import bench_data
 import config
+import latency
 import main as experiment
 import metrics
 import prune_utils
@@ -46,24 +48,28 @@ def pruned_variants(cfg):
     return variants
 
 
-def bench(cfg, device, variants, onnx_dir=None, compiled=False):
-    rows = []
+def bench(cfg, device, variants, rounds, onnx_dir=None, compiled=False):
+    """Params, FLOPs and latency of every variant, each runtime timed in interleaved rounds as main.py
+    times a run's models (latency.rounds): latency_ms is the median of the round medians, _low_ms and
+    _high_ms the lowest and highest round; speedups from the medians. Also returns the rounds' readings."""
+    rows, runners = [], {}
     precision = train.precision(device, cfg.AMP)  # as main.py measures: the precision of training
     video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)
-    for method, ratio, model in variants:
+    for i, (method, ratio, model) in enumerate(variants):
         nonzero, total = metrics.parameter_counts(model)
         rows.append({"method": method, "ratio": ratio, "params": total, "params_nonzero": nonzero,
-                     **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
-                     **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
-                                       cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, precision)})
+                     **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)})
+        runners[i, "latency"] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, precision)
         if compiled:
-            rows[-1]["compiled_latency_ms"] = metrics.latency(
-                model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
-                cfg.CHANNELS_LAST, precision, compiled=True)["latency_ms"]
+            runners[i, "compiled_latency"] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST,
+                                                                    precision, compiled=True)
         if onnx_dir:
-            onnx = metrics.onnx_metrics(model, os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx"), video,
-                                        cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
-            rows[-1].update(onnx_latency_ms=onnx["onnx_latency_ms"], onnx_gzip_mb=onnx["onnx_gzip_size_mb"])
+            path = os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx")
+            rows[-1]["onnx_gzip_mb"] = metrics.onnx_export(model, path, video)["onnx_gzip_size_mb"]
+            runners[i, "onnx_latency"] = metrics.onnx_runner(metrics.onnx_session(path), video)
+    times = latency.rounds(runners, rounds, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
+    for (i, prefix), measured in times.items():
+        rows[i].update({k: v for k, v in latency.summary(prefix, measured).items() if not k.endswith("_round_ms")})
     table = pd.DataFrame(rows)
     base = table.iloc[0]
     table["theoretical_speedup"] = base.flops / table.effective_flops
@@ -76,18 +82,29 @@ def bench(cfg, device, variants, onnx_dir=None, compiled=False):
         table["onnx_vs_eager"] = table.onnx_speedup / table.latency_speedup
         if compiled:
             table["onnx_vs_compiled"] = table.onnx_speedup / table.compiled_speedup
-    return table
+    return table, {key: [median for median, _ in measured] for key, measured in times.items()}
+
+
+def per_round(times, numerator, denominator, count):
+    """One runtime's speedup over another's, variant by variant, in each round (from that round's readings,
+    taken moments apart): (lowest, highest) over the rounds."""
+    found = []
+    for i in range(count):
+        ratios = [(times[0, numerator][r] / times[i, numerator][r]) / (times[0, denominator][r] / times[i, denominator][r])
+                  for r in range(len(times[i, numerator]))]
+        found.append((min(ratios), max(ratios)))
+    return found
 
 
 def main(argv):
     p = config.parser(__doc__)
     p.add_argument("--data", action="store_true", help="benchmark the data path instead of the models")
     p.add_argument("--repeat", type=int, default=None, metavar="N",
-                   help="passes (rounds with --data); each cell is the median over them (default 1; 3 with --data)")
+                   help="rounds; each cell is the median over them (default: --latency-rounds; 3 with --data)")
     p.add_argument("--steps", type=int, default=3, metavar="N", help="--data: training batches timed per round "
                    "(default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
     cfg = config.load(argv, p)
-    cfg.repeat = (3 if cfg.data else 1) if cfg.repeat is None else cfg.repeat
+    cfg.repeat = (3 if cfg.data else cfg.LATENCY_ROUNDS) if cfg.repeat is None else cfg.repeat
     for name in ("repeat", "steps"):
         if getattr(cfg, name) < 1:
             p.error(f"--{name} must be at least 1")
@@ -106,20 +123,19 @@ def main(argv):
     compile_error = metrics.compile_error(device)
     if compile_error:
         print(f"torch.compile does not run here ({compile_error}): eager PyTorch only")
-    variants = pruned_variants(cfg)  # pruned once; only the timing is repeated
+    variants = pruned_variants(cfg)
     with tempfile.TemporaryDirectory() as onnx_dir:
-        passes = [bench(cfg, device, variants, onnx_dir if use_onnx else None, compiled=compile_error is None)
-                  for _ in range(cfg.repeat)]
-    # A shared machine has slow spells; the median over whole passes keeps one from deciding a ratio.
-    table = pd.concat(passes).groupby(["method", "ratio"], sort=False, as_index=False).median(numeric_only=True)
-    table = table.astype({c: t for c, t in passes[0].dtypes.items() if c in table and pd.api.types.is_integer_dtype(t)})
-    print(f"{cfg.repeat} pass(es), the median of each cell over them; "
-          f"input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
+        table, times = bench(cfg, device, variants, cfg.repeat, onnx_dir if use_onnx else None,
+                             compiled=compile_error is None)
+    print(f"{cfg.repeat} interleaved round(s): each times every variant in every runtime once, in an order "
+          f"shuffled from round to round; each cell is the median over the rounds, low and high the lowest and "
+          f"highest round; input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
           f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}, "
           f"PyTorch precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}, "
           f"CPU malloc thresholds fixed {steady}; "
-          f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs")
-    columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_p90_ms",
+          f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs per round")
+    columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_low_ms",
+               "latency_high_ms", "latency_p90_ms",
                "theoretical_speedup", "latency_speedup", "speedup_vs_flop_reduction"]
     columns += [c for c in ("onnx_gzip_mb",) if c in table]
     print(table[columns].to_markdown(index=False, floatfmt=".3g"))
@@ -130,11 +146,13 @@ def main(argv):
         print("\nspeedup by runtime (PyTorch eager, PyTorch compiled, ONNX Runtime CPU):")
         print(table[["method", "ratio"] + runtimes].to_markdown(index=False, floatfmt=".3g"))
     if cfg.repeat > 1 and "onnx_vs_eager" in table:
-        spread = pd.concat(passes).groupby(["method", "ratio"], sort=False)[
-            [c for c in ("onnx_vs_eager", "onnx_vs_compiled") if c in table]].agg(["min", "max"])
-        spread.columns = [f"{name} {stat}" for name, stat in spread.columns]
-        print("\nONNX Runtime speedup ÷ PyTorch speedup, lowest and highest over the passes:")
-        print(spread.reset_index().to_markdown(index=False, floatfmt=".2f"))
+        spread = table[["method", "ratio"]].copy()
+        for column, denominator in (("onnx_vs_eager", "latency"), ("onnx_vs_compiled", "compiled_latency")):
+            if column in table:
+                spread[f"{column} min"], spread[f"{column} max"] = zip(*per_round(times, "onnx_latency", denominator,
+                                                                                 len(table)))
+        print("\nONNX Runtime speedup ÷ PyTorch speedup, lowest and highest over the rounds:")
+        print(spread.to_markdown(index=False, floatfmt=".2f"))
     return table
 
 

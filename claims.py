@@ -8,6 +8,8 @@ videos within each), so with several seeds the interval covers the training seed
   against the dense control, and the methods against each other at equal ratios);
 - otherwise "no loss": the one-sided 95% upper bound of the change is below NONINFERIORITY_MARGIN;
 - otherwise "inconclusive".
+
+Speed has a rule of its own: speed.py.
 """
 import numpy as np
 import pandas as pd
@@ -113,7 +115,7 @@ def rule(results, table):
             f"change rejects at α = {alpha:g} after Holm's adjustment over all {len(table)} comparisons of this run; "
             f"else \"no loss\" where the one-sided 95% upper bound of the change is below the non-inferiority "
             f"margin of {margin:g} EF points (NONINFERIORITY_MARGIN); else \"inconclusive\". No other wording "
-            f"ranks models here.\n")
+            f"ranks models by accuracy here.\n")
 
 
 def label(method, ratio):
@@ -147,3 +149,4 @@ def paragraphs(results, table):
     return [rule(results, table), "\n## Claims: every comparison of the run\n", claims_table(table),
             "**Comparisons at the same ratio** (sizes in the table above: the same ratio is not the same size). "
             + (". ".join(grouped) if grouped else "none") + "."]
+

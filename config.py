@@ -101,7 +101,13 @@ ALPHA = 0.05
 # a smaller margin could not be shown with 100 test videos, whose paired intervals span about +-0.6.
 NONINFERIORITY_MARGIN = 1.0
 LATENCY_WARMUP_RUNS = 5   # untimed runs before the latency is timed
-LATENCY_TIMED_RUNS = 20   # timed runs of one video; median and p90 reported
+LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and p90 are the round's reading
+# Every model's latency is timed once all models are trained, in this many rounds: each round times every
+# model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round. Load on a
+# machine drifts over a run: timed minutes apart, right after its training, the dense control (the same
+# network as the baseline) read 7.5 ms against the baseline's 6.7. A model's latency is the median of its
+# round medians, its spread their lowest and highest; models are ranked only where spreads do not overlap.
+LATENCY_ROUNDS = 5
 CHANNELS_LAST = True      # memory format for training and latency, the same for every model (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
 # than eagerly. Eager PyTorch runs each BatchNorm and ReLU as its own pass, which costs pruned models
@@ -151,6 +157,7 @@ QUICK = dict(
     SENSITIVITY_RATIOS=[0.5, 0.9],
     BN_RECALIBRATION_BATCHES=4,
     LATENCY_TIMED_RUNS=20,
+    LATENCY_ROUNDS=3,
 )
 
 
@@ -325,7 +332,7 @@ def validate(cfg):
         for r in getattr(cfg, name):
             if not 0 < r < 1:
                 problems.append(f"{_dashed(name)}: ratio {r} is outside (0, 1)")
-    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS"):
+    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS", "LATENCY_ROUNDS"):
         if getattr(cfg, name) < 1:
             problems.append(f"{_dashed(name)} must be at least 1, got {getattr(cfg, name)}")
     if cfg.FINE_TUNE_EPOCHS < 0:

@@ -25,6 +25,8 @@ import config
 import dataset
 import folders
 import locks
+import latency
+import measurement
 import metrics
 import provenance
 import prune_utils
@@ -50,69 +52,6 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def measure(model, cfg, device, checkpoint, inputs):
-    """Every number reported for one model, from the model as saved (by the main process alone), and
-    the seconds each part took (`seconds`). inputs: sample_videos (to check the ONNX export),
-    calibration (training videos, for INT8) and test (the whole test split, for the INT8 model)."""
-    clock = Clock()
-    nonzero, total = metrics.parameter_counts(model)
-    record = {
-        **metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
-        **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
-        **metrics.latency(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, device, cfg.LATENCY_WARMUP_RUNS,
-                          cfg.LATENCY_TIMED_RUNS, cfg.CHANNELS_LAST, train.precision(device, cfg.AMP),
-                          cfg.LATENCY_COMPILE),
-        "checkpoint": checkpoint,
-    }
-    clock.lap("pytorch")
-    if cfg.ONNX_EXPORT:
-        record.update(metrics.onnx_metrics(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos,
-                                           cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS, sizes=False))
-        clock.lap("onnx")
-    if cfg.INT8:
-        int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
-        quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path, method=cfg.INT8_CALIBRATION_METHOD,
-                             reduce_range=cfg.INT8_REDUCE_RANGE, keep_fp32=cfg.INT8_KEEP_FP32)
-        record.update(quantize.int8_metrics(int8_path, inputs.test, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS,
-                                            fp32_path=record["onnx_path"]))
-        clock.lap("int8")
-    # after the timings, which must not share the CPU: the files' gzip sizes, side by side
-    sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
-    record.update(sizes[0])
-    if cfg.ONNX_EXPORT:
-        record.update(metrics.onnx_size_fields(sizes[1]))
-    clock.lap("sizes")
-    return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
-
-
-class Clock:
-    """Seconds per phase: lap(name) adds the time since the last lap to `laps[name]`."""
-
-    def __init__(self):
-        self.laps, self.last = {}, time.perf_counter()
-
-    def lap(self, name):
-        now = time.perf_counter()
-        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
-        self.last = now
-        return self.laps[name]
-
-
-def time_line(record):
-    """Where one model's time went, for the log."""
-    parts = ", ".join(f"{name} {record[f'seconds_{name}']:.1f} s" for name in ("pytorch", "onnx", "int8")
-                      if f"seconds_{name}" in record)
-    return (f"{record['name']} (seed {record['seed']}): trained in {record['seconds_training']:.1f} s "
-            f"({record['train_videos_per_s']:.1f} videos/s, {100 * record['data_wait_share']:.1f}% waiting for data; "
-            f"validation {record['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
-
-
-def speed(history):
-    """Where a training run's time went: videos/s trained and evaluated, the share spent waiting for data."""
-    return {"seconds_training_steps": history["train_seconds"],
-            "train_videos_per_s": history["train_videos"] / max(history["train_seconds"], 1e-9),
-            "data_wait_share": history["data_wait_seconds"] / max(history["train_seconds"], 1e-9),
-            "eval_videos_per_s": history.get("eval_videos", 0) / max(history.get("eval_seconds", 0.0), 1e-9)}
 
 
 def test_metrics(model, cfg, loaders, device):
@@ -124,7 +63,8 @@ def test_metrics(model, cfg, loaders, device):
 
 def compare_to_baseline(record, baseline, cfg, control=None):
     """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos.
-    With the dense control of the same seed, the MAE's change against it too (paired likewise)."""
+    With the dense control of the same seed, the MAE's change against it too (paired likewise). The
+    speedups come after the latency phase (latency.speedups)."""
     record.update(metrics.bootstrap_mae(record["test_errors"], baseline["test_errors"], cfg.BOOTSTRAP_SAMPLES))
     if control is not None and record is not control:
         record["mae_diff_vs_control"] = record["test_mae"] - control["test_mae"]
@@ -133,15 +73,11 @@ def compare_to_baseline(record, baseline, cfg, control=None):
     record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
     record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
-    record["latency_speedup"] = baseline["latency_ms"] / record["latency_ms"]
-    if "onnx_latency_ms" in record:
-        record["onnx_latency_speedup"] = baseline["onnx_latency_ms"] / record["onnx_latency_ms"]
-    if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos, the dense model's speed
+    if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos
         fp32 = "fp32_onnx_test_mae" if "fp32_onnx_test_errors" in record else "test_mae"
         record["int8_mae_change"] = record["int8_test_mae"] - record[fp32]
         record["int8_mae_change_ci_low"], record["int8_mae_change_ci_high"] = metrics.paired_difference_interval(
             record["int8_test_errors"], record[fp32.replace("mae", "errors")], cfg.BOOTSTRAP_SAMPLES)
-        record["int8_latency_speedup"] = baseline["onnx_latency_ms"] / record["int8_latency_ms"]
     return record
 
 
@@ -167,8 +103,8 @@ def finish(model, record, cfg, device, checkpoint, inputs):
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"], seed=record["seed"],
                         num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE, config_hash=run_identity.config_hash(cfg),
                         identity=inputs.identity["id"])
-        record.update(measure(model, cfg, device, checkpoint, inputs))
-        record.update(seconds_training=record["history"]["seconds"], **speed(record["history"]))
+        record.update(measurement.measure(model, cfg, checkpoint, inputs))
+        record.update(seconds_training=record["history"]["seconds"], **measurement.speed(record["history"]))
     train.barrier()
     return record
 
@@ -328,7 +264,7 @@ def main(argv):
 
 def run(cfg, device, steady_allocator):
     previous = bookkeeping.earlier_results(cfg) if train.is_main() else {}  # before the data: nothing moved
-    clock = Clock()
+    clock = measurement.Clock()
     splits, loaders, skipped = dataset.load_data(cfg, device, log)
     names = [n for split in splits.values() for n in split.names] + [s["video"] for s in skipped]
     identity = run_identity.run_identity(cfg, run_identity.data_fingerprint(cfg.DATA_ROOT, names))
@@ -370,7 +306,7 @@ def run(cfg, device, steady_allocator):
             reports.write_results(results, cfg.RESULTS_DIR)
             bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
             if "seconds_training" in record:
-                log(time_line(record))
+                log(measurement.time_line(record))
 
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
@@ -386,7 +322,7 @@ def run(cfg, device, steady_allocator):
         if train.is_main():
             log(f"baseline (seed {seed}): test MAE {baseline['test_mae']:.2f} (95% interval "
                 f"{baseline['test_mae_ci_low']:.2f}–{baseline['test_mae_ci_high']:.2f}; mean predictor {mean_mae:.2f}), "
-                f"R² {baseline['test_r2']:.3f}, {baseline['latency_ms']:.1f} ms/video")
+                f"R² {baseline['test_r2']:.3f}")
         if cfg.SENSITIVITY:
             rows = [r for r in earlier.get("sensitivity", []) if r["seed"] == seed]
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
@@ -404,9 +340,13 @@ def run(cfg, device, steady_allocator):
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
                     f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
-                    f"{record['params_nonzero']:,} non-zero params, {record['latency_ms']:.1f} ms/video "
-                    f"({record['latency_speedup']:.2f}x)")
+                    f"{record['params_nonzero']:,} non-zero params")
 
+    # Every model timed together, once all are trained (latency.py); again whenever a record lacks it.
+    if train.is_main() and latency.untimed(results["models"]):
+        latency.time_models(results["models"], cfg, device, inputs.sample_videos[:1], log)
+        clock.lap("latency")
+        reports.write_results(results, cfg.RESULTS_DIR)
     results["seconds"], results["finished"] = time.perf_counter() - start, time.strftime("%Y-%m-%d %H:%M %Z")
     if not train.is_main():
         return results

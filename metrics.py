@@ -4,6 +4,7 @@ import ctypes
 import os
 import time
 import zlib
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -148,32 +149,44 @@ def time_runs(run, warmup, runs, synchronize=lambda: None):
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
-@torch.inference_mode()
-def latency(model, num_frames, image_size, device, warmup=5, runs=20, channels_last=True, dtype=torch.float32,
-            compiled=False):
-    """Milliseconds per video (a batch of one video), eval and inference mode, after warm-up, in the
-    precision of training (autocast dtype; fp32 on CPU). compiled: through torch.compile with frozen
-    weights, so BatchNorm is folded and activations fused, as a deployment runtime runs the model."""
+Runner = namedtuple("Runner", "run synchronize setup")
+Runner.__doc__ = """What latency times: run() takes one video through one model, synchronize() waits for the
+device around it, setup says how (fields for the record). latency.rounds times runners in rounds."""
+
+
+def pytorch_runner(model, video, device, channels_last=True, dtype=torch.float32, compiled=False):
+    """PyTorch's runner: one video (1, T, 3, H, W) through a copy of the model in eval and inference mode,
+    in the precision of training (autocast dtype; fp32 on CPU), CUDA-synchronised on a GPU. compiled:
+    through torch.compile with frozen weights, so BatchNorm is folded and activations fused, as a
+    deployment runtime runs the model; compiled here, outside any timed run."""
     model = copy.deepcopy(model).eval().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compiled:
-        # Afresh per model: dynamo's cache is shared by every model of the class, and would compile a
-        # second shape as dynamic or, once full, run it eagerly. fullgraph: no part silently eager.
-        torch.compiler.reset()
-        model = torch.compile(model, fullgraph=True, options={"freezing": True})
-    video = torch.randn(1, num_frames, 3, image_size, image_size, device=device)
+        # Static shapes, and room in dynamo's cache (shared by every model of the class) for one more
+        # entry per model: models timed in interleaved rounds then never recompile, and none runs eagerly
+        # (or, with fullgraph, fails) once the cache is full.
+        torch._dynamo.config.recompile_limit += 1
+        model = torch.compile(model, fullgraph=True, dynamic=False, options={"freezing": True})
+    video = video.to(device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     def run():
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             model(video)
     if compiled:
-        run()  # compiles, outside the timed runs even with no warm-up
-    median, p90 = time_runs(run, warmup, runs, sync)
-    return {"latency_ms": median, "latency_p90_ms": p90, "latency_runs": runs, "latency_device": str(device),
-            "latency_threads": torch.get_num_threads(), "latency_channels_last": channels_last,
-            "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled}
+        run()
+    return Runner(run, sync, {"latency_device": str(device), "latency_threads": torch.get_num_threads(),
+                              "latency_channels_last": channels_last,
+                              "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled})
+
+
+def onnx_runner(session, video):
+    """ONNX Runtime's runner: one video through a session (of an FP32 or an INT8 file) on the CPU."""
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(
+        np.asarray(video.cpu() if torch.is_tensor(video) else video, dtype=np.float32))}
+    return Runner(lambda: session.run(None, feed), lambda: None,
+                  {"threads": session.get_session_options().intra_op_num_threads})
 
 
 def compile_error(device):
@@ -208,26 +221,31 @@ def onnx_available():
         return False
 
 
-def onnx_metrics(model, path, videos, warmup=5, runs=20, sizes=True):
-    """Export to ONNX (dynamic batch axis), check it against PyTorch on `videos`, and time one video
-    in ONNX Runtime's CPU execution provider with as many threads as torch uses."""
+def onnx_session(path, threads=None, optimized=True):
+    """An ONNX Runtime CPU session with `threads` intra-op threads (default: as many as torch uses, so
+    both runtimes get the same cores). optimized=False runs QDQ models op by op in float."""
     import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_export(model, path, videos, sizes=True):
+    """Export to ONNX (dynamic batch axis) and check it against PyTorch on `videos` in ONNX Runtime's CPU
+    execution provider. Its latency is timed with every other model's (latency.py)."""
     model = copy.deepcopy(model).eval().cpu()
     videos = videos.cpu()
     tmp = path + ".tmp"
     torch.onnx.export(model, (videos[:1],), tmp, input_names=["video"], output_names=["ef"],
                       dynamic_axes={"video": {0: "batch"}, "ef": {0: "batch"}}, dynamo=False)
     os.replace(tmp, path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     with torch.inference_mode():
         expected = model(videos).numpy()
     actual = session.run(None, {"video": videos.numpy()})[0]
-    one = videos[:1].numpy()
-    median, p90 = time_runs(lambda: session.run(None, {"video": one}), warmup, runs)
-    result = {"onnx_latency_ms": median, "onnx_latency_p90_ms": p90, "onnx_threads": torch.get_num_threads(),
-              "onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_path": path}
+    result = {"onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_path": path}
     return {**result, **onnx_size_fields(file_sizes(path))} if sizes else result
 
 

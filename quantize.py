@@ -264,15 +264,9 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
 # --- measurement -------------------------------------------------------------------------------------
 
 def session(path, threads=None, optimized=True):
-    """An ONNX Runtime CPU session with `threads` intra-op threads (default: as many as torch uses, the
-    protocol of metrics.onnx_metrics). optimized=False runs QDQ models op by op in float."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    if not optimized:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    """metrics.onnx_session (torch's thread count by default), its failure a QuantizationError naming the file."""
     try:
-        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return metrics.onnx_session(path, threads, optimized)
     except Exception as e:
         raise QuantizationError(f"ONNX Runtime cannot load {path}: {type(e).__name__}: {str(e).strip()[:300]}") from e
 
@@ -301,12 +295,11 @@ def predict_all(sessions, data, batch_size=16):
     return ([np.concatenate(p).astype(np.float64).ravel() for p in predicted], np.concatenate(target).ravel())
 
 
-def int8_metrics(int8_path, test_data, warmup=5, runs=20, fp32_path=None, compare_videos=4):
-    """Test MAE, RMSE, R² and per-video errors of the INT8 model through ONNX Runtime; its latency on one
-    video with metrics.onnx_metrics' protocol (torch's thread count, metrics.time_runs); its sizes; and,
+def int8_metrics(int8_path, test_data, fp32_path=None, compare_videos=4):
+    """Test MAE, RMSE, R² and per-video errors of the INT8 model through ONNX Runtime; its sizes; and,
     with fp32_path, the FP32 ONNX model's per-video errors from the same loop (the same videos in the
     same order: the INT8 change is paired against them) and the largest |INT8 - FP32| prediction over
-    the first `compare_videos` test videos.
+    the first `compare_videos` test videos. Its latency is timed with every other model's (latency.py).
     test_data: the test DataLoader of (videos, efs), or a pair of arrays (videos, efs)."""
     sess = session(int8_path)
     fp32 = session(fp32_path) if fp32_path else None
@@ -314,11 +307,8 @@ def int8_metrics(int8_path, test_data, warmup=5, runs=20, fp32_path=None, compar
     predicted = predictions[0]
     name = sess.get_inputs()[0].name
     first = _first_videos(test_data, compare_videos)
-    one = first[:1]
-    median, p90 = metrics.time_runs(lambda: sess.run(None, {name: one}), warmup, runs)
     result = {f"int8_test_{k}": v for k, v in metrics.regression_metrics(predicted, target).items()}
     result.update({"int8_test_errors": [round(e, 5) for e in (predicted - target).tolist()],
-                   "int8_latency_ms": median, "int8_latency_p90_ms": p90, "int8_threads": torch.get_num_threads(),
                    "int8_path": int8_path})
     if fp32:
         result["fp32_onnx_test_mae"] = metrics.regression_metrics(predictions[1], target)["mae"]

@@ -22,6 +22,7 @@ import sys
 import pandas as pd
 
 import claims
+import speed
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BLOCK = re.compile(r"(<!-- generated: (\w+) from (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
@@ -31,8 +32,31 @@ def name(record):
     return claims.label(record["method"], record["ratio"])  # the names summary.md's claims use
 
 
-def ms(record, key, speedup):
-    return f"{record[key]:.1f} ({record[speedup]:.2f}×)" if key in record else ""
+def ms(record, prefix, reference=None, digits=1, speedup=None):
+    """'19.8 [19.1–20.3] (1.05×, n.d.)': the median over the latency rounds [lowest–highest round] and the
+    speedup over `reference` (a record of the same seed, in runtime `prefix` or, for INT8, ONNX Runtime),
+    "n.d." where their ranges overlap (speed.speed). From a run before the rounds: '19.8 (1.05×)'."""
+    if f"{prefix}_ms" not in record:
+        return ""
+    speedup = record[f"{prefix}_speedup"] if speedup is None else speedup
+    if f"{prefix}_low_ms" not in record:
+        return f"{record[f'{prefix}_ms']:.{digits}f} ({speedup:.2f}×)"
+    low, high = record[f"{prefix}_low_ms"], record[f"{prefix}_high_ms"]
+    other = "onnx_latency" if prefix == "int8_latency" else prefix
+    same = reference is not None and speed.speed(low, high, reference[f"{other}_low_ms"],
+                                                 reference[f"{other}_high_ms"]) == "not distinguishable"
+    return (f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({speedup:.2f}×"
+            f"{', n.d.' if same else ''})")
+
+
+def legend(rows):
+    """Under a table with latency rounds: what its brackets and "n.d." mean."""
+    rounds = next((r["latency_rounds"] for r in rows if "latency_rounds" in r), None)
+    if rounds is None:
+        return ""
+    return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
+            f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense model), so the "
+            f"two are not distinguishable in speed.\n")
 
 
 def quick_run(results):
@@ -45,6 +69,7 @@ def quick_run(results):
     head += ["ΔMAE vs dense control [paired 95% interval]"] if control else []
     head += ["MAE right after pruning", "sparsity before → after FT", "non-zero params", "effective FLOPs (M)",
              "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)", "checkpoint MB (gzip)"]
+    base = None  # each row's reference, the baseline, is not compared with itself
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              f"| mean predictor | {results['mean_predictor']['test_mae']:.2f} |" + " |" * (len(head) - 2)]
     for r in rows:
@@ -59,10 +84,11 @@ def quick_run(results):
         cells += [f"{before:.2f}" if before is not None and r["method"] not in ("baseline", "dense_control") else "",
                   "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
                   f"{r['params_nonzero'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
-                  ms(r, "latency_ms", "latency_speedup"), ms(r, "onnx_latency_ms", "onnx_latency_speedup"),
+                  ms(r, "latency", base), ms(r, "onnx_latency", base),
                   f"{r['size_mb']:.1f} ({r['gzip_size_mb']:.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        base = base or r
+    return "\n".join(lines) + "\n" + legend(rows)
 
 
 def int8(results):
@@ -76,10 +102,10 @@ def int8(results):
         fp32 = r.get("fp32_onnx_test_mae", r["test_mae"])
         lines.append(f"| {name(r)} | {fp32:.2f} | {r['int8_test_mae']:.2f} ({r['int8_mae_change']:+.2f} "
                      f"[{r['int8_mae_change_ci_low']:+.2f}, {r['int8_mae_change_ci_high']:+.2f}]) | "
-                     f"{r['onnx_latency_ms']:.2f} ({dense / r['onnx_latency_ms']:.2f}×) | "
-                     f"{r['int8_latency_ms']:.2f} ({r['int8_latency_speedup']:.2f}×) | "
+                     f"{ms(r, 'onnx_latency', None if r is rows[0] else rows[0], 2, dense / r['onnx_latency_ms'])} | "
+                     f"{ms(r, 'int8_latency', rows[0], 2)} | "
                      f"{r['onnx_size_mb']:.1f} → {r['int8_size_mb']:.1f} ({r['int8_gzip_size_mb']:.2f}) |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + legend(rows)
 
 
 def phases(results):

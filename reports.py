@@ -7,7 +7,9 @@ import os
 import pandas as pd
 
 import claims
+import edge
 import equal_size
+import speed
 
 def write_atomic(path, text):
     tmp = path + ".tmp"
@@ -16,13 +18,14 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
+TIMED = [f"{p}{s}" for p in speed.RUNTIMES for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]
 AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
-              "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", "latency_ms",
-              "latency_speedup", "size_mb", "gzip_size_mb", "onnx_latency_ms", "onnx_latency_speedup",
-              "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
+              "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", *TIMED,
+              "size_mb", "gzip_size_mb", "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
               "int8_test_r2", "int8_mae_change", "int8_mae_change_ci_low", "int8_mae_change_ci_high",
-              "int8_latency_ms", "int8_latency_speedup", "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
-PER_VIDEO = ("history", "test_errors", "int8_test_errors", "fp32_onnx_test_errors", "channels")  # in results.json only
+              "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
+PER_VIDEO = ("history", "test_errors", "int8_test_errors", "fp32_onnx_test_errors", "channels",  # in results.json only
+             *(f"{p}_round_ms" for p in speed.RUNTIMES))
 
 
 def by_ratio(models):
@@ -72,9 +75,7 @@ def summary_markdown(results, figures=()):
              f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
              f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
              f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
-             f"Latency: one video per call on {env['device']}, median of {results['config']['LATENCY_TIMED_RUNS']} "
-             f"runs after {results['config']['LATENCY_WARMUP_RUNS']} warm-up runs, PyTorch {pytorch_mode(models)}"
-             + ("; ONNX Runtime with its CPU execution provider.\n" if results["config"].get("ONNX_EXPORT") else ".\n"),
+             speed.protocol(results, models),
              *skipped_line(results.get("skipped_videos")),
              f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
              protocol_line(results["config"]),
@@ -85,36 +86,39 @@ def summary_markdown(results, figures=()):
              "after pruning, BatchNorm recalibrated, before fine-tuning.\n"]
     table = claims.claims(models, results["config"].get("BOOTSTRAP_SAMPLES", 2000),
                           results["config"].get("ALPHA"), results["config"].get("NONINFERIORITY_MARGIN"))
-    models = with_verdicts(with_interval_cells(models, seeds=models.seed.nunique()), table)
+    models = with_verdicts(speed.with_cells(with_interval_cells(models, seeds=models.seed.nunique())), table)
     tables = [
         ("Table 1. Baseline and dense control", ["baseline", "dense_control"],
          {"method": "Model", "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "test_mae_before_fine_tune": "MAE after recal.", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
-          "latency_ms": "Latency (ms)", "size_mb": "Size (MB)"}),
+          "latency_cell": "Latency (ms)", "latency_vs_baseline": "Speed vs baseline", "size_mb": "Size (MB)"}),
         ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
           "test_mae_before_fine_tune": "MAE after pruning", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
           "verdict_baseline": "vs baseline", "verdict_control": "vs control", "params_nonzero": "Params (non-zero)",
-          "effective_flops": "Effective FLOPs", "compression_ratio": "Compression", "latency_ms": "Latency (ms)", "latency_speedup": "Speedup", "gzip_size_mb": "gzip (MB)"}),
+          "effective_flops": "Effective FLOPs", "compression_ratio": "Compression", "latency_cell": "Latency (ms)",
+          "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "gzip_size_mb": "gzip (MB)"}),
         ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
          ["structured", "structured_physical", "structured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae_before_fine_tune": "MAE after pruning",
           "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "verdict_baseline": "vs baseline",
           "verdict_control": "vs control", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
-          "flops": "FLOPs", "effective_flops": "Effective FLOPs", "theoretical_speedup": "Theor. speedup", "latency_ms": "Latency (ms)",
-          "latency_speedup": "Speedup", "size_mb": "Size (MB)"}),
+          "flops": "FLOPs", "effective_flops": "Effective FLOPs", "theoretical_speedup": "Theor. speedup", "latency_cell": "Latency (ms)",
+          "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "size_mb": "Size (MB)"}),
     ]
-    if "onnx_latency_ms" in models:
+    if "onnx_path" in models:
         tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "onnx_latency_ms": "ORT latency (ms)",
-                        "onnx_latency_speedup": "ORT speedup", "latency_speedup": "PyTorch speedup",
+                       {"method": "Method", "ratio": "Ratio", "onnx_latency_cell": "ORT latency (ms)",
+                        "onnx_latency_speedup_cell": "ORT speedup", "onnx_latency_vs_baseline": "ORT speed vs baseline",
+                        "latency_speedup_cell": "PyTorch speedup",
                         "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
                         "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
     if "int8_test_mae" in models:
         tables.append(("Table 5. INT8 beside pruning (ONNX Runtime static quantization)", list(models.method.unique()),
                        {"method": "Method", "ratio": "Ratio", "fp32_onnx_test_mae": "FP32 ORT MAE", "int8_test_mae": "INT8 MAE",
-                        "int8_change_cell": "INT8 − FP32 MAE", "onnx_latency_ms": "FP32 ORT (ms)",
-                        "int8_latency_ms": "INT8 ORT (ms)", "onnx_latency_speedup": "FP32 speedup",
-                        "int8_latency_speedup": "INT8 speedup", "onnx_size_mb": "FP32 ONNX (MB)",
+                        "int8_change_cell": "INT8 − FP32 MAE", "onnx_latency_cell": "FP32 ORT (ms)",
+                        "int8_latency_cell": "INT8 ORT (ms)", "onnx_latency_speedup_cell": "FP32 speedup",
+                        "int8_latency_speedup_cell": "INT8 speedup", "int8_latency_vs_baseline": "INT8 vs FP32 dense",
+                        "int8_vs_own_fp32": "INT8 vs own FP32", "onnx_size_mb": "FP32 ONNX (MB)",
                         "int8_size_mb": "INT8 ONNX (MB)", "int8_gzip_size_mb": "INT8 gzip (MB)"}))
         lines.append(int8_line(results))
     seeds = models.seed.nunique()
@@ -131,7 +135,7 @@ def summary_markdown(results, figures=()):
     lines += [p + "\n" for p in equal_size.paragraphs(models)]
     lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
     lines += [p + "\n" for p in claims.paragraphs(results, table)]
-    lines += [p + "\n" for p in edge_paragraph(models)]
+    lines += [p + "\n" for p in edge.paragraph(models)]
     lines += [p + "\n" for p in sensitivity_paragraph(results)]
     if figures:
         lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
@@ -197,11 +201,6 @@ def sensitivity_paragraph(results):
             "results/sensitivity.csv, figures/sensitivity.png): " + "; ".join(parts) + "."]
 
 
-def pytorch_mode(models):
-    compiled = "latency_compiled" in models and models.latency_compiled.fillna(False).astype(bool).all()
-    return "compiled (torch.compile, weights frozen)" if compiled else "eager"
-
-
 def mean_std_cells(rows, columns):
     """'mean ± std' strings per method and ratio, for tables over several seeds."""
     cells = []
@@ -223,13 +222,31 @@ def span(values, fmt):
     return format(low, fmt) if format(low, fmt) == format(high, fmt) else f"{low:{fmt}}–{high:{fmt}}"
 
 
+def known(rows, column):
+    """Every row has the column: latency is timed only once every model is trained."""
+    return column in rows and rows[column].notna().all()
+
+
+def speedup_words(rows, verdicts, prefix):
+    """'1.2–3.4× (faster than the baseline at 0.5; not distinguishable from the baseline at 0.3)'."""
+    found = [verdicts.get(prefix, {}).get((m, r), "") for m, r in zip(rows.method, rows.ratio)]
+    said = speed.words(rows.ratio, found)
+    return f"{span(rows[f'{prefix}_speedup'], '.2f')}×" + (f" ({said})" if said else "")
+
+
 def method_paragraphs(models, mean_mae):
-    """One paragraph per method, every statement computed from the rows."""
+    """One paragraph per method, every statement computed from the rows; speed ranked by speed.speed."""
+    verdicts = {p: models.groupby(["method", "ratio"], sort=False)[f"{p}_vs_baseline"].first().to_dict()
+                for p in ("latency", "onnx_latency") if f"{p}_vs_baseline" in models}
+    base_spread = speed.spread(models[models.method == "baseline"], "latency")
     models = models.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
     base = models[models.method == "baseline"].iloc[0]
     beat = "below" if base.test_mae < mean_mae else "not below"
+    timing = (f"{base.latency_ms:.3g} ms per video in PyTorch" + (" (rounds {:.3g}–{:.3g})".format(*base_spread)
+                                                                 if base_spread else "")
+             if known(models, "latency_ms") else "latency not timed yet")
     paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
-                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {base.latency_ms:.1f} ms per video."]
+                  f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {timing}."]
     names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
              "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)",
              "unstructured_random": "Control: unstructured, random weights", "structured_random":
@@ -246,15 +263,19 @@ def method_paragraphs(models, mean_mae):
             held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
             text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
                      f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
+        measured = (f"measured latency speedup {speedup_words(rows, verdicts, 'latency')} against a theoretical "
+                    if known(rows, "latency_speedup") else "theoretical speedup ")
         text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
                  f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
-                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; measured latency speedup "
-                 f"{span(rows.latency_speedup, '.2f')}× against a theoretical {span(rows.theoretical_speedup, '.2f')}×; "
+                 f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; {measured}"
+                 f"{span(rows.theoretical_speedup, '.2f')}×; "
                  f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
                  f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
-        if "onnx_latency_speedup" in rows and rows.onnx_latency_speedup.notna().all():
-            text += (f" In ONNX Runtime: speedup {span(rows.onnx_latency_speedup, '.2f')}×, ONNX file "
-                     f"{span(rows.onnx_gzip_size_mb, '.1f')} MB gzipped vs {base.onnx_gzip_size_mb:.1f} MB.")
+        if "onnx_gzip_size_mb" in rows:
+            onnx_speed = (f"speedup {speedup_words(rows, verdicts, 'onnx_latency')}, "
+                          if known(rows, "onnx_latency_speedup") else "")
+            text += (f" In ONNX Runtime: {onnx_speed}ONNX file {span(rows.onnx_gzip_size_mb, '.1f')} MB gzipped "
+                     f"vs {base.onnx_gzip_size_mb:.1f} MB.")
         paragraphs.append(text)
     return paragraphs
 
@@ -268,37 +289,3 @@ def int8_line(results):
             f"against the FP32 dense model in ONNX Runtime. The CPU's int8 dot-product instructions: "
             f"{cpu.get('int8_dot_product', 'unknown')} ({cpu.get('cpu_model', 'model unknown')}); INT8 speed depends "
             f"on them (VNNI, AMX or ARM dot products run int8 far faster than AVX2 alone).\n")
-
-
-def edge_points(models):
-    """Every model in FP32 and in INT8 as (label, MAE, ORT latency, ONNX size), mean over seeds."""
-    if "onnx_latency_ms" not in models:
-        return pd.DataFrame(columns=["label", "precision", "method", "ratio", "mae", "latency_ms", "size_mb"])
-    means = models.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
-    points = []
-    for r in means.itertuples():
-        name = "dense" if r.method == "baseline" else f"{r.method} {r.ratio:g}"
-        points.append(("FP32", r.method, r.ratio, f"{name}, FP32", r.test_mae, r.onnx_latency_ms, r.onnx_size_mb))
-        if "int8_test_mae" in means and pd.notna(getattr(r, "int8_test_mae", None)):
-            points.append(("INT8", r.method, r.ratio, f"{name}, INT8", r.int8_test_mae, r.int8_latency_ms, r.int8_size_mb))
-    return pd.DataFrame(points, columns=["precision", "method", "ratio", "label", "mae", "latency_ms", "size_mb"])
-
-
-def pareto(points, cost):
-    """The points no other point beats on both MAE and `cost`, cheapest first."""
-    ordered = points.sort_values([cost, "mae"])
-    return ordered[ordered.mae < ordered.mae.cummin().shift(fill_value=float("inf"))]
-
-
-def edge_paragraph(models):
-    """The fastest and the smallest model at each accuracy level, over FP32 and INT8 of every method."""
-    points = edge_points(models)
-    if "INT8" not in set(points.precision):
-        return []
-    def listed(front, cost, unit):
-        return "; ".join(f"{p.label} (MAE {p.mae:.2f}, {getattr(p, cost):.{1 if unit == 'MB' else 2}f} {unit})"
-                         for p in front.itertuples())
-    return [f"**Edge: pruning and INT8 together** (ONNX Runtime, mean over seeds). Fastest at each accuracy level, "
-            f"from the fastest to the most accurate: {listed(pareto(points, 'latency_ms'), 'latency_ms', 'ms')}. "
-            f"Smallest ONNX file at each accuracy level: {listed(pareto(points, 'size_mb'), 'size_mb', 'MB')}. "
-            f"Differences in MAE smaller than the spread over seeds (or the paired intervals) do not rank models."]

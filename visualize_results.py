@@ -16,9 +16,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import config  # noqa: E402
+import edge as edge_front  # noqa: E402
 import equal_size  # noqa: E402
 import metrics  # noqa: E402
-from reports import edge_points, pareto, pytorch_mode  # noqa: E402
+from speed import pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
 
 STYLE = {  # method: (label, colour, marker, line style)
@@ -98,19 +99,35 @@ def mae_vs_compression(results, models, figures_dir):
     return save(fig, figures_dir, "mae_vs_compression")
 
 
+def timed(models, *columns):
+    """Latency is timed once every model is trained: a results.json written before has none."""
+    return all(c in models and models[c].notna().all() for c in columns)
+
+
 def latency(results, models, figures_dir):
+    if not timed(models, "latency_ms"):
+        return []
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
     plot_methods(left, from_baseline(models), "ratio", "latency_ms", with_baseline=False)
     left.set(xlabel="pruning ratio (0 = baseline)", ylabel=f"latency (ms / video, {models.latency_device[0]})",
              title="latency vs pruning ratio", ylim=(0, None))
     plot_methods(right, models, "latency_ms", "test_mae")
-    points = models.groupby(["method", "ratio"], sort=False)[["latency_ms", "test_mae"]].mean().sort_values("latency_ms")
-    front = points[points.test_mae <= points.test_mae.cummin()]
-    right.step(front.latency_ms, front.test_mae, where="post", color="gray", linewidth=3, alpha=0.35,
+    front = edge_front.pareto(accuracy_and_speed(models), "latency_ms")
+    right.step(front.latency_ms, front.mae, where="post", color="gray", linewidth=3, alpha=0.35,
                label="Pareto front", zorder=1)
     right.set(xlabel="latency (ms / video)", ylabel="test MAE (EF %)", title="accuracy vs speed")
     legend_below(fig, right)
     return save(fig, figures_dir, "latency")
+
+
+def accuracy_and_speed(models):
+    """Each method and ratio: mean MAE and PyTorch latency over seeds, the range of the rounds pooled over
+    them (the Pareto front ranks speed only beyond it, as summary.md does)."""
+    rows = models.groupby(["method", "ratio"], sort=False)
+    found = rows[["latency_ms", "test_mae"]].mean().rename(columns={"test_mae": "mae"})
+    if "latency_low_ms" in models:
+        found["latency_ms_low"], found["latency_ms_high"] = rows.latency_low_ms.min(), rows.latency_high_ms.max()
+    return found.reset_index()
 
 
 def size(results, models, figures_dir):
@@ -203,7 +220,7 @@ def per_layer(results, models, figures_dir):
 
 def onnx(results, models, figures_dir):
     """Does each method's gain survive in ONNX Runtime, and what do zeros save on disk?"""
-    if "onnx_latency_ms" not in models:
+    if not timed(models, "latency_speedup", "onnx_latency_speedup"):
         return []
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
     plot_methods(left, models, "latency_speedup", "onnx_latency_speedup")
@@ -253,8 +270,8 @@ def sensitivity(results, models, figures_dir):
 def edge(results, models, figures_dir):
     """Pruning and INT8 together: accuracy against ONNX Runtime latency and file size, every method in
     FP32 (filled) and INT8 (hollow), and the Pareto front over all of them."""
-    points = edge_points(models)
-    if "INT8" not in set(points.precision):
+    points = edge_front.points(models)
+    if "INT8" not in set(points.precision) or points.latency_ms.isna().any():
         return []
     fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.8))
     for ax, cost, label in ((axes[0], "latency_ms", "ONNX Runtime latency (ms / video)"),
@@ -264,7 +281,7 @@ def edge(results, models, figures_dir):
             ax.scatter(rows[cost], rows.mae, marker=marker, s=40 if method == "baseline" else 22, zorder=3,
                        color=colour if precision == "FP32" or marker in "x+" else "none", edgecolors=colour,
                        label=f"{name}, {precision}")
-        front = pareto(points, cost)
+        front = edge_front.pareto(points, cost)
         ax.step(front[cost], front.mae, where="post", color="gray", linewidth=3, alpha=0.35, label="Pareto front",
                 zorder=1)
         ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,

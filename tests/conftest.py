@@ -17,7 +17,7 @@ from create_sample_data import create_sample_data  # noqa: E402
 TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-epochs", "1",
         "--fine-tune-epochs", "1", "--learning-rate", "1e-3", "--fine-tune-learning-rate", "1e-4",
         "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5",
-        "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--pretrained", "false",
+        "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--latency-rounds", "3", "--pretrained", "false",
         "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4", "--sensitivity-ratios", "0.5,0.9"]
 # For the runs that test something else than layer sensitivity, INT8 and figures (tiny_run tests those):
 # each costs seconds per model even at this size (a full-size ResNet-18 is quantized and drawn).

@@ -6,7 +6,7 @@ TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs"
               "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
 
 
-def test_bench_reports_every_variant_in_every_runtime_over_repeated_passes(monkeypatch, capsys):
+def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys):
     monkeypatch.setattr(metrics, "compile_error", lambda device: "not in this test")  # compiling is slow here
     table = bench.main(TINY_BENCH + ["--repeat", "2"])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5), ("structured", 0.5),
@@ -14,9 +14,11 @@ def test_bench_reports_every_variant_in_every_runtime_over_repeated_passes(monke
     base, physical = table.iloc[0], table.iloc[-1]
     assert base.latency_speedup == base.onnx_speedup == 1
     assert physical.params_nonzero < base.params_nonzero and physical.flops < base.flops
+    assert (table.latency_low_ms <= table.latency_ms).all() and (table.latency_ms <= table.latency_high_ms).all()
+    assert (table.latency_rounds == 2).all() and (table.onnx_latency_rounds == 2).all()
     out = capsys.readouterr().out
-    assert "2 pass(es)" in out and "not in this test" in out
-    assert "speedup by runtime" in out and "lowest and highest over the passes" in out
+    assert "2 interleaved round(s)" in out and "not in this test" in out
+    assert "speedup by runtime" in out and "lowest and highest over the rounds" in out
 
 
 def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,

@@ -24,8 +24,10 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
     assert "model and training:" in text and "pruning:" in text
     assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in text
     assert "--not-results" not in text
+    assert "--latency-rounds N Every model's latency is timed once all models are trained" in text
+    assert "not overlap. (default 5; --quick 3)" in text
     if script == "bench.py":
-        assert "--data " in text and "--repeat N passes" in text
+        assert "--data " in text and "--repeat N rounds" in text
     if script == "visualize_model_architecture.py":
         assert "[CHECKPOINT.pt ...]" in text
 

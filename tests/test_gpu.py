@@ -56,10 +56,11 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
 
         def forward(self, video):
             return self.body(video.flatten(0, 1)).mean()
-    result = metrics.latency(Video(), 64, 112, CUDA, warmup=2, runs=5, dtype=train.precision(CUDA, True))
+    runner = metrics.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA, dtype=train.precision(CUDA, True))
+    median, _ = metrics.time_runs(runner.run, 2, 5, runner.synchronize)
     # unsynchronised, 50 convolutions would read as their launch time only (microseconds each)
-    assert result["latency_ms"] > 0.05 and result["latency_device"].startswith("cuda")
-    assert result["latency_precision"] in ("bfloat16", "float16")
+    assert median > 0.05 and runner.setup["latency_device"].startswith("cuda")
+    assert runner.setup["latency_precision"] in ("bfloat16", "float16")
 
 
 def test_a_physically_pruned_model_trains_on_the_gpu_and_reloads(tmp_path):
@@ -81,4 +82,5 @@ def test_a_tiny_run_end_to_end_on_cuda(sample_root, tmp_path, run_here):
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert results["environment"]["device"].startswith("cuda") and results["clips_on_device"] is True
     assert all(r["test_videos"] == 4 and r["train_videos_per_s"] > 0 for r in results["models"])
-    assert set(results["phases"]) >= {"data_preparation", "baseline", "pruned_models"}
+    assert set(results["phases"]) >= {"data_preparation", "baseline", "pruned_models", "latency"}
+    assert all(r["latency_device"].startswith("cuda") and r["latency_rounds"] == 3 for r in results["models"])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import config
+import latency
 import main
 import metrics
 from conftest import LEAN, TINY, run_main
@@ -86,15 +87,18 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
     assert "nowhere' does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_latency_compile_reaches_the_measurement(tmp_path, monkeypatch):
-    """LATENCY_COMPILE goes to the latency function (which compiles for real: test_metrics)."""
-    cfg = config.load([*TINY, "--latency-compile", "true", "--onnx-export", "false", "--int8", "false"])
+def test_latency_compile_reaches_the_latency_phase(tmp_path, monkeypatch):
+    """LATENCY_COMPILE goes to PyTorch's runner (which compiles for real: test_metrics), for the model
+    loaded from its checkpoint, found relative to the results folder."""
+    cfg = config.load([*TINY, "--latency-compile", "true", "--results-dir", str(tmp_path)])
+    save_checkpoint(str(tmp_path / "baseline.pt"), EFRegressionModel())
     calls = []
-    monkeypatch.setattr(metrics, "latency", lambda *a: calls.append(a) or {"latency_compiled": a[-1]})
-    checkpoint = str(tmp_path / "baseline.pt")
-    save_checkpoint(checkpoint, EFRegressionModel())
-    record = main.measure(EFRegressionModel(), cfg, torch.device("cpu"), checkpoint, inputs=None)
-    assert len(calls) == 1 and calls[0][1:3] == (2, 32) and record["latency_compiled"] is True
+    monkeypatch.setattr(metrics, "pytorch_runner", lambda *a: calls.append(a) or metrics.Runner(
+        lambda: None, lambda: None, {"latency_compiled": a[-1]}))
+    records = [{"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": 42, "checkpoint": "baseline.pt"}]
+    latency.time_models(records, cfg, torch.device("cpu"), torch.zeros(1, 2, 3, 32, 32), log=lambda *_: None)
+    assert len(calls) == 1 and isinstance(calls[0][0], EFRegressionModel) and calls[0][-1] is True
+    assert records[0]["latency_compiled"] is True and records[0]["latency_rounds"] == 3
 
 
 def test_latency_compile_without_a_cpu_compiler_is_a_clear_error(sample_root, tmp_path):
@@ -178,12 +182,39 @@ def test_gradual_pruning_ends_at_the_ratio_in_a_run(sample_root, tmp_path, run_h
 def test_where_the_time_goes_is_logged_and_recorded(tiny_run):
     out, result = tiny_run
     results = json.load(open(out / "results" / "results.json"))
-    assert set(results["phases"]) == {"data_preparation", "baseline", "sensitivity", "pruned_models", "figures"}
+    assert set(results["phases"]) == {"data_preparation", "baseline", "sensitivity", "pruned_models", "latency",
+                                      "figures"}
     assert all(seconds > 0 for seconds in results["phases"].values()) and results["clips_on_device"] is False
     for record in results["models"]:
         assert record["train_videos_per_s"] > 0 and record["eval_videos_per_s"] > 0
         assert 0 <= record["data_wait_share"] < 1
         assert record["seconds_training"] >= record["seconds_training_steps"] > 0
         assert record["seconds_pytorch"] > 0 and record["seconds_onnx"] > 0 and record["seconds_int8"] > 0
-    assert "phases: data preparation" in result.stdout
+    assert "phases: data preparation" in result.stdout and "latency: 6 models, 18 model-runtime pairs" in result.stdout
     assert "baseline (seed 42): trained in" in result.stdout and "% waiting for data" in result.stdout
+
+
+def test_every_model_is_timed_at_the_end_in_interleaved_rounds_with_its_spread(tiny_run):
+    """Every model in every runtime, in --latency-rounds rounds: the median of the round medians, the lowest
+    and highest round; speedups from the baseline of the same seed, with the range both spreads allow."""
+    out, _ = tiny_run
+    results = json.load(open(out / "results" / "results.json"))
+    records, threads = results["models"], results["environment"]["torch_threads"]
+    base = records[0]
+    for record in records:
+        for prefix in ("latency", "onnx_latency", "int8_latency"):
+            rounds = record[f"{prefix}_round_ms"]
+            assert record[f"{prefix}_rounds"] == len(rounds) == 3, (record["name"], prefix)
+            assert record[f"{prefix}_ms"] == sorted(rounds)[1]  # the median of three
+            assert record[f"{prefix}_low_ms"] == min(rounds) <= record[f"{prefix}_ms"] <= max(rounds) == record[f"{prefix}_high_ms"]
+            reference = "onnx_latency" if prefix == "int8_latency" else prefix
+            assert record[f"{prefix}_speedup"] == pytest.approx(base[f"{reference}_ms"] / record[f"{prefix}_ms"])
+            assert record[f"{prefix}_speedup_low"] <= record[f"{prefix}_speedup"] <= record[f"{prefix}_speedup_high"]
+        assert record["latency_p90_ms"] > 0 and record["latency_runs"] == 2
+        assert record["latency_threads"] == record["onnx_threads"] == record["int8_threads"] == threads
+    csv = pd.read_csv(out / "results" / "results.csv")
+    assert csv.latency_low_ms.notna().all() and "latency_round_ms" not in csv  # the rounds in results.json only
+    summary = open(out / "results" / "summary.md").read()
+    assert "in 3 interleaved rounds" in summary and "the median of 2 runs after 1 warm-up runs" in summary
+    cell = f"{base['latency_ms']:.3g} ({base['latency_low_ms']:.3g}–{base['latency_high_ms']:.3g})"
+    assert cell in summary and "Speed vs baseline" in summary

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import latency
 import metrics
 import prune_utils
 from model import EFRegressionModel, save_checkpoint
@@ -80,19 +81,27 @@ def test_sparsity_and_parameter_counts_see_masked_weights():
     assert s["sparsity_all_params"] == pytest.approx(1 - nonzero / total)
 
 
-def test_latency_reports_median_p90_and_setup():
-    result = metrics.latency(EFRegressionModel(), 2, 32, torch.device("cpu"), warmup=1, runs=5)
-    assert 0 < result["latency_ms"] <= result["latency_p90_ms"]
-    assert result["latency_runs"] == 5 and result["latency_threads"] == torch.get_num_threads()
+def test_a_pytorch_runner_times_one_video_and_says_how():
+    runner = metrics.pytorch_runner(EFRegressionModel(), torch.randn(1, 2, 3, 32, 32), torch.device("cpu"))
+    median, p90 = metrics.time_runs(runner.run, 1, 5, runner.synchronize)
+    assert 0 < median <= p90
+    assert runner.setup["latency_threads"] == torch.get_num_threads() and runner.setup["latency_compiled"] is False
+    assert runner.setup["latency_channels_last"] is True and runner.setup["latency_precision"] == "float32"
 
 
-def test_compiled_latency_compiles_dense_and_physically_pruned_models_whole():
-    """fullgraph=True: a graph break raises instead of timing part of the model eagerly."""
+def test_compiled_dense_and_physically_pruned_models_are_timed_whole_in_interleaved_rounds():
+    """fullgraph=True: a graph break raises instead of timing part of the model eagerly. Compiled once
+    each, outside the timed runs: timing them in turn, round after round, compiles nothing more."""
+    from torch._dynamo.utils import counters
     pruned = prune_utils.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
-    for model in (EFRegressionModel(), pruned):
-        result = metrics.latency(model, 2, 32, torch.device("cpu"), warmup=1, runs=3, compiled=True)
-        assert result["latency_compiled"] is True
-        assert 0 < result["latency_ms"] <= result["latency_p90_ms"]
+    video = torch.randn(1, 2, 3, 32, 32)
+    runners = {name: metrics.pytorch_runner(model, video, torch.device("cpu"), compiled=True)
+               for name, model in (("dense", EFRegressionModel()), ("physical", pruned))}
+    compiled = counters["stats"]["unique_graphs"]
+    times = latency.rounds(runners, 2, warmup=1, runs=3)
+    assert counters["stats"]["unique_graphs"] == compiled
+    assert all(r.setup["latency_compiled"] for r in runners.values())
+    assert all(len(rounds) == 2 and all(0 < median <= p90 for median, p90 in rounds) for rounds in times.values())
 
 
 def test_cpu_allocator_thresholds_are_fixed_where_glibc_allows():

@@ -92,7 +92,7 @@ def physical(model, data):
 
 def fp32_onnx(model, path, data):
     sample = torch.as_tensor(held_out(data)[0][:4])
-    metrics.onnx_metrics(model, str(path), sample, warmup=0, runs=1, sizes=False)
+    metrics.onnx_export(model, str(path), sample, sizes=False)
     return str(path)
 
 
@@ -125,14 +125,13 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     ops = {n.op_type for n in onnx.load(int8_path).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
-    record = quantize.int8_metrics(int8_path, (videos, efs), warmup=1, runs=2, fp32_path=fp32_path)
+    record = quantize.int8_metrics(int8_path, (videos, efs), fp32_path=fp32_path)
     errors = np.asarray(record["int8_test_errors"])
     assert len(errors) == len(efs)
     assert record["int8_test_mae"] == pytest.approx(np.abs(int8 - efs).mean(), abs=1e-4)
     assert record["int8_test_mae"] == pytest.approx(np.abs(errors).mean(), abs=1e-4)
     assert record["int8_test_rmse"] >= record["int8_test_mae"]
     assert record["int8_max_abs_diff_vs_fp32"] <= MAX_TOLERANCE
-    assert record["int8_latency_ms"] > 0 and record["int8_latency_p90_ms"] >= record["int8_latency_ms"]
     assert 0 < record["int8_gzip_size_mb"] and 0 < record["int8_size_mb"] < metrics.file_sizes(fp32_path)["size_mb"]
     assert record["int8_path"] == int8_path
     # the INT8 change is paired against the FP32 ONNX model's errors on the same videos, in the same order
@@ -140,7 +139,7 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     # the test DataLoader main.py holds gives the same numbers
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(videos), torch.as_tensor(efs)),
                                          batch_size=4)
-    again = quantize.int8_metrics(int8_path, loader, warmup=0, runs=1, fp32_path=fp32_path)
+    again = quantize.int8_metrics(int8_path, loader, fp32_path=fp32_path)
     assert again["int8_test_errors"] == pytest.approx(record["int8_test_errors"], abs=1e-4)
     assert again["int8_max_abs_diff_vs_fp32"] == pytest.approx(record["int8_max_abs_diff_vs_fp32"], abs=1e-4)
 

@@ -2,6 +2,7 @@
 import json
 import os
 
+import latency
 import readme_tables
 from conftest import ROOT
 
@@ -41,3 +42,20 @@ def test_the_schedules_table_pairs_two_runs_by_seed_and_video_and_words_the_chan
     assert pruned and all(rows[label].endswith("+0.00 [+0.00, +0.00] | no loss |") for label in pruned)
     assert "baseline" not in rows and "dense control" not in rows
     assert sum("from `a.json`" in line or "from `b.json`" in line for line in lines) == 2
+
+
+def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_beyond_it(tmp_path):
+    """The committed run predates the rounds (its cells stay single readings, above); a run with them
+    shows [lowest–highest round] and marks a speedup whose range overlaps the baseline's "n.d."."""
+    results = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
+    for record in results["models"]:  # PyTorch in 3 rounds, ±3%: the dense control's overlaps the baseline's
+        ms = record["latency_ms"]
+        record.update(latency.summary("latency", [(0.97 * ms, 0), (ms, 0), (1.03 * ms, 0)]))
+    latency.speedups(results["models"])
+    table = readme_tables.quick_run(results).splitlines()
+    base, control = table[3], table[4]
+    physical = next(line for line in table if line.startswith("| structured (removed) 0.5 "))
+    first = results["models"][0]
+    assert f"| {first['latency_ms']:.1f} [{first['latency_low_ms']:.1f}–{first['latency_high_ms']:.1f}] (1.00×) |" in base
+    assert "(1.05×, n.d.) |" in control and "n.d." not in physical and "(3.43×) |" in physical
+    assert "interleaved rounds" in table[-1] and "| 6.7 (1.00×) |" in base  # ONNX Runtime: single readings

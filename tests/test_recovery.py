@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import bookkeeping
+import latency
 import locks
 import main
 import metrics
@@ -69,13 +70,14 @@ def killed_at(monkeypatch, module, name):
     monkeypatch.setattr(module, name, kill)
 
 
-# The steps between the baseline's last training epoch and its record in results.json.
+# The steps between the baseline's last training epoch and its record in results.json, then its latency.
 STEPS = {
     "before its checkpoint is saved": (main, "save_checkpoint"),
-    "while its latency is measured": (metrics, "latency"),
-    "during its ONNX export": (metrics, "onnx_metrics"),
+    "while its FLOPs are counted": (metrics, "flops"),
+    "during its ONNX export": (metrics, "onnx_export"),
     "before results.json is written": (reports, "write_results"),
     "after results.json, before its training state is removed": (bookkeeping, "forget_training_state"),
+    "during the latency phase, after every model was trained": (latency, "rounds"),
 }
 
 
@@ -94,6 +96,34 @@ def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finish
     assert "baseline: continuing after epoch 1" in log or "baseline (seed 42): reusing" in log
     assert rows(tmp_path) == rows(finished_run)[:1]
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.training.pt"))
+    assert all(r["latency_rounds"] == r["onnx_latency_rounds"] == 3 for r in records(tmp_path))  # timed in full
+
+
+def records(folder):
+    with open(os.path.join(folder, "results", "results.json")) as f:
+        return json.load(f)["models"]
+
+
+def test_records_without_round_latencies_are_timed_on_restart_and_a_timed_run_is_not(sample_root, finished_run,
+                                                                                    tmp_path, run_here):
+    """A run stopped before its latency phase wrote records without latency: the same command times every
+    model (nothing is trained again); started once more, the finished run is left as it is."""
+    out = copy_of(finished_run, tmp_path)
+    results = json.loads((out / "results" / "results.json").read_text())
+    for record in results["models"]:
+        for key in [k for k in record if "latency" in k]:
+            del record[key]
+    (out / "results" / "results.json").write_text(json.dumps(results))
+    again = run_here("main.py", *args(sample_root), cwd=out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "epoch 1/1" not in again.stdout and "latency: 3 models, 6 model-runtime pairs in 3" in again.stdout
+    timed = records(out)
+    assert rows(out) == rows(finished_run)
+    assert all(r["latency_rounds"] == 3 and r["latency_low_ms"] <= r["latency_ms"] <= r["latency_high_ms"]
+               and "onnx_latency_speedup" in r for r in timed)
+    once_more = run_here("main.py", *args(sample_root), cwd=out)
+    assert once_more.returncode == 0 and "latency:" not in once_more.stdout
+    assert records(out) == timed
 
 
 def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraining(sample_root, finished_run,

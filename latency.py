@@ -1,0 +1,122 @@
+"""Latency in interleaved rounds: every model of a run timed together, once all of them are trained.
+
+Load on a machine drifts over a run, so models timed minutes apart, each right after its training, were
+not comparable: the dense control (the baseline's network) read 7.5 ms against the baseline's 6.7 in
+ONNX Runtime. Here each round times every model once in every runtime (warm-up, then
+LATENCY_TIMED_RUNS runs of one video: metrics.time_runs, the one timing loop), in an order shuffled
+from round to round with a fixed seed and rotated so that the first place passes from model to model.
+A model's latency is the median of its round medians, and the lowest and highest round median are its
+spread: claims.speed calls one model faster than another only where their spreads do not overlap.
+"""
+import random
+import time
+
+import numpy as np
+
+import bookkeeping
+import metrics
+import quantize
+import train
+from model import load_checkpoint
+
+# The runtimes, by the prefix of their fields in a record, and the file each times (PyTorch: the checkpoint).
+RUNTIMES = {"latency": "checkpoint", "onnx_latency": "onnx_path", "int8_latency": "int8_path"}
+NAMES = {"latency": "PyTorch", "onnx_latency": "ONNX Runtime", "int8_latency": "INT8"}
+# Speedups: each runtime's latency against the baseline's in the runtime named here (INT8 against FP32).
+REFERENCE = {"latency": "latency", "onnx_latency": "onnx_latency", "int8_latency": "onnx_latency"}
+
+
+def orders(keys, rounds, seed=0):
+    """Every round's order: a seeded shuffle, rotated so that round r starts with the r-th key (no key
+    always goes first)."""
+    keys = list(keys)
+    rng = random.Random(seed)
+    result = []
+    for r in range(rounds):
+        order = rng.sample(keys, len(keys))
+        first = order.index(keys[r % len(keys)]) if keys else 0
+        result.append(order[first:] + order[:first])
+    return result
+
+
+def rounds(runners, count, warmup, runs, seed=0):
+    """{key: [(median, p90) ms of each round]} for {key: metrics.Runner}: each round times every runner
+    once, in the round's order."""
+    times = {key: [] for key in runners}
+    for order in orders(runners, count, seed):
+        for key in order:
+            runner = runners[key]
+            times[key].append(metrics.time_runs(runner.run, warmup, runs, runner.synchronize))
+    return times
+
+
+def summary(prefix, times):
+    """A record's fields for one runtime, from its rounds: the median of the round medians, their lowest
+    and highest (the spread), the median of the rounds' 90th percentiles, the rounds and each round's median."""
+    medians = [median for median, _ in times]
+    return {f"{prefix}_ms": float(np.median(medians)), f"{prefix}_low_ms": min(medians),
+            f"{prefix}_high_ms": max(medians), f"{prefix}_p90_ms": float(np.median([p90 for _, p90 in times])),
+            f"{prefix}_rounds": len(times), f"{prefix}_round_ms": medians}
+
+
+def speedups(records):
+    """Every record's speedups over the baseline of its seed (`latency_speedup`, `onnx_latency_speedup`,
+    `int8_latency_speedup`: INT8 against the FP32 dense model in ONNX Runtime), from the round medians,
+    and the range the two spreads allow (`_low`: the baseline's lowest over the model's highest; `_high`:
+    the other way round), which holds 1 exactly where the two are not distinguishable."""
+    baselines = {r["seed"]: r for r in records if r["method"] == "baseline"}
+    for record in records:
+        base = baselines.get(record["seed"], {})
+        for prefix, reference in REFERENCE.items():
+            if f"{prefix}_low_ms" not in record or f"{reference}_low_ms" not in base:
+                continue
+            record[f"{prefix}_speedup"] = base[f"{reference}_ms"] / record[f"{prefix}_ms"]
+            record[f"{prefix}_speedup_low"] = base[f"{reference}_low_ms"] / record[f"{prefix}_high_ms"]
+            record[f"{prefix}_speedup_high"] = base[f"{reference}_high_ms"] / record[f"{prefix}_low_ms"]
+    return records
+
+
+def runtimes(record):
+    """The runtimes a record is timed in: PyTorch, and ONNX Runtime for each file it has."""
+    return [prefix for prefix, field in RUNTIMES.items() if record.get(field)]
+
+
+def untimed(records):
+    """The records that lack round latencies in a runtime: the run stopped before or during the latency
+    phase (which writes nothing until every model is timed), or a model was trained again."""
+    return [r for r in records if any(f"{prefix}_rounds" not in r for prefix in runtimes(r))]
+
+
+def time_models(records, cfg, device, video, log):
+    """The latency phase: every model of the run loaded (PyTorch from its checkpoint, ONNX Runtime
+    sessions of its FP32 and INT8 files), timed in cfg.LATENCY_ROUNDS interleaved rounds on `video`
+    (1, T, 3, H, W), and each record given its fields and speedups. Returns the seconds it took."""
+    start = time.perf_counter()
+    dtype = train.precision(device, cfg.AMP)
+    runners = {}
+    for i, record in enumerate(records):
+        for prefix in runtimes(record):
+            path = bookkeeping.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
+            if prefix == "latency":
+                model, _ = load_checkpoint(path)
+                runners[i, prefix] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,
+                                                            cfg.LATENCY_COMPILE)
+            else:
+                runners[i, prefix] = metrics.onnx_runner(quantize.session(path), video)
+    loaded = time.perf_counter() - start
+    times = rounds(runners, cfg.LATENCY_ROUNDS, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
+    for (i, prefix), measured in times.items():
+        setup = runners[i, prefix].setup
+        records[i].update(summary(prefix, measured), **(
+            {**setup, "latency_runs": cfg.LATENCY_TIMED_RUNS} if prefix == "latency"
+            else {f"{prefix.split('_')[0]}_threads": setup["threads"]}))
+    speedups(records)
+    seconds = time.perf_counter() - start
+    log(f"latency: {len(records)} models, {len(runners)} model-runtime pairs in {cfg.LATENCY_ROUNDS} interleaved "
+        f"rounds of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs, {seconds:.0f} s "
+        f"({loaded:.0f} s loading); median of the rounds (lowest–highest round), speedup over the baseline:")
+    for record in records:
+        log(f"  {record['name']} (seed {record['seed']}): " + ", ".join(
+            f"{NAMES[p]} {record[f'{p}_ms']:.3g} ms ({record[f'{p}_low_ms']:.3g}–{record[f'{p}_high_ms']:.3g}), "
+            f"{record.get(f'{p}_speedup', float('nan')):.2f}x" for p in runtimes(record)))
+    return seconds

@@ -1,0 +1,63 @@
+"""What is measured as each model finishes, and where a run's time goes. Latency is not measured here:
+every model is timed at the end of the run, in interleaved rounds (latency.py)."""
+import time
+
+import metrics
+import quantize
+
+
+def measure(model, cfg, checkpoint, inputs):
+    """Every number reported for one model as it finishes, from the model as saved (by the main process
+    alone), and the seconds each part took (`seconds_<part>`). inputs: sample_videos (to check the ONNX
+    export), calibration (training videos, for INT8) and test (the whole test split, for the INT8 model)."""
+    clock = Clock()
+    nonzero, total = metrics.parameter_counts(model)
+    record = {**metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
+              **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE), "checkpoint": checkpoint}
+    clock.lap("pytorch")
+    if cfg.ONNX_EXPORT:
+        record.update(metrics.onnx_export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos, sizes=False))
+        clock.lap("onnx")
+    if cfg.INT8:
+        int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
+        quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path, method=cfg.INT8_CALIBRATION_METHOD,
+                             reduce_range=cfg.INT8_REDUCE_RANGE, keep_fp32=cfg.INT8_KEEP_FP32)
+        record.update(quantize.int8_metrics(int8_path, inputs.test, fp32_path=record["onnx_path"]))
+        clock.lap("int8")
+    # the files' gzip sizes side by side, one per core
+    sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
+    record.update(sizes[0])
+    if cfg.ONNX_EXPORT:
+        record.update(metrics.onnx_size_fields(sizes[1]))
+    clock.lap("sizes")
+    return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
+
+
+class Clock:
+    """Seconds per phase: lap(name) adds the time since the last lap to `laps[name]`."""
+
+    def __init__(self):
+        self.laps, self.last = {}, time.perf_counter()
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+        return self.laps[name]
+
+
+def time_line(record):
+    """Where one model's time went, for the log."""
+    parts = ", ".join(f"{name} {record[f'seconds_{name}']:.1f} s" for name in ("pytorch", "onnx", "int8")
+                      if f"seconds_{name}" in record)
+    return (f"{record['name']} (seed {record['seed']}): trained in {record['seconds_training']:.1f} s "
+            f"({record['train_videos_per_s']:.1f} videos/s, {100 * record['data_wait_share']:.1f}% waiting for data; "
+            f"validation {record['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
+
+
+def speed(history):
+    """Where a training run's time went: videos/s trained and evaluated, the share spent waiting for data."""
+    return {"seconds_training_steps": history["train_seconds"],
+            "train_videos_per_s": history["train_videos"] / max(history["train_seconds"], 1e-9),
+            "data_wait_share": history["data_wait_seconds"] / max(history["train_seconds"], 1e-9),
+            "eval_videos_per_s": history.get("eval_videos", 0) / max(history.get("eval_seconds", 0.0), 1e-9)}
