@@ -17,9 +17,11 @@ dense baseline.
                                             # against their ceilings (bench_data.py says how)
 """
 import copy
+import json
 import os
 import sys
 import tempfile
+import time
 
 import pandas as pd
 import torch
@@ -29,6 +31,7 @@ import config
 import latency
 import main as experiment
 import metrics
+import provenance
 import prune_utils
 import train
 from model import EFRegressionModel
@@ -103,6 +106,8 @@ def main(argv):
                    help="rounds; each cell is the median over them (default: --latency-rounds; 3 with --data)")
     p.add_argument("--steps", type=int, default=3, metavar="N", help="--data: training batches timed per round "
                    "(default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
+    p.add_argument("--output", metavar="FILE", help="also write the models' table, the configuration and the "
+                   "environment to this JSON file (readme_tables.py writes the README's speed table from it)")
     cfg = config.load(argv, p)
     cfg.repeat = (3 if cfg.data else cfg.LATENCY_ROUNDS) if cfg.repeat is None else cfg.repeat
     for name in ("repeat", "steps"):
@@ -153,7 +158,21 @@ def main(argv):
                                                                                  len(table)))
         print("\nONNX Runtime speedup ÷ PyTorch speedup, lowest and highest over the rounds:")
         print(spread.to_markdown(index=False, floatfmt=".2f"))
+    if cfg.output:
+        write_output(cfg, table, provenance.environment(device, steady))
     return table
+
+
+def write_output(cfg, table, environment):
+    """The table as records, beside what produced it, written atomically."""
+    options = {k: v for k, v in vars(cfg).items() if k.isupper() or k == "repeat"}
+    folder = os.path.dirname(os.path.abspath(cfg.output))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
+        json.dump({"config": options, "rounds": cfg.repeat, "environment": environment,
+                   "finished": time.strftime("%Y-%m-%d %H:%M %Z"), "variants": table.to_dict("records")}, f, indent=1)
+    os.replace(f.name, cfg.output)
+    print(f"written to {cfg.output}")
 
 
 if __name__ == "__main__":

@@ -193,8 +193,25 @@ def schedules(oneshot, gradual):
     return "\n".join(lines) + "\n"
 
 
+def speed_table(bench):
+    """bench.py --output: every variant's size, executed FLOPs and latency in each runtime, the median of
+    the interleaved rounds [lowest–highest], and its speedup over the dense baseline ("n.d." where the
+    two ranges overlap)."""
+    variants = bench["variants"]
+    base = variants[0]
+    runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"), ("compiled_latency", "PyTorch compiled"),
+                                            ("onnx_latency", "ONNX Runtime")) if f"{p}_ms" in base]
+    lines = ["| model | non-zero params | FLOPs executed (G) | theoretical speedup | "
+             + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |", "|" + "---|" * (4 + len(runtimes))]
+    for v in variants:
+        cells = [name(v), f"{v['params_nonzero'] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
+        cells += [ms(v, p, base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])
+
+
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
-          "schedules": schedules}
+          "schedules": schedules, "speed": speed_table}
 
 
 def stamp(results, path):

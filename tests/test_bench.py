@@ -1,14 +1,18 @@
 """bench.py: the speed claims from random weights, each runtime against its own dense baseline."""
+import json
+
 import bench
 import metrics
+import readme_tables
 
 TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs", "1",
               "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
 
 
-def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys):
+def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(metrics, "compile_error", lambda device: "not in this test")  # compiling is slow here
-    table = bench.main(TINY_BENCH + ["--repeat", "2"])
+    output = tmp_path / "docs" / "bench.json"
+    table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5), ("structured", 0.5),
                                                     ("structured_physical", 0.5)]
     base, physical = table.iloc[0], table.iloc[-1]
@@ -19,6 +23,14 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     out = capsys.readouterr().out
     assert "2 interleaved round(s)" in out and "not in this test" in out
     assert "speedup by runtime" in out and "lowest and highest over the rounds" in out
+    # the README's speed table is written from that file, not typed
+    text = readme_tables.render("<!-- generated: speed from docs/bench.json -->\n<!-- end generated -->\n",
+                                root=str(tmp_path))
+    written = json.loads(output.read_text())
+    assert written["rounds"] == 2 and written["config"]["NUM_FRAMES"] == 2 and written["environment"]["torch"]
+    physical_row = next(line for line in text.splitlines() if line.startswith("| structured (removed) 0.5 |"))
+    assert f"{physical.latency_ms:.1f} [{physical.latency_low_ms:.1f}–{physical.latency_high_ms:.1f}]" in physical_row
+    assert "2 interleaved rounds" in text and "from `docs/bench.json`" in text
 
 
 def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,
