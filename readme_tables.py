@@ -128,7 +128,8 @@ def by_model(results):
     models = {}
     for r in results["models"]:
         models.setdefault((r["method"], r["ratio"]), []).append(r)
-    return {key: sorted(rows, key=lambda r: r["seed"]) for key, rows in models.items()}
+    order = {seed: i for i, seed in enumerate(results["config"].get("SEEDS", []))}  # the run's own seed order
+    return {key: sorted(rows, key=lambda r: (order.get(r["seed"], len(order)), r["seed"])) for key, rows in models.items()}
 
 
 def mean_std(values):
