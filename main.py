@@ -96,7 +96,7 @@ def fit(model, cfg, loaders, device, epochs, lr, desc, state, identity, pruner=N
                        channels_last=cfg.CHANNELS_LAST)
 
 
-def finish(model, record, cfg, device, checkpoint, inputs):
+def finish(model, record, cfg, checkpoint, inputs):
     """Save and measure on the main process; the others wait, then go on with the same model. The
     training state stays until the record is in results.json (main's `finished`)."""
     if train.is_main():
@@ -120,7 +120,7 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
               "pretrained": pretrained, "pretrained_reason": reason,
               **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history}
-    finish(model, record, cfg, device, os.path.join(folder, "baseline.pt"), inputs)
+    finish(model, record, cfg, os.path.join(folder, "baseline.pt"), inputs)
     record["achieved_ratio"] = 0.0
     if train.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
@@ -199,7 +199,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
               "bn_recalibration_batches": cfg.BN_RECALIBRATION_BATCHES, "history": history,
               **prune_utils.achieved(model, baseline_model, method, cfg.PRUNING_SCOPE)}
-    finish(model, record, cfg, device, os.path.join(folder, f"{name}.pt"), inputs)
+    finish(model, record, cfg, os.path.join(folder, f"{name}.pt"), inputs)
     return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
 
 

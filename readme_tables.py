@@ -206,7 +206,7 @@ def speed_table(bench):
              + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |", "|" + "---|" * (4 + len(runtimes))]
     for v in variants:
         cells = [name(v), f"{v['params_nonzero'] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
-        cells += [ms(v, p, base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
+        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])
 
