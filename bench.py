@@ -17,7 +17,6 @@ dense baseline.
                                             # against their ceilings (bench_data.py says how)
 """
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import main as experiment
 import metrics
 import provenance
 import prune_utils
+import run_identity
 import train
 from model import EFRegressionModel
 
@@ -166,12 +166,10 @@ def main(argv):
 def write_output(cfg, table, environment):
     """The table as records, beside what produced it, written atomically."""
     options = {k: v for k, v in vars(cfg).items() if k.isupper() or k == "repeat"}
-    folder = os.path.dirname(os.path.abspath(cfg.output))
-    os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-        json.dump({"config": options, "rounds": cfg.repeat, "environment": environment,
-                   "finished": time.strftime("%Y-%m-%d %H:%M %Z"), "variants": table.to_dict("records")}, f, indent=1)
-    os.replace(f.name, cfg.output)
+    os.makedirs(os.path.dirname(os.path.abspath(cfg.output)), exist_ok=True)
+    run_identity.write_json(cfg.output, {"config": options, "rounds": cfg.repeat, "environment": environment,
+                                         "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+                                         "variants": table.to_dict("records")})
     print(f"written to {cfg.output}")
 
 

@@ -148,12 +148,13 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     history = {"train_loss": [], "val_mae": [], "best_epoch": None, "seconds": 0.0, "train_seconds": 0.0,
                "data_wait_seconds": 0.0, "train_videos": 0, "eval_seconds": 0.0, "eval_videos": 0}
     best_mae, best_state, first_epoch, saved = float("inf"), None, 1, None
+    steps = len(train_loader)
+    due = pruner.due(epochs * steps) if pruner is not None else []  # the training step of each pruning step
     if state_path and os.path.isfile(state_path):
         saved = torch.load(state_path, map_location=device, weights_only=True)
         history, best_mae, best_state = saved["history"], saved["best_mae"], saved["best_state"]
         first_epoch = len(history["val_mae"]) + 1
-        due = pruner.due(epochs * len(train_loader)) if pruner is not None else []
-        while pruner is not None and not pruner.finished and due[pruner.done] < (first_epoch - 1) * len(train_loader):
+        while pruner is not None and not pruner.finished and due[pruner.done] < (first_epoch - 1) * steps:
             pruner.step()
         model.to(device, memory_format=layout).load_state_dict(saved["model"])
         log(f"{desc}: continuing after epoch {first_epoch - 1} from {state_path}")
@@ -167,8 +168,6 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
     start = time.perf_counter() - history["seconds"]
-    steps = len(train_loader)
-    due = pruner.due(epochs * steps) if pruner is not None else []
     for epoch in range(first_epoch, epochs + 1):
         set_epoch(train_loader, epoch)
         total, videos = torch.zeros((), dtype=torch.float64, device=device), 0  # summed squared error, videos
