@@ -43,8 +43,8 @@ def pruned_variants(cfg):
     dense = EFRegressionModel()
     variants = [("baseline", 0.0, dense)]
     for method, ratio in experiment.pruning_plan(cfg):
-        if method == prune_utils.CONTROL:  # the dense model again: its latency is the baseline's
-            continue
+        if method in (prune_utils.CONTROL, prune_utils.SCRATCH, "structured_physical_random"):
+            continue  # the dense network again, or structured_physical's architecture: the same latency
         model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
                                   cfg.PHYSICAL_ROUND_TO)
         variants.append((method, ratio, prune_utils.make_permanent(model)))
@@ -61,6 +61,7 @@ def bench(cfg, device, variants, rounds, onnx_dir=None, compiled=False):
     for i, (method, ratio, model) in enumerate(variants):
         nonzero, total = metrics.parameter_counts(model)
         rows.append({"method": method, "ratio": ratio, "params": total, "params_nonzero": nonzero,
+                     "params_effective": metrics.effective_parameters(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
                      **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)})
         runners[i, "latency"] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, precision)
         if compiled:

@@ -6,7 +6,7 @@ models are; the baseline where there is none) anchors every method at ratio 0.""
 import numpy as np
 import pandas as pd
 
-SIZES = {"params_nonzero": ("non-zero parameters", 1e6, "M"), "effective_flops": ("effective FLOPs", 1e9, "G")}
+SIZES = {"params_effective": ("effective parameters", 1e6, "M"), "effective_flops": ("effective FLOPs", 1e9, "G")}
 ANCHORS = ("dense_control", "baseline")
 
 
@@ -43,7 +43,7 @@ def table(models, size):
 def paragraphs(models):
     if "effective_flops" not in models or not (~models.method.isin(ANCHORS)).any():
         return []
-    lines = ["\n## Equal size: methods at the same non-zero parameters and effective FLOPs\n",
+    lines = ["\n## Equal size: methods at the same effective parameters and effective FLOPs\n",
              "Each method's test MAE (mean over seeds) interpolated linearly in log size between its own ratios, "
              "the dense control anchoring ratio 0; empty where a method does not reach that size (no "
              "extrapolation). Interpolated values are read off the curves, not measured models: they locate the "

@@ -71,7 +71,7 @@ def compare_to_baseline(record, baseline, cfg, control=None):
         record["mae_diff_vs_control_ci_low"], record["mae_diff_vs_control_ci_high"] = \
             metrics.paired_difference_interval(record["test_errors"], control["test_errors"], cfg.BOOTSTRAP_SAMPLES)
     record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
-    record["compression_ratio"] = baseline["params"] / record["params_nonzero"]
+    record["compression_ratio"] = baseline["params"] / record["params_effective"]
     record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
     if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos
         fp32 = "fp32_onnx_test_mae" if "fp32_onnx_test_errors" in record else "test_mae"
@@ -203,6 +203,26 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
     return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
 
 
+def run_scratch(baseline_model, baseline, ratio, seed, cfg, loaders, device, *, train_efs, inputs, folder,
+                control):
+    """The small network from scratch (Liu et al. 2019's Scratch-E): structured_physical's architecture at
+    `ratio`, a fresh random initialisation (never ImageNet's), trained by the baseline's recipe for the
+    baseline's epochs plus the fine-tuning epochs, so it gets the training the pruned model got in all."""
+    name = f"{prune_utils.SCRATCH}_{ratio:g}"
+    seed_run(seed, loaders)
+    model = prune_utils.scratch_model(ratio, float(np.mean(train_efs)), float(np.std(train_efs)), cfg.NUM_FRAMES,
+                                      cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+    state = bookkeeping.training_state_path(folder, name)
+    history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, cfg.LEARNING_RATE, name,
+                  state, inputs.identity)
+    record = {"name": name, "method": prune_utils.SCRATCH, "ratio": ratio, "seed": seed, "pretrained": False,
+              **test_metrics(model, cfg, loaders, device), "val_mae": min(history["val_mae"]), "history": history,
+              **prune_utils.achieved(model, baseline_model, "structured_physical", cfg.PRUNING_SCOPE)}
+    finish(model, record, cfg, os.path.join(folder, f"{name}.pt"), inputs)
+    record["sparsity_before_fine_tune"] = record.get("sparsity")
+    return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
+
+
 def keep_if_better(model, history, val_mae, state):
     """The model right after pruning against the best fine-tuning epoch, on validation (a tie keeps the
     pruned one, as train.train does): fine-tuning never returns a model worse than pruning left it."""
@@ -219,12 +239,18 @@ def prefixed(prefix, values):
 def pruning_plan(cfg):
     """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
     compared to it; none when nothing is pruned), then unstructured, structured, and the others."""
-    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", cfg.STRUCTURED_PRUNING_RATIOS)]
+    channels = cfg.STRUCTURED_PRUNING_RATIOS
+    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", channels)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING:
-        methods.append(("structured_physical", cfg.STRUCTURED_PRUNING_RATIOS))
+        methods.append(("structured_physical", channels))
+        if pruning_steps(cfg) == 1:  # the masked twin reads its channels off one Torch-Pruning step
+            methods.append(("structured_coupled_masked", channels))
     if cfg.RANDOM_PRUNING_CONTROL:
-        methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS),
-                    ("structured_random", cfg.STRUCTURED_PRUNING_RATIOS)]
+        methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured_random", channels)]
+    if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.RANDOM_REMOVAL_CONTROL:
+        methods.append(("structured_physical_random", channels))
+    if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.SCRATCH_CONTROL:
+        methods.append((prune_utils.SCRATCH, channels))
     pruned = [(method, ratio) for method, ratios in methods for ratio in ratios]
     return [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
 
@@ -333,14 +359,20 @@ def run(cfg, device, steady_allocator):
         control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):
             reused = bookkeeping.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, identity, log)
-            record = reused[0] if reused else run_pruned(baseline_model, baseline, method, ratio, seed, cfg,
-                                                         loaders, device, inputs, folder, control)
+            if reused:
+                record = reused[0]
+            elif method == prune_utils.SCRATCH:
+                record = run_scratch(baseline_model, baseline, ratio, seed, cfg, loaders, device,
+                                     train_efs=splits["train"].efs, inputs=inputs, folder=folder, control=control)
+            else:
+                record = run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, device, inputs,
+                                    folder, control)
             control = record if method == prune_utils.CONTROL else control
             finished(record, folder, "pruned_models")
             if train.is_main():
                 log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
                     f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} ({record['mae_increase_pct']:+.1f}%), "
-                    f"{record['params_nonzero']:,} non-zero params")
+                    f"{record['params_effective']:,} effective params")
 
     # Every model timed together, once all are trained (latency.py); again whenever a record lacks it.
     if train.is_main() and latency.untimed(results["models"]):

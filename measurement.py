@@ -13,6 +13,7 @@ def measure(model, cfg, checkpoint, inputs):
     clock = Clock()
     nonzero, total = metrics.parameter_counts(model)
     record = {**metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
+              "params_effective": metrics.effective_parameters(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
               **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE), "checkpoint": checkpoint}
     clock.lap("pytorch")
     if cfg.ONNX_EXPORT:

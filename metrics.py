@@ -85,6 +85,23 @@ def parameter_counts(model):
     return nonzero, total
 
 
+def effective_parameters(model, num_frames, image_size):
+    """Parameters that can change the output: non-zero and, for a Conv2d or Linear weight, on an input
+    channel that is alive (live_inputs). One count for masked and removed channels, as effective_flops
+    is: a masked channel's weights in the next layer multiply zeros, a removed channel's are gone."""
+    video = torch.zeros(1, num_frames, 3, image_size, image_size, device=next(model.parameters()).device)
+    alive = live_inputs(model, video)
+    count = 0
+    for name, m in model.named_modules():
+        for parameter, _ in m.named_parameters(recurse=False):
+            parameter = parameter.removesuffix("_orig")  # a masked parameter: count it as used
+            used = getattr(m, parameter) != 0
+            if parameter == "weight" and alive.get(name) is not None:
+                used = used & alive[name].view(1, -1, *[1] * (used.dim() - 2))
+            count += int(used.sum())
+    return count
+
+
 def flops(model, num_frames, image_size):
     """FLOPs for one video (torch.utils.flop_counter; a multiply-add counts 2): executed by dense
     kernels, and effective: only the multiply-adds with a non-zero weight (ShrinkBench's count) whose

@@ -1,8 +1,17 @@
-"""The three pruning methods compared, all starting from the same trained baseline, on the same layers.
+"""The pruning methods compared, all starting from the same trained baseline, on the same layers.
 
-unstructured         global L1 magnitude over the weights of every Conv2d (masks)
-structured           L2 norm of each Conv2d's output channels, per layer (masks: zeros only)
-structured_physical  the same L2 criterion with Torch-Pruning: channels removed, a smaller dense net
+unstructured               global L1 magnitude over the weights of every Conv2d (masks)
+structured                 per-layer L2 channels: each Conv2d's output channels with the lowest L2 norm
+                           of that conv's own weights, round(ratio * channels) per conv (masks); the
+                           residual stream's convs are chosen one by one, so it stays at full width
+structured_physical        coupled channels, removed: Torch-Pruning's MagnitudeImportance(p=2) summed
+                           over each coupled group (conv outputs, BatchNorm, the next layers' inputs,
+                           residual partners), kept counts rounded to PHYSICAL_ROUND_TO; a smaller net
+structured_coupled_masked  its masked twin: exactly the channels structured_physical removes, masked
+                           (conv and BatchNorm) instead. Removing masked channels is an exact rewrite
+                           of the network, so the twin and the removed model predict the same right
+                           after pruning: what separates them is latency and size alone
+structured and structured_coupled_masked differ in criterion and structure, not in masking.
 
 No method prunes the regression head (Linear 512 -> 1) itself (PRUNING_SCOPE "backbone"): its 512
 weights are 0.005% of the model, yet global magnitude pruning removed most of them at 0.8 and the
@@ -11,11 +20,15 @@ Linear, head included). The channel methods never prune the head's single output
 removed from the last convolutions is removed from the head's inputs too (structured_physical
 shrinks the head to fewer inputs; masked structured leaves those inputs at zero).
 
+scratch is not pruned: structured_physical's architecture at each ratio, trained from a fresh
+initialisation (Liu et al. 2019); does pruning the trained baseline beat training the small net?
+
 dense_control prunes nothing: the baseline fine-tuned exactly as the pruned models are, so that a
 pruned model's change can be told apart from the effect of the extra training.
 
 With RANDOM_PRUNING_CONTROL, unstructured_random and structured_random choose weights or channels
-at random at the same ratios (ShrinkBench's control).
+at random at the same ratios (ShrinkBench's control); with RANDOM_REMOVAL_CONTROL,
+structured_physical_random removes random coupled groups, with the same counts as structured_physical.
 
 A Pruner reaches the ratio in one step (one-shot) or in several (gradual: Zhu & Gupta 2017's cubic
 ramp), each step pruning only among the weights or channels still there, so the last step leaves
@@ -32,9 +45,12 @@ import torch_pruning as tp
 
 import metrics
 
-METHODS = ("unstructured", "structured", "structured_physical")
-RANDOM_METHODS = ("unstructured_random", "structured_random")
+METHODS = ("unstructured", "structured", "structured_physical", "structured_coupled_masked")
+RANDOM_METHODS = ("unstructured_random", "structured_random", "structured_physical_random")
+REMOVED = ("structured_physical", "structured_physical_random")  # methods that make a smaller network
+ONE_SHOT_ONLY = ("structured_coupled_masked",)  # its channels are read off a one-step Torch-Pruning pass
 CONTROL = "dense_control"
+SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (main.run_scratch)
 SCOPES = ("backbone", "all")
 SCHEDULES = ("oneshot", "gradual")
 
@@ -91,22 +107,72 @@ def batchnorm_after(conv_name):
     return f"{parent}.{'1' if leaf == '0' else leaf.replace('conv', 'bn')}"
 
 
-def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1):
+def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1, random=False):
     """Torch-Pruning's pruner for the lowest-L2 output channels of every conv group, `steps` steps on
     the cubic ramp. Its dependency graph keeps coupled layers consistent (residual additions,
     BatchNorm, downsample branches, the next layer's inputs). The head's output is never pruned.
     Kept channels are rounded down to a multiple of round_to at every step, so the last step keeps
-    exactly the one-shot counts."""
+    exactly the one-shot counts. random: random groups instead (the counts are the same)."""
     device = next(model.parameters()).device
     example = torch.zeros(1, num_frames, 3, image_size, image_size, device=device)
+    importance = tp.importance.RandomImportance() if random else tp.importance.MagnitudeImportance(p=2)
     return tp.pruner.BasePruner(
-        model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
+        model, example, importance=importance, pruning_ratio=ratio,
         iterative_steps=steps, iterative_pruning_ratio_scheduler=lambda r, n: [0.0] + sparsity_schedule(r, n),
         ignored_layers=[model.head], round_to=round_to if round_to > 1 else None)
 
 
 def structured_physical(model, ratio, num_frames, image_size, round_to=1):
     physical_pruner(model, ratio, num_frames, image_size, round_to).step()
+    return model
+
+
+def coupled_channels(model, ratio, num_frames, image_size, round_to=1):
+    """{Conv2d or BatchNorm2d name: output channels} that structured_physical removes from `model` at
+    `ratio`: Torch-Pruning run on a copy, each group's channels read as it is pruned (a group's importance
+    sums the next layers' inputs, so the copy must be pruned group by group, as structured_physical is)."""
+    probe = copy.deepcopy(model)
+    names = {id(m): name for name, m in probe.named_modules()}
+    pruner = physical_pruner(probe, ratio, num_frames, image_size, round_to)
+    chosen = {}
+    for group in pruner.step(interactive=True):
+        for item in group:
+            module = item.dep.target.module
+            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)) and pruner.DG.is_out_channel_pruning_fn(
+                    item.dep.handler):
+                chosen.setdefault(names[id(module)], set()).update(int(i) for i in item.idxs)
+        group.prune()
+    return chosen
+
+
+def structured_coupled_masked(model, ratio, num_frames, image_size, round_to=1):
+    """Mask (conv weights and BatchNorm weight and bias) the channels structured_physical removes."""
+    for name, channels in coupled_channels(model, ratio, num_frames, image_size, round_to).items():
+        module = model.get_submodule(name)
+        kept = torch.ones(module.weight.shape[0], device=module.weight.device)
+        kept[sorted(channels)] = 0
+        if isinstance(module, nn.Conv2d):
+            prune.custom_from_mask(module, "weight", kept.view(-1, 1, 1, 1).expand_as(module.weight))
+        else:
+            for parameter in ("weight", "bias"):
+                prune.custom_from_mask(module, parameter, kept)
+    return model
+
+
+def scratch_model(ratio, initial_ef, ef_scale, num_frames, image_size, round_to=1):
+    """The small network from scratch (Liu et al. 2019): structured_physical's architecture at `ratio`
+    (its channel counts do not depend on the weights: physical_reach) with a fresh initialisation, by
+    the baseline's own scheme (torchvision's ResNet init, the head at the mean EF)."""
+    from model import EFRegressionModel
+    model = EFRegressionModel(initial_ef, ef_scale)
+    structured_physical(model, ratio, num_frames, image_size, round_to)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            m.reset_parameters()
+    nn.init.normal_(model.head.weight, std=1e-3)
+    nn.init.constant_(model.head.bias, initial_ef / ef_scale)
     return model
 
 
@@ -157,19 +223,18 @@ def unreachable(ratios, round_to):
 def achieved(model, dense, method, scope="backbone"):
     """The ratio a pruned model actually reached: for unstructured methods the fraction of in-scope
     weights that are zero; for the channel methods the fraction of conv output channels removed
-    (masked to zero, or gone), and for structured_physical each conv's [kept, of] channels too."""
+    (masked to zero, or gone), and for the coupled methods each conv's [kept, of] channels too."""
     if method.startswith("unstructured"):
         layers = [m for _, m in prunable_layers(model, scope)]
         zeros = sum(int((m.weight == 0).sum()) for m in layers)
         return {"achieved_ratio": zeros / sum(m.weight.numel() for m in layers)}
     of = channel_counts(dense)
-    if method == "structured_physical":
-        kept = channel_counts(model)
-        return {"achieved_ratio": 1 - sum(kept.values()) / sum(of.values()),
-                "channels": {name: [kept[name], of[name]] for name in of}}
-    convs = [m for _, m in prunable_layers(model, "backbone")]
-    removed = sum(int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in convs)
-    return {"achieved_ratio": removed / sum(of.values())}
+    kept = {name: int((m.weight.flatten(1).abs().sum(1) != 0).sum())
+            for name, m in prunable_layers(model, "backbone")}  # masked channels are zero rows; removed, gone
+    found = {"achieved_ratio": 1 - sum(kept.values()) / sum(of.values())}
+    if method in REMOVED + ("structured_coupled_masked",):
+        found["channels"] = {name: [kept[name], of[name]] for name in of}
+    return found
 
 
 def sparsity_schedule(ratio, steps):
@@ -195,12 +260,16 @@ class Pruner:
         known = METHODS + RANDOM_METHODS + (CONTROL,)
         if method not in known:
             raise ValueError(f"unknown pruning method {method!r}; one of {known}")
+        if method in ONE_SHOT_ONLY and steps > 1:
+            raise ValueError(f"{method} is one-shot only: its channels come from one Torch-Pruning step")
         self.model, self.method, self.scope, self.remove_masks = model, method, scope, remove_masks
         self.after_step = after_step
         self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
         self.targets = sparsity_schedule(ratio, steps)
-        self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps)
-                              if method == "structured_physical" else None)
+        self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
+                                              random=method == "structured_physical_random")
+                              if method in REMOVED else None)
+        self.coupled = (ratio, num_frames, image_size, round_to)
 
     def step(self):
         """Prune to the next sparsity of the schedule, among the weights or channels still there."""
@@ -209,8 +278,10 @@ class Pruner:
         refresh_masked_weights(self.model)  # rank by the weights as fine-tuned so far
         if self.method == CONTROL:
             pass  # the same steps, hooks and fine-tuning, nothing removed
-        elif self.method == "structured_physical":
+        elif self.method in REMOVED:
             self.torch_pruning.step()
+        elif self.method == "structured_coupled_masked":
+            structured_coupled_masked(self.model, *self.coupled)
         elif self.method == "unstructured":
             unstructured(self.model, target, scope=self.scope)
         elif self.method == "unstructured_random":

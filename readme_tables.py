@@ -1,9 +1,10 @@
-"""The README's result tables, written from result files committed in docs/, never typed.
+"""The README's and the guides' (docs/*.md) result tables and measured numbers, written from result
+files committed in docs/, never typed.
 
-    python readme_tables.py           # rewrites every generated block of README.md
-    python readme_tables.py --check   # exit 1 (naming the blocks) when README.md is not what this writes
+    python readme_tables.py           # rewrites every generated block of README.md and docs/*.md
+    python readme_tables.py --check   # exit 1 (naming the blocks) when a document is not what this writes
 
-A generated block in README.md is
+A generated block is
 
     <!-- generated: TABLE from docs/FILE.json -->
     ...
@@ -14,11 +15,13 @@ ends with the file, commit, machine and date it came from.
 To refresh one: copy a run's results/results.json to docs/, then run this script.
 """
 import argparse
+import glob
 import json
 import os
 import re
 import sys
 
+import numpy as np
 import pandas as pd
 
 import claims
@@ -67,7 +70,7 @@ def quick_run(results):
     control = any(r["method"] == "dense_control" for r in rows)
     head = ["model", "test MAE [95% interval]", "ΔMAE vs baseline [paired 95% interval]"]
     head += ["ΔMAE vs dense control [paired 95% interval]"] if control else []
-    head += ["MAE right after pruning", "sparsity before → after FT", "non-zero params", "effective FLOPs (M)",
+    head += ["MAE right after pruning", "sparsity before → after FT", "effective params", "effective FLOPs (M)",
              "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)", "checkpoint MB (gzip)"]
     base = None  # each row's reference, the baseline, is not compared with itself
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
@@ -83,7 +86,7 @@ def quick_run(results):
         physical = r["method"] == "structured_physical"
         cells += [f"{before:.2f}" if before is not None and r["method"] not in ("baseline", "dense_control") else "",
                   "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
-                  f"{r['params_nonzero'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
+                  f"{r['params_effective'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
                   ms(r, "latency", base), ms(r, "onnx_latency", base),
                   f"{r['size_mb']:.1f} ({r['gzip_size_mb']:.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -117,9 +120,7 @@ def phases(results):
 
 def verdicts(results):
     """Every comparison of the run with its verdict, by the rule summary.md states (claims.py)."""
-    cfg = results["config"]
-    table = claims.claims(pd.DataFrame(results["models"]), cfg.get("BOOTSTRAP_SAMPLES", 2000), cfg.get("ALPHA"),
-                          cfg.get("NONINFERIORITY_MARGIN"))
+    table = claims.for_run(results)
     return claims.rule(results, table) + "\n" + claims.claims_table(table)
 
 
@@ -139,13 +140,11 @@ def mean_std(values):
 def seeds(results):
     """Every model of a several-seed run: each seed's test MAE and its ratio to that seed's baseline
     (the accuracy limits are stated as such ratios), the mean ± std, and the change against the
-    baseline bootstrapped over seeds and videos, with the verdict of the run's rule."""
+    baseline, crossed bootstrap over seeds and videos, with the verdict of the run's rule (claims.py)."""
     models = by_model(results)
     order = [r["seed"] for r in models[("baseline", 0.0)]]
     base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
-    cfg = results["config"]
-    table = claims.claims(pd.DataFrame(results["models"]), cfg.get("BOOTSTRAP_SAMPLES", 2000), cfg.get("ALPHA"),
-                          cfg.get("NONINFERIORITY_MARGIN"))
+    table = claims.for_run(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     head = ["model"] + [f"seed {s}: test MAE (× baseline)" for s in order] + [
         "mean ± std", "ΔMAE vs baseline [95% interval, seeds and videos]", "verdict (Holm, margin)"]
@@ -160,38 +159,69 @@ def seeds(results):
                          + (" the mean predictor)" if method == "baseline" else ")"))
         cells.append(mean_std([r["test_mae"] for r in rows]))
         claim = versus.get((method, ratio))
-        cells += [f"{claim.change:+.2f} [{claim.ci_low:+.2f}, {claim.ci_high:+.2f}]", claim.verdict] if claim else ["", ""]
+        cells += [interval(claim._asdict()), claim.verdict] if claim else ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def gradual_minus_oneshot(first, second, key):
+    """{seed: |gradual error| - |one-shot error| per test video} of one model, on the seeds both runs have."""
+    a, b = ({r["seed"]: r for r in run.get(key, [])} for run in (first, second))
+    return {s: claims.paired([b[s]["test_errors"]], [a[s]["test_errors"]])[0] for s in a if s in b}
+
+
+def schedule_tests(oneshot, first, second):
+    """[(key, seeds, change, net change or None)]: each model's gradual - one-shot test and, but for the
+    dense control's own, the same net of the control's (a difference in differences, per seed and video)."""
+    cfg = oneshot["config"]
+    samples = cfg.get("BOOTSTRAP_SAMPLES", claims.config.BOOTSTRAP_SAMPLES)
+    fraction = cfg.get("NONINFERIORITY_FRACTION", claims.config.NONINFERIORITY_FRACTION)
+    models = pd.DataFrame(oneshot["models"])
+    control = gradual_minus_oneshot(first, second, ("dense_control", 0.0))
+    found = []
+    for key in first:
+        diffs = gradual_minus_oneshot(first, second, key)
+        if key[0] == "baseline" or not diffs:
+            continue
+        seeds = sorted(diffs)
+        change = claims.test_diffs(np.stack([diffs[s] for s in seeds]), samples=samples,
+                                   margin=claims.margin(models, seeds=seeds, fraction=fraction))
+        net, both = None, sorted(set(seeds) & set(control))
+        if key[0] != "dense_control" and both:
+            net = claims.test_diffs(np.stack([diffs[s] - control[s] for s in both]), samples=samples,
+                                    margin=claims.margin(models, seeds=both, fraction=fraction))
+        found.append((key, seeds, change, net))
+    return found
 
 
 def schedules(oneshot, gradual):
     """The same models pruned one-shot and gradually, from the same seeds' baselines: validation MAE
     (the model kept) and test MAE, mean ± std over seeds, and gradual minus one-shot on test, paired by
-    seed and video, bootstrapped over both, Holm-adjusted over the table's models."""
+    seed and video, crossed bootstrap. The dense control, pruning nothing, also goes through the gradual
+    schedule (its recalibrations, its optimizer restarts): its change is what the schedule costs without
+    pruning, so each method's verdict is on its change net of the control's. Holm over the verdicts shown
+    (the control's own change and every method's net change), by the rule of claims.py."""
     first, second = by_model(oneshot), by_model(gradual)
-    cfg = oneshot["config"]
-    rows = []
-    for key, a in first.items():
-        b = second.get(key, [])
-        common = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
-        if key[0] in ("baseline", "dense_control") or not common:
-            continue
-        a, b = [r for r in a if r["seed"] in common], [r for r in b if r["seed"] in common]
-        rows.append((key, a, b, claims.test([r["test_errors"] for r in b], [r["test_errors"] for r in a],
-                                            cfg.get("BOOTSTRAP_SAMPLES", 2000))))
-    adjusted = claims.holm([test["p"] for *_, test in rows])
-    alpha = cfg.get("ALPHA", claims.config.ALPHA)
-    margin = cfg.get("NONINFERIORITY_MARGIN", claims.config.NONINFERIORITY_MARGIN)
+    found = schedule_tests(oneshot, first, second)
+    judged = claims.decide(pd.DataFrame([net or change for _, _, change, net in found]),
+                           oneshot["config"].get("ALPHA", claims.config.ALPHA))
     lines = ["| model | one-shot: val MAE | gradual: val MAE | one-shot: test MAE | gradual: test MAE | "
-             "gradual − one-shot, test [95% interval] | verdict for gradual (Holm over the table, margin) |",
-             "|---|---|---|---|---|---|---|"]
-    for ((method, ratio), a, b, test), p in zip(rows, adjusted):
-        lines.append(f"| {name(a[0])} | {mean_std([r['val_mae'] for r in a])} | {mean_std([r['val_mae'] for r in b])} | "
-                     f"{mean_std([r['test_mae'] for r in a])} | {mean_std([r['test_mae'] for r in b])} | "
-                     f"{test['change']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}] | "
-                     f"{claims.verdict(test['change'], p, test['upper'], alpha, margin)} |")
-    return "\n".join(lines) + "\n"
+             "gradual − one-shot, test [95% interval] | net of the dense control's [95% interval] | "
+             "verdict (Holm over the table; the control: its change, the others: the net change) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (key, seeds, change, net), verdict in zip(found, judged.verdict):
+        a, b = ([r for r in run[key] if r["seed"] in seeds] for run in (first, second))
+        cells = [name(a[0])] + [mean_std([r[column] for r in rows]) for column in ("val_mae", "test_mae")
+                                for rows in (a, b)]  # one-shot, gradual; validation, then test
+        cells += [interval(change), interval(net) if net else "", verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    margins = ", ".join(judged.margin.map("{:.2f}".format).unique())
+    return ("\n".join(lines) + f"\n\nMargin M: {margins} EF points (NONINFERIORITY_FRACTION of the one-shot "
+            f"run's baseline test MAE over the seeds compared).\n")
+
+
+def interval(test):
+    return f"{test['change']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]"
 
 
 def speed_table(bench):
@@ -202,17 +232,75 @@ def speed_table(bench):
     base = variants[0]
     runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"), ("compiled_latency", "PyTorch compiled"),
                                             ("onnx_latency", "ONNX Runtime")) if f"{p}_ms" in base]
-    lines = ["| model | non-zero params | FLOPs executed (G) | theoretical speedup | "
+    lines = ["| model | effective params | FLOPs executed (G) | theoretical speedup | "
              + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |", "|" + "---|" * (4 + len(runtimes))]
     for v in variants:
-        cells = [name(v), f"{v['params_nonzero'] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
+        cells = [name(v), f"{v.get('params_effective', v['params_nonzero']) / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
         cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])
 
 
+def headline(results):
+    """The README's first table: every model's mean test MAE over the seeds, its change against the
+    baseline (crossed bootstrap) with its verdict, and its size counted one way for every method; then
+    how many kept models are the one right after pruning, and the test split the margin needs."""
+    table = claims.for_run(results)
+    versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
+    lines = ["| model | test MAE, mean over seeds | ΔMAE vs baseline [95% interval] | verdict | "
+             "effective params (M) | effective FLOPs (M) |", "|---|---|---|---|---|---|"]
+    for (method, ratio), rows in by_model(results).items():
+        claim = versus.get((method, ratio))
+        cells = [name(rows[0]), mean_std([r["test_mae"] for r in rows]),
+                 f"{claim.change:+.2f} [{claim.ci_low:+.2f}, {claim.ci_high:+.2f}]" if claim else "",
+                 claim.verdict if claim else "",
+                 f"{np.mean([r['params_effective'] for r in rows]) / 1e6:.2f}",
+                 f"{np.mean([r['effective_flops'] for r in rows]) / 1e6:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = sorted({r["seed"] for r in results["models"]})
+    return "\n".join(lines) + "\n\n" + " ".join(
+        [f"Seeds {', '.join(map(str, seeds))}; {results['splits']['test']} test videos.", kept_line(results),
+         needed_line(table, results)]) + "\n"
+
+
+def kept_line(results):
+    """Fine-tuning keeps its best epoch by validation, the model right after pruning competing (main.py):
+    how often that model won, so "fine-tuned" is not read where it was not."""
+    pruned = [r for r in results["models"] if "val_mae_after_pruning" in r.get("history", {})]
+    kept = [r for r in pruned if r["history"].get("best_epoch") == 0]
+    return (f"{len(kept)} of the {len(pruned)} one-shot pruned models kept are the model right after pruning "
+            f"and recalibration (no fine-tuning epoch beat it on validation)"
+            + (f": {', '.join(sorted({name(r) for r in kept}))}." if kept else "."))
+
+
+def needed_line(table, results):
+    needed = claims.videos_needed(table)
+    if needed is None:
+        return ""
+    margins = table.margin.dropna()
+    return (f"The non-inferiority margin ({margins.min():.2f}–{margins.max():.2f} EF points, "
+            f"NONINFERIORITY_FRACTION of the baseline's MAE) needs about {needed:,} test videos to be shown, "
+            f"with {claims.POWER:.0%} power, for a model that loses nothing (the median comparison, before "
+            f"Holm's adjustment); this run has {results['splits']['test']}.")
+
+
+def comparisons(results):
+    """The comparisons at the same ratio, with the sizes of both sides."""
+    table = claims.for_run(results)
+    return claims.claims_table(table[table.kind == "same ratio"])
+
+
+def run_time(results):
+    """How long the run took, phase by phase, as it measured itself, and on what."""
+    env, phases = results["environment"], results["phases"]
+    parts = ", ".join(f"{phase.replace('_', ' ')} {seconds:.0f} s" for phase, seconds in phases.items())
+    return (f"The quick run took {sum(phases.values()) / 60:.1f} min on {env.get('device_name') or env['device']} "
+            f"({env['cpu_count']} cores), data generation included ({parts}; `results.json`'s `phases`).\n")
+
+
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
-          "schedules": schedules, "speed": speed_table}
+          "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
+          "run_time": run_time}
 
 
 def stamp(results, path):
@@ -234,28 +322,37 @@ def render(text, root=ROOT):
     return BLOCK.sub(block, text)
 
 
+def documents(root=ROOT):
+    """README.md and every guide in docs/: the documents a reader meets."""
+    guides = sorted(glob.glob(os.path.join(root, "docs", "*.md")))
+    return [os.path.join(root, "README.md"), *guides]
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--check", action="store_true", help="only check that README.md is current (exit 1 if not)")
+    p.add_argument("--check", action="store_true", help="only check that every document is current (exit 1 if not)")
     args = p.parse_args(argv)
-    path = os.path.join(ROOT, "README.md")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        new = render(text)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check the result "
-              f"file it names", file=sys.stderr)
-        return 2
+    stale = []
+    for path in documents():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            new = render(text)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check the "
+                  f"result file it names", file=sys.stderr)
+            return 2
+        name = os.path.relpath(path, ROOT)
+        if args.check:
+            stale += [f"{name}: {m[2]}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new)) if m[0] != n[0]]
+        elif new != text:
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.write(new)
+            os.replace(path + ".tmp", path)
+            print(f"{name}: {len(BLOCK.findall(text))} generated block(s) written")
     if args.check:
-        stale = [m[2] for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new)) if m[0] != n[0]]
-        print(f"README.md: {'stale: ' + ', '.join(stale) if stale else 'every generated table is current'}")
-        return 1 if stale else 0
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(new)
-    os.replace(path + ".tmp", path)
-    print(f"README.md: {len(BLOCK.findall(text))} generated table(s) written")
-    return 0
+        print("stale: " + ", ".join(stale) if stale else "every generated block is current")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

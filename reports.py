@@ -20,7 +20,7 @@ def write_atomic(path, text):
 
 TIMED = [f"{p}{s}" for p in speed.RUNTIMES for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]
 AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
-              "params_nonzero", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", *TIMED,
+              "params_effective", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", *TIMED,
               "size_mb", "gzip_size_mb", "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
               "int8_test_r2", "int8_mae_change", "int8_mae_change_ci_low", "int8_mae_change_ci_high",
               "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
@@ -84,8 +84,7 @@ def summary_markdown(results, figures=()):
              "\"vs control\": the verdict of the rule below against the baseline and against the dense control "
              "(the baseline fine-tuned exactly as the pruned models are). \"MAE after pruning\": test MAE right "
              "after pruning, BatchNorm recalibrated, before fine-tuning.\n"]
-    table = claims.claims(models, results["config"].get("BOOTSTRAP_SAMPLES", 2000),
-                          results["config"].get("ALPHA"), results["config"].get("NONINFERIORITY_MARGIN"))
+    table = claims.for_run(results, models)
     models = with_verdicts(speed.with_cells(with_interval_cells(models, seeds=models.seed.nunique())), table)
     tables = [
         ("Table 1. Baseline and dense control", ["baseline", "dense_control"],
@@ -94,14 +93,15 @@ def summary_markdown(results, figures=()):
         ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
          {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
           "test_mae_before_fine_tune": "MAE after pruning", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
-          "verdict_baseline": "vs baseline", "verdict_control": "vs control", "params_nonzero": "Params (non-zero)",
+          "verdict_baseline": "vs baseline", "verdict_control": "vs control", "params_effective": "Params (effective)",
           "effective_flops": "Effective FLOPs", "compression_ratio": "Compression", "latency_cell": "Latency (ms)",
           "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "gzip_size_mb": "gzip (MB)"}),
-        ("Table 3. Structured pruning (L2 channels): masked vs physically removed",
-         ["structured", "structured_physical", "structured_random"],
+        ("Table 3. Structured pruning: per-layer L2 channels (masks); coupled channels masked and removed "
+         "(the same channels); their controls", ["structured", "structured_random", "structured_coupled_masked",
+                                                   "structured_physical", "structured_physical_random", "scratch"],
          {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae_before_fine_tune": "MAE after pruning",
           "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "verdict_baseline": "vs baseline",
-          "verdict_control": "vs control", "params_nonzero": "Params (non-zero)", "compression_ratio": "Compression",
+          "verdict_control": "vs control", "params_effective": "Params (effective)", "compression_ratio": "Compression",
           "flops": "FLOPs", "effective_flops": "Effective FLOPs", "theoretical_speedup": "Theor. speedup", "latency_cell": "Latency (ms)",
           "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "size_mb": "Size (MB)"}),
     ]
@@ -247,10 +247,14 @@ def method_paragraphs(models, mean_mae):
              if known(models, "latency_ms") else "latency not timed yet")
     paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
                   f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {timing}."]
-    names = {"unstructured": "Unstructured (global L1, masks)", "structured": "Structured (L2 channels, masks)",
-             "structured_physical": "Structured (L2 channels, removed with Torch-Pruning)",
-             "unstructured_random": "Control: unstructured, random weights", "structured_random":
-             "Control: structured, random channels"}
+    names = {"unstructured": "Unstructured (global L1, masks)",
+             "structured": "Per-layer L2 channels (each conv's own norms, masks)",
+             "structured_coupled_masked": "Coupled channels, masked (Torch-Pruning's choice, masks)",
+             "structured_physical": "Coupled channels, removed (Torch-Pruning)",
+             "unstructured_random": "Control: unstructured, random weights",
+             "structured_random": "Control: per-layer channels, random",
+             "structured_physical_random": "Control: coupled channels, random, removed",
+             "scratch": "Control: structured_physical's architecture trained from scratch"}
     for method, name in names.items():
         rows = models[models.method == method]
         if rows.empty:
@@ -259,13 +263,13 @@ def method_paragraphs(models, mean_mae):
         text = (f"**{name}.** At ratio{'s' if len(rows) > 1 else ''} {span(rows.ratio, 'g')}, test MAE "
                 f"{span(rows.test_mae, '.2f')} ({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); "
                 f"{worse} of {len(rows)} no better than the mean predictor. ")
-        if method != "structured_physical":
+        if method not in ("structured_physical", "structured_physical_random", "scratch"):
             held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
             text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
                      f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
         measured = (f"measured latency speedup {speedup_words(rows, verdicts, 'latency')} against a theoretical "
                     if known(rows, "latency_speedup") else "theoretical speedup ")
-        text += (f"Non-zero parameters {span(rows.params_nonzero / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
+        text += (f"Effective parameters {span(rows.params_effective / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
                  f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
                  f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; {measured}"
                  f"{span(rows.theoretical_speedup, '.2f')}×; "

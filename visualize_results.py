@@ -17,20 +17,24 @@ import torch  # noqa: E402
 
 import config  # noqa: E402
 import edge as edge_front  # noqa: E402
+import methods  # noqa: E402
 import equal_size  # noqa: E402
 import metrics  # noqa: E402
 from speed import pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
 
-STYLE = {  # method: (label, colour, marker, line style)
-    "baseline": ("baseline", "black", "*", "none"),
-    "dense_control": ("dense control (baseline fine-tuned)", "gray", "D", "none"),
-    "unstructured": ("unstructured (masks)", "#1b6ca8", "o", "-"),
-    "structured": ("structured (masks)", "#d1495b", "s", "--"),
-    "structured_physical": ("structured (removed)", "#2e8540", "^", ":"),
-    "unstructured_random": ("unstructured, random (control)", "#7fa7c9", "x", "-."),
-    "structured_random": ("structured, random (control)", "#e89aa5", "+", "-."),
-}
+STYLE = {method: (methods.LABELS[method], colour, marker, line) for method, colour, marker, line in [
+    ("baseline", "black", "*", "none"),
+    ("dense_control", "gray", "D", "none"),
+    ("unstructured", "#1b6ca8", "o", "-"),
+    ("structured", "#d1495b", "s", "--"),
+    ("structured_coupled_masked", "#8e6bbf", "v", "--"),
+    ("structured_physical", "#2e8540", "^", ":"),
+    ("unstructured_random", "#7fa7c9", "x", "-."),
+    ("structured_random", "#e89aa5", "+", "-."),
+    ("structured_physical_random", "#9cc9a4", "1", "-."),
+    ("scratch", "#c28f2c", "P", ":"),
+]}
 COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.dpi": 150,
                      "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
@@ -91,7 +95,7 @@ def mae_vs_compression(results, models, figures_dir):
     plot_methods(ax, models, "compression_ratio", "test_mae")
     ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
                label="mean predictor")
-    ax.set(xscale="log", xlabel="compression ratio (dense params / non-zero params)", ylabel="test MAE (EF %)")
+    ax.set(xscale="log", xlabel="compression ratio (dense params / effective params)", ylabel="test MAE (EF %)")
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 2, 4, 8, 16, 32, 64]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -132,9 +136,9 @@ def accuracy_and_speed(models):
 
 def size(results, models, figures_dir):
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
-    for ax, column, label in ((left, "params_nonzero", "non-zero parameters (M)"),
+    for ax, column, label in ((left, "params_effective", "effective parameters (M)"),
                               (right, "effective_flops", "FLOPs per video (G, non-zero weights)")):
-        scaled = models.assign(value=models[column] / (1e6 if column == "params_nonzero" else 1e9))
+        scaled = models.assign(value=models[column] / (1e6 if column == "params_effective" else 1e9))
         plot_methods(ax, from_baseline(scaled), "ratio", "value", with_baseline=False)
         ax.set(xlabel="pruning ratio (0 = baseline)", ylabel=label, ylim=(0, None))
     executed = models[models.method == "structured"]
@@ -294,7 +298,7 @@ def edge(results, models, figures_dir):
 
 
 def equal_size_figure(results, models, figures_dir):
-    """MAE against non-zero parameters and against effective FLOPs, one line per method from the dense
+    """MAE against effective parameters and against effective FLOPs, one line per method from the dense
     control (the anchor of equal_size's interpolation): methods compared at equal size, not ratio."""
     found = {size: equal_size.curves(models, size) for size in equal_size.SIZES}
     if not any(found.values()):
@@ -310,7 +314,7 @@ def equal_size_figure(results, models, figures_dir):
         ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)" if ax is axes[0] else "")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    axes[0].set_title("accuracy at equal non-zero parameters")
+    axes[0].set_title("accuracy at equal effective parameters")
     axes[1].set_title("accuracy at equal effective FLOPs")
     legend_below(fig, axes[0], ncol=3)
     return save(fig, figures_dir, "equal_size")

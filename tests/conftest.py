@@ -21,7 +21,8 @@ TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-e
         "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4", "--sensitivity-ratios", "0.5,0.9"]
 # For the runs that test something else than layer sensitivity, INT8 and figures (tiny_run tests those):
 # each costs seconds per model even at this size (a full-size ResNet-18 is quantized and drawn).
-LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false"]
+LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false", "--random-removal-control", "false",
+        "--scratch-control", "false"]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+import claims
 import config
 import latency
 import main
@@ -19,14 +20,16 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     out, result = tiny_run
     results = json.load(open(out / "results" / "results.json"))
     names = [r["name"] for r in results["models"]]
-    assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5", "structured_physical_0.5"]
+    assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5",
+                     "structured_physical_0.5", "structured_coupled_masked_0.5", "structured_physical_random_0.5",
+                     "scratch_0.5"]
     assert results["splits"] == {"train": 8, "val": 4, "test": 4}
     assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]
     assert results["pretrained"] == {"used": False, "reason": "PRETRAINED is off"}
     assert results["mean_predictor"]["test_mae"] > 0
     csv = pd.read_csv(out / "results" / "results.csv")
     assert csv.name.tolist() == names
-    for column in ("test_mae", "test_rmse", "test_r2", "sparsity", "sparsity_before_fine_tune", "params_nonzero",
+    for column in ("test_mae", "test_rmse", "test_r2", "sparsity", "sparsity_before_fine_tune", "params_effective",
                    "flops", "latency_ms", "latency_p90_ms", "size_mb", "mae_increase_pct", "checkpoint"):
         assert csv[column].notna().all(), column
     summary = open(out / "results" / "summary.md").read()
@@ -35,6 +38,24 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     assert "\r" not in result.stdout + result.stderr  # no progress bars when the output is not a terminal
     assert "baseline epoch 1/1: train MSE" in result.stdout  # one line per epoch instead
     assert results["environment"]["cpu_malloc_thresholds_fixed"] is (platform.libc_ver()[0] == "glibc")
+
+
+def test_masking_and_removal_start_from_one_network_and_every_removal_has_its_controls(tiny_run):
+    """Right after pruning the masked twin is the removed model written another way; the small network
+    from scratch and random removal stand beside it, each in the claims."""
+    out, _ = tiny_run
+    records = {r["name"]: r for r in json.load(open(out / "results" / "results.json"))["models"]}
+    removed, twin = records["structured_physical_0.5"], records["structured_coupled_masked_0.5"]
+    assert twin["test_mae_before_fine_tune"] == pytest.approx(removed["test_mae_before_fine_tune"], abs=0.02)
+    assert twin["params_effective"] == pytest.approx(removed["params_effective"], rel=0.02)
+    assert twin["params_nonzero"] > removed["params_nonzero"]  # the old count: dead inputs' weights kept
+    assert twin["channels"] == removed["channels"] == records["scratch_0.5"]["channels"]
+    assert records["structured_physical_random_0.5"]["channels"] == removed["channels"]
+    assert len(records["scratch_0.5"]["history"]["val_mae"]) == 2  # the baseline's epoch and the fine-tuning's
+    table = claims.for_run(json.load(open(out / "results" / "results.json")))
+    compared = set(zip(table[table.kind == "same ratio"].method, table[table.kind == "same ratio"].reference))
+    assert {("structured_physical", "structured_coupled_masked"), ("structured_physical", "scratch"),
+            ("structured_physical", "structured_physical_random")} <= compared
 
 
 def test_saved_checkpoints_reload_and_keep_their_sparsity(tiny_run):

@@ -2,16 +2,21 @@
 import json
 import os
 
+import numpy as np
+
 import latency
 import readme_tables
 from conftest import ROOT
 
 
 def test_the_readme_tables_are_written_from_the_committed_results():
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    blocks = readme_tables.BLOCK.findall(text)
-    assert {b[1] for b in blocks} >= {"quick_run", "int8", "phases", "claims", "seeds", "schedules", "speed"}
-    assert readme_tables.render(text) == text, "README.md is stale: run python readme_tables.py"
+    """README.md and the guides in docs/ are exactly what readme_tables.py writes from docs/*.json."""
+    names = set()
+    for path in readme_tables.documents():
+        text = open(path, encoding="utf-8").read()
+        names |= {b[1] for b in readme_tables.BLOCK.findall(text)}
+        assert readme_tables.render(text) == text, f"{path} is stale: run python readme_tables.py"
+    assert names == set(readme_tables.TABLES)  # every table is shown somewhere, none is left unwritten
 
 
 def test_a_generated_table_follows_its_result_file(tmp_path):
@@ -25,22 +30,37 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
     assert f"commit {results['environment']['git_commit']}" in new
 
 
-def test_the_schedules_table_pairs_two_runs_by_seed_and_video_and_words_the_change_by_the_rule(tmp_path):
-    """Gradual's unstructured 0.5 twice as wrong on every video: "worse"; every other model the same
-    on every video: a change of 0 whose upper bound is below the margin, "no loss"."""
+def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_path):
+    """The dense control loses about 0.33 on every video under the gradual schedule, pruning nothing:
+    its row is shown, and each method's verdict is on its change net of the control's (per seed and
+    video). Unstructured 0.8 loses the same 0.33: detected, but no loss net of the schedule; unstructured
+    0.5 twice as wrong on every video: worse; the models unchanged come out better, net."""
     oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
     gradual = json.loads(json.dumps(oneshot))
-    worse = next(r for r in gradual["models"] if r["method"] == "unstructured" and r["ratio"] == 0.5)
-    worse["test_errors"] = [2 * e for e in worse["test_errors"]]
+    rng = np.random.default_rng(0)
+    found = {(r["method"], r["ratio"]): r for r in gradual["models"]}
+    for key in (("dense_control", 0.0), ("unstructured", 0.8)):  # |error| up by 0.33 +- 0.05 on each video
+        errors = np.abs(found[key]["test_errors"])
+        found[key]["test_errors"] = (errors + 0.33 + 0.05 * rng.standard_normal(len(errors))).tolist()
+    found[("unstructured", 0.5)]["test_errors"] = [2 * e for e in found[("unstructured", 0.5)]["test_errors"]]
     for run, file in ((oneshot, "a.json"), (gradual, "b.json")):
         (tmp_path / file).write_text(json.dumps(run))
     text = "<!-- generated: schedules from a.json,b.json -->\n<!-- end generated -->\n"
     lines = readme_tables.render(text, root=str(tmp_path)).splitlines()
-    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
-    assert rows["unstructured 0.5"].endswith("| worse |")
-    pruned = [label for label in rows if label not in ("model", "unstructured 0.5") and not label.startswith("---")]
-    assert pruned and all(rows[label].endswith("+0.00 [+0.00, +0.00] | no loss |") for label in pruned)
-    assert "baseline" not in rows and "dense control" not in rows
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines if line.startswith("| ")}
+    base = next(r for r in oneshot["models"] if r["method"] == "baseline")
+    margin = f"{0.1 * np.abs(base['test_errors']).mean():.2f}"
+    assert rows["dense control"][5].startswith("+0.33 [+0.3") and rows["dense control"][6] == ""
+    assert rows["dense control"][7] == f"non-inferior within {margin} |"  # the schedule's own, detected loss
+    assert rows["unstructured 0.8"][5].startswith("+0.33 [+0.3")
+    assert abs(float(rows["unstructured 0.8"][6].split()[0])) < 0.05  # net of the control: about 0
+    assert rows["unstructured 0.8"][7] == "no loss |"
+    assert rows["unstructured 0.5"][7] == "worse |"
+    unchanged = [label for label in rows if label not in ("model", "dense control", "unstructured 0.5",
+                                                          "unstructured 0.8") and not label.startswith("---")]
+    assert unchanged and all(rows[label][5] == "+0.00 [+0.00, +0.00]" and rows[label][7] == "better |"
+                             for label in unchanged)
+    assert "baseline" not in rows and f"Margin M: {margin} EF points" in "\n".join(lines)
     assert sum("from `a.json`" in line or "from `b.json`" in line for line in lines) == 2
 
 
