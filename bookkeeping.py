@@ -90,6 +90,19 @@ def start_or_continue(cfg, previous, identity, skipped, log):
     return previous
 
 
+def with_earlier(results, earlier):
+    """results as results.json is to hold them now: this run's records and sensitivity rows, then every
+    earlier record (and seed's rows) not yet replaced by a newer one of the same model and seed. A
+    continued run rewrites results.json after each model it reuses; a stop then must lose none of the
+    others, or the next start would train them again and re-time every model."""
+    mine = {(r["name"], r["seed"]) for r in results["models"]}
+    seeds = {r["seed"] for r in results.get("sensitivity", [])}
+    return {**results,
+            "models": results["models"] + [r for r in earlier.get("models", []) if (r["name"], r["seed"]) not in mine],
+            "sensitivity": results.get("sensitivity", []) + [r for r in earlier.get("sensitivity", [])
+                                                             if r["seed"] not in seeds]}
+
+
 def training_state_path(folder, name):
     return os.path.join(folder, f"{name}.training.pt")
 

@@ -302,8 +302,8 @@ def run(cfg, device, steady_allocator):
     def finished(record, folder, phase):
         results["models"].append(bookkeeping.relative_paths(record, cfg.RESULTS_DIR))
         clock.lap(phase)
-        if train.is_main():
-            reports.write_results(results, cfg.RESULTS_DIR)
+        if train.is_main():  # earlier records not reused yet stay in results.json
+            reports.write_results(bookkeeping.with_earlier(results, earlier), cfg.RESULTS_DIR)
             bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
             if "seconds_training" in record:
                 log(measurement.time_line(record))
@@ -328,7 +328,7 @@ def run(cfg, device, steady_allocator):
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
             clock.lap("sensitivity")
             if train.is_main():
-                reports.write_results(results, cfg.RESULTS_DIR)
+                reports.write_results(bookkeeping.with_earlier(results, earlier), cfg.RESULTS_DIR)
 
         control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):

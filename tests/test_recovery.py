@@ -267,3 +267,40 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, 
     main.main(args(sample_root))
     assert f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over" in capsys.readouterr().out
     assert not (out / "results" / locks.LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("writes", [1, 2])
+def test_a_continued_run_stopped_while_it_reuses_its_models_loses_no_record(writes, sample_root, finished_run,
+                                                                            tmp_path, monkeypatch, capsys):
+    """Started again on a finished run, stopped after its 1st or 2nd rewrite of results.json (while it
+    reuses): every record is still there, and the next start trains nothing and times nothing again."""
+    out = copy_of(finished_run, tmp_path)
+    before = records(out)
+    monkeypatch.chdir(out)
+    real, count = reports.write_results, []
+
+    def write_then_stop(*a, **k):
+        real(*a, **k)
+        count.append(1)
+        if len(count) == writes:
+            raise Killed
+    monkeypatch.setattr(reports, "write_results", write_then_stop)
+    with pytest.raises(Killed):
+        main.main(args(sample_root))
+    assert records(out) == before
+    monkeypatch.setattr(reports, "write_results", real)
+    capsys.readouterr()
+    main.main(args(sample_root))
+    log = capsys.readouterr().out
+    assert "epoch 1/1" not in log and "latency:" not in log and "3 finished model(s) are reused" in log
+    assert records(out) == before
+
+
+def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
+    earlier = {"models": [{"name": "baseline", "seed": 1, "v": 0}, {"name": "x", "seed": 1, "v": 0}],
+               "sensitivity": [{"seed": 1, "v": 0}, {"seed": 2, "v": 0}]}
+    now = {"models": [{"name": "baseline", "seed": 1, "v": 1}], "sensitivity": [{"seed": 1, "v": 1}]}
+    merged = bookkeeping.with_earlier(now, earlier)
+    assert merged["models"] == [{"name": "baseline", "seed": 1, "v": 1}, {"name": "x", "seed": 1, "v": 0}]
+    assert merged["sensitivity"] == [{"seed": 1, "v": 1}, {"seed": 2, "v": 0}]
+    assert now["models"] == [{"name": "baseline", "seed": 1, "v": 1}]  # this run's own list is left as it is
