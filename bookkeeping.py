@@ -83,9 +83,18 @@ def start_or_continue(cfg, previous, identity, skipped, log):
         what = ("FileList.csv" if old["data"].get("filelist") != identity["data"]["filelist"]
                 else f"the videos in {os.path.join(cfg.DATA_ROOT, 'Videos')} (replaced, added or removed)")
         raise DataError(f"{path} holds results of other data: {what} changed since it was written. {redo}")
+    before, now = old.get("processes", 1), identity.get("processes", 1)
+    if before != now:
+        raise config.ConfigError(
+            f"{path} holds results of {before} process(es) (an effective batch of {before} x {cfg.BATCH_SIZE} "
+            f"videos); this run has {now} ({now} x {cfg.BATCH_SIZE}), which changes the numbers. Continue it with "
+            f"{'python main.py' if before == 1 else f'torchrun --nproc_per_node {before} main.py'} and the same "
+            f"options, or run with --fresh to archive it and start again, or choose another --results-dir.")
     if old.get("id") != identity["id"]:
         raise config.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
-                                 f"{identity['id']}). {redo}")
+                                 f"{identity['id']}: the options, the data and the processes are the same, so it "
+                                 f"was written by an earlier version of ef-prune, which identified runs otherwise). "
+                                 f"{redo}")
     log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
     return previous
 

@@ -135,9 +135,10 @@ DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # A run started again with the same configuration continues: finished models are reused and a
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
 FRESH = False
-# Constants that do not change any number: a run may continue with them changed.
-NOT_RESULTS = ["RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR", "CACHE_FRAMES",
-               "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
+# Constants that do not change any number: a run may continue with them changed. The data's folder is
+# one: the data is identified by its fingerprint (run_identity.py), however its path is spelled.
+NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR",
+               "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes. Chosen on
 # the validation split (README, "A fair comparison"): 16 frames of 32x32 beat 8 frames of 64x64 at

@@ -1,5 +1,5 @@
 """Which run a file belongs to. A run's identity covers what changes its numbers: the configuration
-(all but config.NOT_RESULTS) and the data (FileList.csv's bytes, and each listed video's name, size
+(all but config.NOT_RESULTS: folders, the data's included), the number of processes and the data (FileList.csv's bytes, and each listed video's name, size
 and content, skipped ones included). results.json, every checkpoint, every training state (an
 .identity file beside it) and the checkpoint folder (owner.json) carry it; one that differs is refused
 with the file named and what to do, never continued or reused."""
@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+import torch.distributed as dist
 
 import config
 import folders
@@ -46,8 +47,11 @@ def data_fingerprint(root, names):
 
 
 def run_identity(cfg, fingerprint):
-    """The run's identity: the result-changing configuration and the data, one id for files to carry."""
-    ident = {"config": config_hash(cfg), "data": fingerprint}
+    """The run's identity: the result-changing configuration, the data and the number of processes
+    (torchrun's: every training step takes processes x BATCH_SIZE videos, so it changes the numbers),
+    one id for files to carry."""
+    ident = {"config": config_hash(cfg), "data": fingerprint,
+             "processes": dist.get_world_size() if dist.is_initialized() else 1}
     ident["id"] = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return ident
 
