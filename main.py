@@ -14,6 +14,9 @@ import sys
 import time
 from types import SimpleNamespace
 
+import config_types  # first: a syntax error or an unknown name in config.py is one message (exit 2)
+config_types.import_config()
+
 import numpy as np
 import torch
 import torch.distributed as dist
