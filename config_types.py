@@ -12,17 +12,17 @@ import traceback
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 KINDS = {  # what a constant takes: its names
-    "True or False": "CACHE_FRAMES SKIP_BAD_VIDEOS PRETRAINED AMP CUDNN_BENCHMARK PHYSICAL_STRUCTURED_PRUNING "
-                     "REMOVE_MASKS_BEFORE_FINE_TUNE RANDOM_PRUNING_CONTROL SENSITIVITY CHANNELS_LAST "
-                     "LATENCY_COMPILE INT8_REDUCE_RANGE DRAW_FIGURES FRESH",
+    "True or False": "CACHE_FRAMES SKIP_BAD_VIDEOS PRETRAINED AMP CUDNN_BENCHMARK "
+                     "PHYSICAL_STRUCTURED_PRUNING REMOVE_MASKS_BEFORE_FINE_TUNE RANDOM_PRUNING_CONTROL "
+                     "SENSITIVITY CHANNELS_LAST LATENCY_COMPILE INT8_REDUCE_RANGE DRAW_FIGURES FRESH",
     "True, False or None": "ONNX_EXPORT INT8",
     "a whole number": "NUM_FRAMES IMAGE_SIZE NUM_TRAIN_VIDEOS NUM_VAL_VIDEOS NUM_TEST_VIDEOS BATCH_SIZE "
-                      "NUM_EPOCHS SEED PRUNING_STEPS PHYSICAL_ROUND_TO FINE_TUNE_EPOCHS BN_RECALIBRATION_BATCHES "
-                      "BOOTSTRAP_SAMPLES LATENCY_WARMUP_RUNS LATENCY_TIMED_RUNS LATENCY_ROUNDS "
-                      "INT8_CALIBRATION_VIDEOS",
+                      "NUM_EPOCHS SEED PRUNING_STEPS PHYSICAL_ROUND_TO FINE_TUNE_EPOCHS "
+                      "BN_RECALIBRATION_BATCHES BOOTSTRAP_SAMPLES LATENCY_WARMUP_RUNS LATENCY_TIMED_RUNS "
+                      "LATENCY_ROUNDS INT8_CALIBRATION_VIDEOS",
     "a number": "LEARNING_RATE PRUNING_RAMP_END FINE_TUNE_LEARNING_RATE ALPHA NONINFERIORITY_MARGIN",
-    "text in quotes": "SAMPLE_DATA_ROOT DATA_ROOT CACHE_DIR LR_SCHEDULE DEVICE PRUNING_SCOPE PRUNING_SCHEDULE "
-                      "INT8_CALIBRATION_METHOD RESULTS_DIR FIGURES_DIR",
+    "text in quotes": "SAMPLE_DATA_ROOT DATA_ROOT CACHE_DIR LR_SCHEDULE DEVICE PRUNING_SCOPE "
+                      "PRUNING_SCHEDULE INT8_CALIBRATION_METHOD RESULTS_DIR FIGURES_DIR",
     "text in quotes or None": "PRETRAINED_PATH CHECKPOINT_DIR",
     '"auto" or a number': "CLIPS_ON_DEVICE",
     "a list of whole numbers": "SEEDS",
@@ -83,7 +83,8 @@ def problems(values, path=PATH):
             found.append(f"{line}: {name} is not a constant of the experiment" +
                          (f"; did you mean {close[0]} (missing from {name_of})?" if close else "; remove it"))
         elif not fits(KIND[name], value):
-            found.append(f"{line}: {name} = {value!r}; {name} takes {KIND[name]}{advice(name, KIND[name], value)}")
+            kind = KIND[name]
+            found.append(f"{line}: {name} = {value!r}; {name} takes {kind}{advice(name, kind, value)}")
         elif KIND[name] in ("a number", "a list of numbers"):
             values[name] = [float(v) for v in value] if isinstance(value, list) else float(value)
     found += [f"{name_of}: {name} is missing (renamed or deleted?); put it back, {KIND[name]}"
@@ -104,6 +105,6 @@ def import_config():
             line = frames[-1].lineno if frames else "?"
             what = f"{type(e).__name__}: {e}"
             what += f" ({frames[-1].line})" if frames else ""
-        print(f"error: config.py line {line}: {what}. Fix that line: NAME = value, text in quotes, True, False "
-              f"and None capitalised, lists in brackets (e.g. SEEDS = [42]).", file=sys.stderr)
+        print(f"error: config.py line {line}: {what}. Fix that line: NAME = value, text in quotes, True, "
+              f"False and None capitalised, lists in brackets (e.g. SEEDS = [42]).", file=sys.stderr)
         sys.exit(2)
