@@ -304,3 +304,51 @@ def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
     assert merged["models"] == [{"name": "baseline", "seed": 1, "v": 1}, {"name": "x", "seed": 1, "v": 0}]
     assert merged["sensitivity"] == [{"seed": 1, "v": 1}, {"seed": 2, "v": 0}]
     assert now["models"] == [{"name": "baseline", "seed": 1, "v": 1}]  # this run's own list is left as it is
+
+
+RACER = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+import locks
+alive = locks.process_alive
+locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # a slow check: the others read the lock meanwhile
+while not os.path.exists({go!r}):
+    time.sleep(0.001)
+try:
+    locks.lock({folder!r}, print)
+except locks.FolderInUse as e:
+    print("refused:", e)
+    sys.exit(3)
+print("held")
+time.sleep(1.0)  # holding it while the others try
+"""
+
+
+def test_a_stale_lock_is_taken_over_by_exactly_one_of_several_starts(tmp_path):
+    """A dead process's lock and four starts released together, four times: one takes it over, the
+    others are refused (exit 3), none removes the winner's lock, and nothing else goes wrong."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for trial in range(4):
+        folder, go = tmp_path / f"results{trial}", tmp_path / f"go{trial}"
+        folder.mkdir()
+        (folder / locks.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                                          "started": "2026-01-01 00:00:00"}))
+        code = RACER.format(root=ROOT, go=str(go), folder=str(folder))
+        racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True) for _ in range(4)]
+        time.sleep(0.3)
+        go.write_text("")
+        done = [(p.wait(timeout=60), *p.communicate()) for p in racers]
+        assert sorted(code for code, _, _ in done) == [0, 3, 3, 3], done
+        assert all("Traceback" not in err and "in use by another run" in out for code, out, err in done if code == 3)
+        winner = next(p for p, (code, _, _) in zip(racers, done) if code == 0)
+        assert json.loads((folder / locks.LOCK_FILE).read_text())["pid"] == winner.pid
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"pid": "abc", "host": "x"}', "garbled"])
+def test_a_lock_that_is_not_a_lock_is_one_message(text, tmp_path):
+    (tmp_path / locks.LOCK_FILE).write_text(text)
+    with pytest.raises(locks.FolderInUse, match="delete .*run.lock"):
+        locks.lock(str(tmp_path), print)
+    assert (tmp_path / locks.LOCK_FILE).read_text() == text
