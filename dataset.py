@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 import batches
+import folders
 import train
 from create_sample_data import create_sample_data, sample_matches, sample_record
 
@@ -176,9 +177,7 @@ class EchoNetVideoDataset:
             print(f"cache file {cached} {problem}: rebuilding it from {self.video_path(name)}", flush=True)
         clip = load_clip(self.video_path(name), self.num_frames, self.image_size)
         os.makedirs(self.cache_dir, exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp.npy"
-        np.save(tmp, clip)
-        os.replace(tmp, cached)
+        folders.write_atomic(cached, lambda tmp: np.save(tmp, clip), tmp=f"{cached}.{os.getpid()}.tmp.npy")
         return clip
 
     def __getitem__(self, index):

@@ -370,7 +370,7 @@ def run(cfg, device, steady_allocator):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, DataError, quantize.QuantizationError) as e:
+    except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except locks.FolderInUse as e:

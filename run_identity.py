@@ -81,11 +81,12 @@ def claim_checkpoints(cfg, identity, log):
     return held
 
 
-def write_json(path, value):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
+def write_json(path, value, text=None):
+    """value as JSON (or `text` as it is), written atomically; a full disk is folders.WriteFailed."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(json.dumps(value, indent=2) if text is None else text)
+    folders.write_atomic(path, write, tmp=f"{path}.{os.getpid()}.tmp")
 
 
 def identity_path(state_path):
@@ -117,7 +118,4 @@ def check_training_state(path, identity, log):
                 f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: another "
                 f"configuration or other data). It is not continued. Run with --fresh to archive it, or choose "
                 f"another --results-dir (checkpoints live inside it unless --checkpoint-dir is given).")
-    tmp = f"{stamp_path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(identity["id"])
-    os.replace(tmp, stamp_path)
+    write_json(stamp_path, None, text=identity["id"])

@@ -104,3 +104,53 @@ def test_summary_names_skipped_videos():  # and leaves out ONNX Runtime when it 
     lines = reports.skipped_line([{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}])
     assert len(lines) == 1 and "Skipped videos (1, unreadable" in lines[0] and "0XBAD (test)" in lines[0]
     assert reports.skipped_line([]) == []
+
+
+# --- issue 26: a full disk is one line ------------------------------------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+
+import torch  # noqa: E402
+
+import folders  # noqa: E402
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64")])
+def test_a_write_that_fails_removes_its_temporary_file_and_names_the_file(failure, tmp_path):
+    path = str(tmp_path / "baseline.pt")
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise failure
+    with pytest.raises(folders.WriteFailed) as failed:
+        folders.write_atomic(path, write, failures=(OSError, RuntimeError))
+    message = str(failed.value)
+    assert message.startswith(f"cannot write {path} (") and f"{tmp_path} has " in message and "MB free" in message
+    assert "run the same command again to continue" in message and os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_run_continues(sample_root, tmp_path, run_here,
+                                                                        monkeypatch):
+    """torch.save raises RuntimeError on a full disk, leaving a half-written file: exit 2, the file and
+    the free space named, no temporary file left; once space is back the same command finishes."""
+    real = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        with open(f, "wb") as out:
+            out.write(b"PK\x03\x04 cut off")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+    monkeypatch.setattr(torch, "save", full_disk)
+    command = [*TINY, *LEAN, "--unstructured-pruning-ratios", "", "--structured-pruning-ratios", "",
+               "--data-root", sample_root, "--onnx-export", "false"]
+    result = run_here("main.py", *command, cwd=tmp_path)
+    state = os.path.join("results", "checkpoints", "seed42", "baseline.training.pt")
+    assert result.returncode == 2 and no_traceback(result)
+    assert result.stderr.startswith(f"error: cannot write {state} (torch.save failed: [enforce fail")
+    assert "MB free. Free space there" in result.stderr and result.stderr.count("\n") == 1
+    assert not list(tmp_path.rglob("*.tmp*"))
+    monkeypatch.setattr(torch, "save", real)
+    again = run_here("main.py", *command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
