@@ -311,7 +311,7 @@ import os, sys, time
 sys.path.insert(0, {root!r})
 import locks
 alive = locks.process_alive
-locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # a slow check: the others read the lock meanwhile
+locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # slow: the others read the lock meanwhile
 while not os.path.exists({go!r}):
     time.sleep(0.001)
 try:
@@ -335,13 +335,14 @@ def test_a_stale_lock_is_taken_over_by_exactly_one_of_several_starts(tmp_path):
         (folder / locks.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
                                                           "started": "2026-01-01 00:00:00"}))
         code = RACER.format(root=ROOT, go=str(go), folder=str(folder))
-        racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True) for _ in range(4)]
+        racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
         time.sleep(0.3)
         go.write_text("")
         done = [(p.wait(timeout=60), *p.communicate()) for p in racers]
         assert sorted(code for code, _, _ in done) == [0, 3, 3, 3], done
-        assert all("Traceback" not in err and "in use by another run" in out for code, out, err in done if code == 3)
+        assert all("Traceback" not in err and "in use by another run" in out
+                   for code, out, err in done if code == 3)
         winner = next(p for p, (code, _, _) in zip(racers, done) if code == 0)
         assert json.loads((folder / locks.LOCK_FILE).read_text())["pid"] == winner.pid
 
@@ -352,3 +353,43 @@ def test_a_lock_that_is_not_a_lock_is_one_message(text, tmp_path):
     with pytest.raises(locks.FolderInUse, match="delete .*run.lock"):
         locks.lock(str(tmp_path), print)
     assert (tmp_path / locks.LOCK_FILE).read_text() == text
+
+
+def untimed_copy(finished_run, tmp_path):
+    """A copy of the finished run stopped before its latency phase: every record without latency."""
+    out = copy_of(finished_run, tmp_path)
+    results = json.loads((out / "results" / "results.json").read_text())
+    for record in results["models"]:
+        for key in [k for k in record if "latency" in k]:
+            del record[key]
+    (out / "results" / "results.json").write_text(json.dumps(results))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbled"])
+def test_an_onnx_export_missing_before_the_latency_phase_is_exported_again(damage, sample_root, finished_run,
+                                                                           tmp_path, run_here):
+    out = untimed_copy(finished_run, tmp_path)
+    onnx = out / "results" / "checkpoints" / "seed42" / "unstructured_0.5.onnx"
+    intact = records(finished_run)[2]["onnx_size_mb"]
+    onnx.unlink() if damage == "missing" else onnx.write_bytes(b"not an onnx model")
+    result = run_here("main.py", *args(sample_root), cwd=out)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert ("exporting unstructured_0.5 (seed 42) to ONNX again from "
+            "results/checkpoints/seed42/unstructured_0.5.pt") in result.stdout and "epoch 1/1" not in result.stdout
+    record = records(out)[2]
+    assert record["onnx_latency_rounds"] == 3 and record["onnx_size_mb"] == pytest.approx(intact, rel=1e-3)
+    assert rows(out) == rows(finished_run)
+
+
+def test_an_int8_export_missing_before_the_latency_phase_is_refused_with_the_remedy(tmp_path):
+    import config
+    import quantize
+    cfg = config.load(["--results-dir", str(tmp_path)])
+    record = {"name": "structured_0.5", "seed": 42, "checkpoint": "checkpoints/seed42/structured_0.5.pt"}
+    path = str(tmp_path / "checkpoints" / "seed42" / "structured_0.5.int8.onnx")
+    with pytest.raises(quantize.QuantizationError) as refused:
+        latency.session_or_export(record, "int8_latency", path, cfg, None, print)
+    message = str(refused.value)
+    assert message.startswith(f"{path} is missing. It is the INT8 export of structured_0.5 (seed 42)")
+    assert f"Restore it from a backup, or move {tmp_path}/checkpoints/seed42/structured_0.5.pt aside" in message
