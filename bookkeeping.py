@@ -15,6 +15,7 @@ import run_identity
 from dataset import DataError
 from model import load_checkpoint
 
+RECORD_FIELDS = {"name", "method", "ratio", "seed", "test_mae", "test_errors"}  # every record has them
 PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")  # a record's files, stored relative to the results folder
 
 
@@ -47,6 +48,12 @@ def earlier_results(cfg):
         with open(path) as f:
             previous = json.load(f)
         previous["config"], previous["models"]  # noqa: B018 (both must be there)
+        if not isinstance(previous["models"], list):
+            raise TypeError(f"its models is a {type(previous['models']).__name__}, not a list of records")
+        for i, record in enumerate(previous["models"]):  # what continuing reads of every record
+            lacking = RECORD_FIELDS - set(record) if isinstance(record, dict) else RECORD_FIELDS
+            if lacking:
+                raise KeyError(f"models[{i}] lacks {', '.join(sorted(lacking))}")
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path} is damaged ({type(e).__name__}: {e}). It is left as it is. Move it away to "
                         f"continue without its records, or run with --fresh to archive this run and start again.") from None

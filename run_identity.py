@@ -67,8 +67,12 @@ def claim_checkpoints(cfg, identity, log):
             owner = json.load(f).get("identity")
     except FileNotFoundError:
         owner = None
-    except (OSError, ValueError, AttributeError):
-        owner = "unreadable"
+    except (OSError, ValueError, AttributeError) as e:
+        raise config.ConfigError(
+            f"{path} cannot be read ({type(e).__name__}: {e}); it says which run the checkpoint folder "
+            f"{cfg.CHECKPOINT_DIR} belongs to. If that folder holds this run's checkpoints (the same options and "
+            f"data), delete {path}: it is written again and every checkpoint is still checked on its own. "
+            f"Otherwise choose another --checkpoint-dir.") from None
     if owner is not None and owner != identity["id"]:
         raise config.ConfigError(
             f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {folders.OWNER_FILE}: identity "
