@@ -112,11 +112,11 @@ def with_earlier(results, earlier):
     continued run rewrites results.json after each model it reuses; a stop then must lose none of the
     others, or the next start would train them again and re-time every model."""
     mine = {(r["name"], r["seed"]) for r in results["models"]}
-    seeds = {r["seed"] for r in results.get("sensitivity", [])}
-    return {**results,
-            "models": results["models"] + [r for r in earlier.get("models", []) if (r["name"], r["seed"]) not in mine],
-            "sensitivity": results.get("sensitivity", []) + [r for r in earlier.get("sensitivity", [])
-                                                             if r["seed"] not in seeds]}
+    rows = results.get("sensitivity", [])
+    seeds = {r["seed"] for r in rows}
+    kept = [r for r in earlier.get("models", []) if (r["name"], r["seed"]) not in mine]
+    return {**results, "models": results["models"] + kept,
+            "sensitivity": rows + [r for r in earlier.get("sensitivity", []) if r["seed"] not in seeds]}
 
 
 def training_state_path(folder, name):
