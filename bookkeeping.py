@@ -15,6 +15,7 @@ import run_identity
 from dataset import DataError
 from model import load_checkpoint
 
+RECORD_FIELDS = {"name", "method", "ratio", "seed", "test_mae", "test_errors"}  # every record has them
 PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")  # a record's files, stored relative to the results folder
 
 
@@ -47,6 +48,12 @@ def earlier_results(cfg):
         with open(path) as f:
             previous = json.load(f)
         previous["config"], previous["models"]  # noqa: B018 (both must be there)
+        if not isinstance(previous["models"], list):
+            raise TypeError(f"its models is a {type(previous['models']).__name__}, not a list of records")
+        for i, record in enumerate(previous["models"]):  # what continuing reads of every record
+            lacking = RECORD_FIELDS - set(record) if isinstance(record, dict) else RECORD_FIELDS
+            if lacking:
+                raise KeyError(f"models[{i}] lacks {', '.join(sorted(lacking))}")
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path} is damaged ({type(e).__name__}: {e}). It is left as it is. Move it away to "
                         f"continue without its records, or run with --fresh to archive this run and start again.") from None
@@ -83,11 +90,33 @@ def start_or_continue(cfg, previous, identity, skipped, log):
         what = ("FileList.csv" if old["data"].get("filelist") != identity["data"]["filelist"]
                 else f"the videos in {os.path.join(cfg.DATA_ROOT, 'Videos')} (replaced, added or removed)")
         raise DataError(f"{path} holds results of other data: {what} changed since it was written. {redo}")
+    before, now = old.get("processes", 1), identity.get("processes", 1)
+    if before != now:
+        raise config.ConfigError(
+            f"{path} holds results of {before} process(es) (an effective batch of {before} x {cfg.BATCH_SIZE} "
+            f"videos); this run has {now} ({now} x {cfg.BATCH_SIZE}), which changes the numbers. Continue it with "
+            f"{'python main.py' if before == 1 else f'torchrun --nproc_per_node {before} main.py'} and the same "
+            f"options, or run with --fresh to archive it and start again, or choose another --results-dir.")
     if old.get("id") != identity["id"]:
         raise config.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
-                                 f"{identity['id']}). {redo}")
+                                 f"{identity['id']}: the options, the data and the processes are the same, so it "
+                                 f"was written by an earlier version of ef-prune, which identified runs otherwise). "
+                                 f"{redo}")
     log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
     return previous
+
+
+def with_earlier(results, earlier):
+    """results as results.json is to hold them now: this run's records and sensitivity rows, then every
+    earlier record (and seed's rows) not yet replaced by a newer one of the same model and seed. A
+    continued run rewrites results.json after each model it reuses; a stop then must lose none of the
+    others, or the next start would train them again and re-time every model."""
+    mine = {(r["name"], r["seed"]) for r in results["models"]}
+    rows = results.get("sensitivity", [])
+    seeds = {r["seed"] for r in rows}
+    kept = [r for r in earlier.get("models", []) if (r["name"], r["seed"]) not in mine]
+    return {**results, "models": results["models"] + kept,
+            "sensitivity": rows + [r for r in earlier.get("sensitivity", []) if r["seed"] not in seeds]}
 
 
 def training_state_path(folder, name):

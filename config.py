@@ -4,7 +4,8 @@ Every constant but the internal SAMPLE_DATA_ROOT, FRESH and NOT_RESULTS is a com
 every script, by its lower-case, dashed name (argparse; `python main.py --help` lists them by section,
 with this file's comments as help, their defaults and their --quick values):
     python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
-Lists are comma-separated; booleans take true/false; None is written `none`.
+Lists are comma-separated; booleans take true or false (in any case); None is written `none`.
+config.py's values are checked against the kinds in config_types.py before any option is read.
 `--quick` applies the QUICK preset (a laptop CPU run); explicit options win over it.
 `--fresh` archives earlier results and checkpoints and starts again.
 A script with options of its own adds them to `parser(__doc__)` and passes that to `load`.
@@ -16,6 +17,8 @@ import sys
 import textwrap
 import tokenize
 from types import SimpleNamespace
+
+import config_types
 
 # --- data -------------------------------------------------------------------
 SAMPLE_DATA_ROOT = "data/sample_echonet"  # built-in synthetic data, generated on first use
@@ -142,9 +145,10 @@ DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # A run started again with the same configuration continues: finished models are reused and a
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
 FRESH = False
-# Constants that do not change any number: a run may continue with them changed.
-NOT_RESULTS = ["RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR", "CACHE_FRAMES",
-               "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
+# Constants that do not change any number: a run may continue with them changed. The data's folder is
+# one: the data is identified by its fingerprint (run_identity.py), however its path is spelled.
+NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR",
+               "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes. Chosen on
 # the validation split (README, "A fair comparison"): 16 frames of 32x32 beat 8 frames of 64x64 at
@@ -175,6 +179,18 @@ class ConfigError(ValueError):
 def defaults():
     """Every upper-case constant of this module, by name."""
     return {k: v for k, v in vars(sys.modules[__name__]).items() if k.isupper() and k != "QUICK"}
+
+
+def check_file():
+    """config.py's values as edited, each of its kind (config_types.py), before any option is read: a
+    quoted boolean or number, a number where a list belongs, a renamed constant are one message."""
+    module = sys.modules[__name__]
+    values = {k: v for k, v in vars(module).items() if k.isupper()}
+    found = config_types.problems(values)
+    if found:
+        raise ConfigError("config.py was edited into values the experiment cannot take: " + "; ".join(found))
+    for name, value in values.items():  # a whole number given to a number: a float, as on the command line
+        setattr(module, name, value)
 
 
 def _dashed(name):
@@ -220,11 +236,9 @@ def _type(default):
 
     def scalar(t):
         t = t.strip()
-        if isinstance(like, bool):
-            if t.lower() in ("true", "1", "yes", "on"):
-                return True
-            if t.lower() in ("false", "0", "no", "off"):
-                return False
+        if isinstance(like, bool):  # true or false in any case, nothing else: "no" or "0" may be a typo
+            if t.lower() in ("true", "false"):
+                return t.lower() == "true"
             raise ValueError(t)
         if like is not None:
             return type(like)(t)
@@ -258,11 +272,12 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):  # a script's docstring 
 def parser(description=None):
     """An argparse parser with --quick, --fresh and every constant as --lower-dashed-name, grouped by this
     file's section headings. A script adds its own arguments to it and passes it to load()."""
+    check_file()
     p = argparse.ArgumentParser(description=description, formatter_class=_Formatter,
                                 usage="%(prog)s [-h] [--quick] [--fresh] [--option VALUE ...]",  # not every option
                                 allow_abbrev=False,  # --num-epoch must not quietly mean --num-epochs
-                                epilog="Lists are comma-separated; booleans take true/false (or yes/no, 1/0, on/off);\n"
-                                       "none is None. Explicit options win over --quick.")
+                                epilog="Lists are comma-separated; booleans take true or false (in any case); none is\n"
+                                       "None. Explicit options win over --quick.")
     p.add_argument("--quick", action="store_true",
                    help="the laptop-CPU preset: a smaller input, a shorter schedule (the --quick values below)")
     p.add_argument("--fresh", dest="FRESH", action="store_true", default=argparse.SUPPRESS,

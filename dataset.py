@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 import batches
+import folders
 import train
 from create_sample_data import create_sample_data, sample_matches, sample_record
 
@@ -24,6 +25,9 @@ class DataError(Exception):
 
 def read_filelist(root):
     """FileList.csv as a DataFrame with FileName (no .avi), EF and an upper-case Split if present."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"data folder {root!r} is a file, not a folder. Pass --data-root the EchoNet-Dynamic "
+                        f"folder (the one holding FileList.csv and Videos/).")
     if not os.path.isdir(root):
         raise DataError(f"data folder {root!r} does not exist. Download EchoNet-Dynamic and pass "
                         f"--data-root /path/to/EchoNet-Dynamic, or leave --data-root unset for the built-in sample data.")
@@ -88,6 +92,13 @@ def sample_indices(total, num_frames):
 
 def require_video(path):
     if not os.path.isfile(path):
+        folder, name = os.path.split(path)
+        entries = os.listdir(folder) if os.path.isdir(folder) else []
+        other = [f for f in entries if f.lower() == name.lower()]
+        if other:  # e.g. X.AVI: listed as X.AVI or X, looked for as X.avi (EchoNet-Dynamic's spelling)
+            raise DataError(f"video {path} does not exist, but {os.path.join(folder, other[0])} does: the "
+                            f"videos are read as <FileName>.avi, in lower case. Rename them (e.g. for f in "
+                            f"{folder}/*.AVI; do mv \"$f\" \"${{f%.AVI}}.avi\"; done).")
         raise DataError(f"video {path} does not exist; it is listed in FileList.csv. "
                         f"Restore it or remove its row.")
 
@@ -176,9 +187,7 @@ class EchoNetVideoDataset:
             print(f"cache file {cached} {problem}: rebuilding it from {self.video_path(name)}", flush=True)
         clip = load_clip(self.video_path(name), self.num_frames, self.image_size)
         os.makedirs(self.cache_dir, exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp.npy"
-        np.save(tmp, clip)
-        os.replace(tmp, cached)
+        folders.write_atomic(cached, lambda tmp: np.save(tmp, clip), tmp=f"{cached}.{os.getpid()}.tmp.npy")
         return clip
 
     def __getitem__(self, index):

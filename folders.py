@@ -1,5 +1,7 @@
 """The run's folders: every one writable before anything starts, what in them is the run's, archiving
 them for --fresh (never a folder holding what is not the run's), and setting a damaged file aside."""
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -13,6 +15,43 @@ OWNER_FILE = "owner.json"  # the identity of the run a checkpoint folder belongs
 RESULTS_FILES = {"results.json", "results.csv", "results_by_ratio.csv", "sensitivity.csv", "summary.md",
                  locks.LOCK_FILE, OWNER_FILE}
 RUN_FILE = re.compile(r"(seed-?\d+|.*\.damaged-\d{8}-\d{6}|.*\.tmp(\.\w+)?)$")  # seed folders, set aside, half written
+
+
+# A write that failed for lack of space or permission (quantize.py tells these from its own failures).
+SPACE_OR_PERMISSION = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class WriteFailed(Exception):
+    """A file of the run could not be written (a full disk, a folder made read-only): exit 2, naming it."""
+
+
+def write_failed(path, error):
+    """The one message for a write that failed: the file, why, the folder's free space, what to do."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free"
+    except OSError:
+        free = "an unknown amount of free space"
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    saving = isinstance(error, RuntimeError)
+    reason = getattr(error, "strerror", None) or (f"torch.save failed: {text}" if saving else text)
+    return WriteFailed(f"cannot write {path} ({reason}); {folder} has {free}. Free space there (or fix the "
+                       f"folder's permissions), then run the same command again to continue: nothing "
+                       f"finished is lost.")
+
+
+def write_atomic(path, write, tmp=None, failures=(OSError,)):
+    """write(tmp), then rename it to path, so a kill never leaves a half-written file. A write that fails
+    (`failures`: torch.save raises RuntimeError on a full disk, not OSError) removes tmp, which would
+    otherwise fill the disk for good, and raises WriteFailed naming the file."""
+    tmp = tmp or f"{path}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except failures as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise write_failed(path, e) from None
 
 
 def stamp():

@@ -8,6 +8,7 @@ from round to round with a fixed seed and rotated so that the first place passes
 A model's latency is the median of its round medians, and the lowest and highest round median are its
 spread: speed.speed calls one model faster than another only where their spreads do not overlap.
 """
+import os
 import random
 import time
 
@@ -87,6 +88,28 @@ def untimed(records):
     return [r for r in records if any(f"{prefix}_rounds" not in r for prefix in runtimes(r))]
 
 
+def session_or_export(record, prefix, path, cfg, video, log):
+    """The ONNX Runtime session of a record's file. An FP32 ONNX file that is missing or cannot be loaded
+    is exported again from the model's checkpoint (the same model: its size fields are updated); an INT8
+    file is refused, saying what to do: its record's INT8 numbers were measured on that file."""
+    try:
+        return quantize.session(path)
+    except quantize.QuantizationError as e:
+        problem = str(e) if os.path.isfile(path) else f"{path} is missing"
+        checkpoint = bookkeeping.resolve(cfg.RESULTS_DIR, record["checkpoint"])
+        if prefix != "onnx_latency":
+            raise quantize.QuantizationError(
+                f"{problem}. It is the INT8 export of {record['name']} (seed {record['seed']}), whose INT8 "
+                f"numbers in results.json were measured on it, so it is not quantized again behind them. "
+                f"Restore it from a backup, or move {checkpoint} aside (that model is then trained and "
+                f"measured again), and run the same command.") from None
+    log(f"{problem}: exporting {record['name']} (seed {record['seed']}) to ONNX again from {checkpoint}")
+    model, _ = load_checkpoint(checkpoint)
+    exported = metrics.onnx_export(model, path, video)  # checked against PyTorch on the timing video
+    record.update({k: exported[k] for k in ("onnx_size_mb", "onnx_gzip_size_mb")})
+    return quantize.session(path)
+
+
 def time_models(records, cfg, device, video, log):
     """The latency phase: every model of the run loaded (PyTorch from its checkpoint, ONNX Runtime
     sessions of its FP32 and INT8 files), timed in cfg.LATENCY_ROUNDS interleaved rounds on `video`
@@ -102,7 +125,8 @@ def time_models(records, cfg, device, video, log):
                 runners[i, prefix] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,
                                                             cfg.LATENCY_COMPILE)
             else:
-                runners[i, prefix] = metrics.onnx_runner(quantize.session(path), video)
+                session = session_or_export(record, prefix, path, cfg, video, log)
+                runners[i, prefix] = metrics.onnx_runner(session, video)
     loaded = time.perf_counter() - start
     times = rounds(runners, cfg.LATENCY_ROUNDS, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
     for (i, prefix), measured in times.items():

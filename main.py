@@ -14,6 +14,9 @@ import sys
 import time
 from types import SimpleNamespace
 
+import config_types  # first: a syntax error or an unknown name in config.py is one message (exit 2)
+config_types.import_config()
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -328,8 +331,8 @@ def run(cfg, device, steady_allocator):
     def finished(record, folder, phase):
         results["models"].append(bookkeeping.relative_paths(record, cfg.RESULTS_DIR))
         clock.lap(phase)
-        if train.is_main():
-            reports.write_results(results, cfg.RESULTS_DIR)
+        if train.is_main():  # earlier records not reused yet stay in results.json
+            reports.write_results(bookkeeping.with_earlier(results, earlier), cfg.RESULTS_DIR)
             bookkeeping.forget_training_state(folder, record["name"])  # only now: the record is safe
             if "seconds_training" in record:
                 log(measurement.time_line(record))
@@ -354,7 +357,7 @@ def run(cfg, device, steady_allocator):
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
             clock.lap("sensitivity")
             if train.is_main():
-                reports.write_results(results, cfg.RESULTS_DIR)
+                reports.write_results(bookkeeping.with_earlier(results, earlier), cfg.RESULTS_DIR)
 
         control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):
@@ -399,7 +402,7 @@ def run(cfg, device, steady_allocator):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, DataError, quantize.QuantizationError) as e:
+    except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except locks.FolderInUse as e:

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import folders
+
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
@@ -254,10 +256,9 @@ def onnx_export(model, path, videos, sizes=True):
     execution provider. Its latency is timed with every other model's (latency.py)."""
     model = copy.deepcopy(model).eval().cpu()
     videos = videos.cpu()
-    tmp = path + ".tmp"
-    torch.onnx.export(model, (videos[:1],), tmp, input_names=["video"], output_names=["ef"],
-                      dynamic_axes={"video": {0: "batch"}, "ef": {0: "batch"}}, dynamo=False)
-    os.replace(tmp, path)
+    folders.write_atomic(path, lambda tmp: torch.onnx.export(
+        model, (videos[:1],), tmp, input_names=["video"], output_names=["ef"],
+        dynamic_axes={"video": {0: "batch"}, "ef": {0: "batch"}}, dynamo=False))
     session = onnx_session(path)
     with torch.inference_mode():
         expected = model(videos).numpy()

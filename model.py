@@ -1,10 +1,11 @@
 """EF regressor: ResNet-18 on every frame, mean over frames, linear head 512 -> 1 (EF in percent)."""
-import os
 import sys
 
 import torch
 import torch.nn as nn
 import torchvision
+
+import folders
 
 
 class EFRegressionModel(nn.Module):
@@ -76,10 +77,9 @@ def match_shapes(model, state_dict):
 
 
 def save_atomic(obj, path):
-    """torch.save to a temporary file, then rename: a kill never leaves a truncated file."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save to a temporary file, then rename: a kill never leaves a truncated file, a full disk is
+    folders.WriteFailed."""
+    folders.write_atomic(path, lambda tmp: torch.save(obj, tmp), failures=(OSError, RuntimeError))
 
 
 def save_checkpoint(path, model, **info):

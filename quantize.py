@@ -28,6 +28,7 @@ import tempfile
 import numpy as np
 import torch
 
+import folders
 import metrics
 
 # --- settings (mirrored as INT8_* constants in config.py) ---------------------------------------
@@ -255,6 +256,8 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
             os.remove(tmp)
         if isinstance(e, QuantizationError):
             raise
+        if isinstance(e, OSError) and e.errno in folders.SPACE_OR_PERMISSION:  # a full disk, not INT8's fault
+            raise folders.write_failed(int8_path, e) from None
         raise QuantizationError(f"INT8 quantization of {fp32_onnx_path} into {int8_path} failed at {step}: "
                                 f"{type(e).__name__}: {str(e).strip()[:500]}") from e
     return {**chosen, "keep_fp32": list(chosen["keep_fp32"]), "calibration_videos": len(videos),

@@ -9,13 +9,14 @@ import pandas as pd
 import claims
 import edge
 import equal_size
+import folders
 import speed
 
 def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    folders.write_atomic(path, write)
 
 
 TIMED = [f"{p}{s}" for p in speed.RUNTIMES for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]

@@ -1,5 +1,5 @@
 """Which run a file belongs to. A run's identity covers what changes its numbers: the configuration
-(all but config.NOT_RESULTS) and the data (FileList.csv's bytes, and each listed video's name, size
+(all but config.NOT_RESULTS: folders, the data's included), the number of processes and the data (FileList.csv's bytes, and each listed video's name, size
 and content, skipped ones included). results.json, every checkpoint, every training state (an
 .identity file beside it) and the checkpoint folder (owner.json) carry it; one that differs is refused
 with the file named and what to do, never continued or reused."""
@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+import torch.distributed as dist
 
 import config
 import folders
@@ -46,8 +47,11 @@ def data_fingerprint(root, names):
 
 
 def run_identity(cfg, fingerprint):
-    """The run's identity: the result-changing configuration and the data, one id for files to carry."""
-    ident = {"config": config_hash(cfg), "data": fingerprint}
+    """The run's identity: the result-changing configuration, the data and the number of processes
+    (torchrun's: every training step takes processes x BATCH_SIZE videos, so it changes the numbers),
+    one id for files to carry."""
+    ident = {"config": config_hash(cfg), "data": fingerprint,
+             "processes": dist.get_world_size() if dist.is_initialized() else 1}
     ident["id"] = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return ident
 
@@ -63,8 +67,12 @@ def claim_checkpoints(cfg, identity, log):
             owner = json.load(f).get("identity")
     except FileNotFoundError:
         owner = None
-    except (OSError, ValueError, AttributeError):
-        owner = "unreadable"
+    except (OSError, ValueError, AttributeError) as e:
+        raise config.ConfigError(
+            f"{path} cannot be read ({type(e).__name__}: {e}); it says which run the checkpoint folder "
+            f"{cfg.CHECKPOINT_DIR} belongs to. If that folder holds this run's checkpoints (the same options and "
+            f"data), delete {path}: it is written again and every checkpoint is still checked on its own. "
+            f"Otherwise choose another --checkpoint-dir.") from None
     if owner is not None and owner != identity["id"]:
         raise config.ConfigError(
             f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {folders.OWNER_FILE}: identity "
@@ -77,11 +85,12 @@ def claim_checkpoints(cfg, identity, log):
     return held
 
 
-def write_json(path, value):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
+def write_json(path, value, text=None):
+    """value as JSON (or `text` as it is), written atomically; a full disk is folders.WriteFailed."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(json.dumps(value, indent=2) if text is None else text)
+    folders.write_atomic(path, write, tmp=f"{path}.{os.getpid()}.tmp")
 
 
 def identity_path(state_path):
@@ -113,7 +122,4 @@ def check_training_state(path, identity, log):
                 f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: another "
                 f"configuration or other data). It is not continued. Run with --fresh to archive it, or choose "
                 f"another --results-dir (checkpoints live inside it unless --checkpoint-dir is given).")
-    tmp = f"{stamp_path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(identity["id"])
-    os.replace(tmp, stamp_path)
+    write_json(stamp_path, None, text=identity["id"])

@@ -73,7 +73,14 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
     """The dense ResNet-18 in the first row, then one row per checkpoint."""
     models = [("baseline ResNet-18 (dense)", EFRegressionModel())]
     for path in checkpoints:
-        model, info = load_checkpoint(path)
+        try:
+            model, info = load_checkpoint(path)
+        except OSError:  # a path that is not there or not a file: the error names it
+            raise
+        except Exception as e:  # noqa: BLE001 (torch.load raises EOFError, UnpicklingError, KeyError...)
+            raise config.ConfigError(f"{path} is not a checkpoint main.py saved ({type(e).__name__}: "
+                                     f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); give the .pt "
+                                     f"files of <results-dir>/checkpoints/seed<N>/") from None
         num_frames, image_size = info.get("num_frames", num_frames), info.get("image_size", image_size)
         models.append((f"{info.get('method', 'model')} {info.get('ratio', '')} ({os.path.basename(path)})", model))
     return draw(models, figures_dir, name, num_frames, image_size)

@@ -69,7 +69,7 @@ def test_bad_configurations_are_config_errors(argv, message):
 
 
 def test_option_types_follow_the_defaults():
-    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "no", "--sensitivity", "ON",
+    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "false", "--sensitivity", "TRUE",
                        "--clips-on-device", "0.25", "--onnx-export", "false", "--learning-rate", "3e-4", "--fresh"])
     assert cfg.SEEDS == [1, 2, 3] and cfg.SENSITIVITY_RATIOS == [0.4, 0.6]
     assert cfg.AMP is False and cfg.SENSITIVITY is True and cfg.LEARNING_RATE == 3e-4 and cfg.FRESH is True
@@ -115,3 +115,73 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
 def test_a_gpu_asked_for_without_one_is_refused_with_the_options():
     with pytest.raises(config.ConfigError, match="device 'cuda' asks for a GPU but CUDA is not available here"):
         config.load(["--device", "cuda"])
+
+
+# --- issue 26: config.py edits are checked like options ----------------------------------------------
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import config_types  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+EDITS = {  # what a user writes in config.py: what the message says
+    ("PHYSICAL_STRUCTURED_PRUNING", "false"): "PHYSICAL_STRUCTURED_PRUNING = 'false'; PHYSICAL_STRUCTURED_PRUNING "
+                                              "takes True or False; write it without the quotes",
+    ("BATCH_SIZE", "16"): "BATCH_SIZE = '16'; BATCH_SIZE takes a whole number; write it without the quotes",
+    ("STRUCTURED_PRUNING_RATIOS", 0.5): "STRUCTURED_PRUNING_RATIOS = 0.5; STRUCTURED_PRUNING_RATIOS takes a list "
+                                        "of numbers; write it as a list: STRUCTURED_PRUNING_RATIOS = [0.5]",
+    ("SEEDS", 42): "SEEDS = 42; SEEDS takes a list of whole numbers; write it as a list: SEEDS = [42]",
+    ("NUM_EPOCHS", 1.5): "NUM_EPOCHS = 1.5; NUM_EPOCHS takes a whole number; e.g. NUM_EPOCHS = 2",
+}
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=[name for name, _ in EDITS])
+def test_a_config_py_value_of_the_wrong_kind_is_one_message_before_any_data(edit, tmp_path, run_here, monkeypatch):
+    name, value = edit
+    monkeypatch.setattr(config, name, value)
+    result = run_here("main.py", "--data-root", "no_data_here", cwd=tmp_path)
+    line = config_types.lines()[name]
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert f"config.py line {line}: {EDITS[edit]}" in result.stderr
+    assert result.stdout == "" and not os.listdir(tmp_path)  # nothing read, nothing written
+
+
+def test_a_renamed_constant_is_named_with_the_one_it_replaced(monkeypatch):
+    monkeypatch.delattr(config, "NUM_EPOCHS")
+    monkeypatch.setattr(config, "NUM_EPOCH", 5, raising=False)
+    with pytest.raises(config.ConfigError) as refused:
+        config.load([])
+    assert "NUM_EPOCH is not a constant of the experiment; did you mean NUM_EPOCHS (missing from config.py)?" in \
+        str(refused.value)
+    assert str(refused.value).count("NUM_EPOCHS") == 1  # said once
+
+
+def test_the_shipped_config_fits_and_every_constant_has_a_kind():
+    values = {k: v for k, v in vars(config).items() if k.isupper()}
+    assert config_types.problems(dict(values)) == [] and set(config_types.KIND) == set(config.defaults())
+    assert config.load(["--amp", "FALSE", "--sensitivity", "True"]).AMP is False
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "1", "0", "on", "off"])
+def test_booleans_take_true_or_false_and_nothing_else(word):
+    with pytest.raises(SystemExit):
+        config.load(["--amp", word])
+
+
+@pytest.mark.parametrize("edit, expected", [
+    ("NUM_EPOCHS = 50 +", "config.py line {n}: invalid syntax: NUM_EPOCHS = 50 +"),
+    ("NUM_EPOCHS = FIFTY", "config.py line {n}: NameError: name 'FIFTY' is not defined (NUM_EPOCHS = FIFTY"),
+])
+def test_a_syntax_error_or_unknown_name_in_config_py_is_one_message(edit, expected, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns("tests", "data", "results*", ".*", "cache",
+                                                                 "figures", "__pycache__", "docs"))
+    text = (project / "config.py").read_text()
+    n = text.splitlines().index("NUM_EPOCHS = 50           # epochs of baseline training") + 1
+    (project / "config.py").write_text(text.replace("NUM_EPOCHS = 50 ", edit + " ", 1))
+    result = subprocess.run([sys.executable, "main.py"], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
+    assert expected.format(n=n) in result.stderr and "Fix that line: NAME = value, text in quotes" in result.stderr

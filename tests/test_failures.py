@@ -104,3 +104,117 @@ def test_summary_names_skipped_videos():  # and leaves out ONNX Runtime when it 
     lines = reports.skipped_line([{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}])
     assert len(lines) == 1 and "Skipped videos (1, unreadable" in lines[0] and "0XBAD (test)" in lines[0]
     assert reports.skipped_line([]) == []
+
+
+# --- issue 26: a full disk is one line ------------------------------------------------------------------
+
+import errno  # noqa: E402
+import os  # noqa: E402
+
+import torch  # noqa: E402
+
+import folders  # noqa: E402
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64")])
+def test_a_write_that_fails_removes_its_temporary_file_and_names_the_file(failure, tmp_path):
+    path = str(tmp_path / "baseline.pt")
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise failure
+    with pytest.raises(folders.WriteFailed) as failed:
+        folders.write_atomic(path, write, failures=(OSError, RuntimeError))
+    message = str(failed.value)
+    assert message.startswith(f"cannot write {path} (") and f"{tmp_path} has " in message and "MB free" in message
+    assert "run the same command again to continue" in message and os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_run_continues(sample_root, tmp_path, run_here,
+                                                                        monkeypatch):
+    """torch.save raises RuntimeError on a full disk, leaving a half-written file: exit 2, the file and
+    the free space named, no temporary file left; once space is back the same command finishes."""
+    real = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        with open(f, "wb") as out:
+            out.write(b"PK\x03\x04 cut off")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+    monkeypatch.setattr(torch, "save", full_disk)
+    command = [*TINY, *LEAN, "--unstructured-pruning-ratios", "", "--structured-pruning-ratios", "",
+               "--data-root", sample_root, "--onnx-export", "false"]
+    result = run_here("main.py", *command, cwd=tmp_path)
+    state = os.path.join("results", "checkpoints", "seed42", "baseline.training.pt")
+    assert result.returncode == 2 and no_traceback(result)
+    assert result.stderr.startswith(f"error: cannot write {state} (torch.save failed: [enforce fail")
+    assert "MB free. Free space there" in result.stderr and result.stderr.count("\n") == 1
+    assert not list(tmp_path.rglob("*.tmp*"))
+    monkeypatch.setattr(torch, "save", real)
+    again = run_here("main.py", *command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+# --- issue 26: messages that say what is true and what to do ---------------------------------------------
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import bookkeeping  # noqa: E402
+import run_identity  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from dataset import DataError, read_filelist, require_video  # noqa: E402
+
+
+@pytest.mark.parametrize("text", ["{garbled", "[1, 2]"])
+def test_a_garbled_owner_json_says_to_delete_it_not_to_archive_the_run(text, tmp_path):
+    cfg = config.load(["--results-dir", str(tmp_path / "results")])
+    os.makedirs(cfg.CHECKPOINT_DIR)
+    owner = os.path.join(cfg.CHECKPOINT_DIR, "owner.json")
+    with open(owner, "w") as f:
+        f.write(text)
+    with pytest.raises(config.ConfigError) as refused:
+        run_identity.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
+    message = str(refused.value)
+    assert message.startswith(f"{owner} cannot be read (") and f"delete {owner}: it is written again" in message
+    assert "--fresh" not in message and "another run" not in message
+
+
+def test_a_video_in_upper_case_is_named_with_the_rename(tmp_path):
+    (tmp_path / "Videos").mkdir()
+    (tmp_path / "Videos" / "0XA.AVI").write_bytes(b"")
+    with pytest.raises(DataError) as missing:
+        require_video(str(tmp_path / "Videos" / "0XA.avi"))
+    assert f"but {tmp_path}/Videos/0XA.AVI does: the videos are read as <FileName>.avi, in lower case" in \
+        str(missing.value)
+
+
+def test_a_data_folder_that_is_a_file_is_said_to_be_one(tmp_path):
+    (tmp_path / "echonet.zip").write_bytes(b"PK")
+    with pytest.raises(DataError, match="echonet.zip' is a file, not a folder. Pass --data-root the EchoNet"):
+        read_filelist(str(tmp_path / "echonet.zip"))
+
+
+@pytest.mark.parametrize("models", [{"baseline": {}}, [{"name": "baseline", "seed": 42}]])
+def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceback(models, tmp_path):
+    cfg = config.load(["--results-dir", str(tmp_path)])
+    (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
+    with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, ratio, "
+                                        "test_errors, test_mae).* Move it away"):
+        bookkeeping.earlier_results(cfg)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, run_here):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    result = run_here("visualize_model_architecture.py", "empty.pt", cwd=tmp_path)
+    assert result.returncode == 2 and no_traceback(result)
+    assert "error: empty.pt is not a checkpoint main.py saved (EOFError" in result.stderr
+
+
+def test_run_gpu_sh_without_cuda_refuses_and_starts_nothing(tmp_path):
+    result = subprocess.run(["bash", os.path.join(ROOT, "run_gpu.sh"), "--quick"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable})
+    assert result.returncode == 2 and "started main.py" not in result.stdout
+    assert "error: CUDA is not available here" in result.stderr and "set ALLOW_CPU=1" in result.stderr

@@ -203,3 +203,29 @@ def test_the_achieved_ratio_is_in_every_record(tiny_run):
     assert physical["channels"]["backbone.conv1"][0] < 64  # the stem is pruned too
     kept = sum(k for k, _ in physical["channels"].values()) / sum(n for _, n in physical["channels"].values())
     assert physical["achieved_ratio"] == pytest.approx(1 - kept)
+
+
+# --- issue 26: the number of processes is the run's; the data's folder is not ----------------------------
+
+def test_a_run_continued_with_another_number_of_processes_is_refused(tmp_path, monkeypatch):
+    cfg = cfg_for(tmp_path, "--batch-size", "4")
+    ident = identity(cfg, str(tmp_path))
+    assert ident["processes"] == 1
+    two = {**ident, "processes": 2, "id": "b" * 16}  # what torchrun --nproc_per_node 2 recorded
+    with pytest.raises(config.ConfigError) as refused:
+        bookkeeping.start_or_continue(cfg, previous_for(cfg, two), ident, [], print)
+    message = str(refused.value)
+    assert "holds results of 2 process(es) (an effective batch of 2 x 4 videos); this run has 1 (1 x 4)" in message
+    assert "torchrun --nproc_per_node 2 main.py" in message and "--fresh" in message
+    monkeypatch.setattr(run_identity.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(run_identity.dist, "get_world_size", lambda: 2)
+    assert identity(cfg, str(tmp_path))["id"] != ident["id"]  # its checkpoints are another run's too
+
+
+def test_the_data_folder_spelled_otherwise_is_the_same_run(sample_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(sample_root))
+    relative = cfg_for(tmp_path, "--data-root", os.path.basename(sample_root))
+    absolute = cfg_for(tmp_path, "--data-root", sample_root + os.sep)
+    assert config.differences(vars(relative), vars(absolute)) == []
+    names = ["0X0"]
+    assert identity(relative, relative.DATA_ROOT, names) == identity(absolute, absolute.DATA_ROOT, names)

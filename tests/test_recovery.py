@@ -267,3 +267,129 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, 
     main.main(args(sample_root))
     assert f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over" in capsys.readouterr().out
     assert not (out / "results" / locks.LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("writes", [1, 2])
+def test_a_continued_run_stopped_while_it_reuses_its_models_loses_no_record(writes, sample_root, finished_run,
+                                                                            tmp_path, monkeypatch, capsys):
+    """Started again on a finished run, stopped after its 1st or 2nd rewrite of results.json (while it
+    reuses): every record is still there, and the next start trains nothing and times nothing again."""
+    out = copy_of(finished_run, tmp_path)
+    before = records(out)
+    monkeypatch.chdir(out)
+    real, count = reports.write_results, []
+
+    def write_then_stop(*a, **k):
+        real(*a, **k)
+        count.append(1)
+        if len(count) == writes:
+            raise Killed
+    monkeypatch.setattr(reports, "write_results", write_then_stop)
+    with pytest.raises(Killed):
+        main.main(args(sample_root))
+    assert records(out) == before
+    monkeypatch.setattr(reports, "write_results", real)
+    capsys.readouterr()
+    main.main(args(sample_root))
+    log = capsys.readouterr().out
+    assert "epoch 1/1" not in log and "latency:" not in log and "3 finished model(s) are reused" in log
+    assert records(out) == before
+
+
+def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
+    earlier = {"models": [{"name": "baseline", "seed": 1, "v": 0}, {"name": "x", "seed": 1, "v": 0}],
+               "sensitivity": [{"seed": 1, "v": 0}, {"seed": 2, "v": 0}]}
+    now = {"models": [{"name": "baseline", "seed": 1, "v": 1}], "sensitivity": [{"seed": 1, "v": 1}]}
+    merged = bookkeeping.with_earlier(now, earlier)
+    assert merged["models"] == [{"name": "baseline", "seed": 1, "v": 1}, {"name": "x", "seed": 1, "v": 0}]
+    assert merged["sensitivity"] == [{"seed": 1, "v": 1}, {"seed": 2, "v": 0}]
+    assert now["models"] == [{"name": "baseline", "seed": 1, "v": 1}]  # this run's own list is left as it is
+
+
+RACER = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+import locks
+alive = locks.process_alive
+locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # slow: the others read the lock meanwhile
+while not os.path.exists({go!r}):
+    time.sleep(0.001)
+try:
+    locks.lock({folder!r}, print)
+except locks.FolderInUse as e:
+    print("refused:", e)
+    sys.exit(3)
+print("held")
+time.sleep(1.0)  # holding it while the others try
+"""
+
+
+def test_a_stale_lock_is_taken_over_by_exactly_one_of_several_starts(tmp_path):
+    """A dead process's lock and four starts released together, four times: one takes it over, the
+    others are refused (exit 3), none removes the winner's lock, and nothing else goes wrong."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for trial in range(4):
+        folder, go = tmp_path / f"results{trial}", tmp_path / f"go{trial}"
+        folder.mkdir()
+        (folder / locks.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(),
+                                                          "started": "2026-01-01 00:00:00"}))
+        code = RACER.format(root=ROOT, go=str(go), folder=str(folder))
+        racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        time.sleep(0.3)
+        go.write_text("")
+        done = [(p.wait(timeout=60), *p.communicate()) for p in racers]
+        assert sorted(code for code, _, _ in done) == [0, 3, 3, 3], done
+        assert all("Traceback" not in err and "in use by another run" in out
+                   for code, out, err in done if code == 3)
+        winner = next(p for p, (code, _, _) in zip(racers, done) if code == 0)
+        assert json.loads((folder / locks.LOCK_FILE).read_text())["pid"] == winner.pid
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"pid": "abc", "host": "x"}', "garbled"])
+def test_a_lock_that_is_not_a_lock_is_one_message(text, tmp_path):
+    (tmp_path / locks.LOCK_FILE).write_text(text)
+    with pytest.raises(locks.FolderInUse, match="delete .*run.lock"):
+        locks.lock(str(tmp_path), print)
+    assert (tmp_path / locks.LOCK_FILE).read_text() == text
+
+
+def untimed_copy(finished_run, tmp_path):
+    """A copy of the finished run stopped before its latency phase: every record without latency."""
+    out = copy_of(finished_run, tmp_path)
+    results = json.loads((out / "results" / "results.json").read_text())
+    for record in results["models"]:
+        for key in [k for k in record if "latency" in k]:
+            del record[key]
+    (out / "results" / "results.json").write_text(json.dumps(results))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["missing"])  # "garbled" takes the same path (ONNX Runtime cannot load it)
+def test_an_onnx_export_missing_before_the_latency_phase_is_exported_again(damage, sample_root, finished_run,
+                                                                           tmp_path, run_here):
+    out = untimed_copy(finished_run, tmp_path)
+    onnx = out / "results" / "checkpoints" / "seed42" / "unstructured_0.5.onnx"
+    intact = records(finished_run)[2]["onnx_size_mb"]
+    onnx.unlink() if damage == "missing" else onnx.write_bytes(b"not an onnx model")
+    result = run_here("main.py", *args(sample_root), cwd=out)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert ("exporting unstructured_0.5 (seed 42) to ONNX again from "
+            "results/checkpoints/seed42/unstructured_0.5.pt") in result.stdout and "epoch 1/1" not in result.stdout
+    record = records(out)[2]
+    assert record["onnx_latency_rounds"] == 3 and record["onnx_size_mb"] == pytest.approx(intact, rel=1e-3)
+    assert rows(out) == rows(finished_run)
+
+
+def test_an_int8_export_missing_before_the_latency_phase_is_refused_with_the_remedy(tmp_path):
+    import config
+    import quantize
+    cfg = config.load(["--results-dir", str(tmp_path)])
+    record = {"name": "structured_0.5", "seed": 42, "checkpoint": "checkpoints/seed42/structured_0.5.pt"}
+    path = str(tmp_path / "checkpoints" / "seed42" / "structured_0.5.int8.onnx")
+    with pytest.raises(quantize.QuantizationError) as refused:
+        latency.session_or_export(record, "int8_latency", path, cfg, None, print)
+    message = str(refused.value)
+    assert message.startswith(f"{path} is missing. It is the INT8 export of structured_0.5 (seed 42)")
+    assert f"Restore it from a backup, or move {tmp_path}/checkpoints/seed42/structured_0.5.pt aside" in message
