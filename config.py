@@ -107,8 +107,8 @@ BOOTSTRAP_SAMPLES = 2000  # bootstrap replicates for the 95% intervals of MAE an
 # at ALPHA / 2, one-sided, Holm-adjusted over the same comparisons.
 ALPHA = 0.05
 # The non-inferiority margin, as this share of the baseline's mean test MAE over the seeds compared:
-# 0.1, a tenth of the error the dense model makes (0.40 EF points at the quick run's 3.96), set by that
-# rule and not by what the test split can resolve; summary.md says how many test videos would.
+# 0.1, a tenth of the error the dense model makes, set by that rule and not by what the test split can
+# resolve; summary.md and the README say how many test videos would resolve it.
 NONINFERIORITY_FRACTION = 0.1
 LATENCY_WARMUP_RUNS = 5   # untimed runs before the latency is timed
 LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and p90 are the round's reading
@@ -377,6 +377,9 @@ def validate(cfg):
         problems.append(f"pruning-schedule must be oneshot or gradual, got {cfg.PRUNING_SCHEDULE!r}")
     if not 0 <= cfg.PRUNING_RAMP_END < 1:
         problems.append(f"pruning-ramp-end is a fraction of fine-tuning from 0 to below 1, got {cfg.PRUNING_RAMP_END}")
+    if not 0 < cfg.NONINFERIORITY_FRACTION < 1 or not 0 < cfg.ALPHA < 1:
+        problems.append(f"noninferiority-fraction and alpha are fractions in (0, 1), got "
+                        f"{cfg.NONINFERIORITY_FRACTION} and {cfg.ALPHA}")
     if cfg.PRUNING_STEPS < 1 or cfg.BOOTSTRAP_SAMPLES < 100:
         problems.append("pruning-steps must be at least 1 and bootstrap-samples at least 100")
     if any(not 0 < r < 1 for r in cfg.SENSITIVITY_RATIOS):

@@ -232,10 +232,11 @@ def speed_table(bench):
     base = variants[0]
     runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"), ("compiled_latency", "PyTorch compiled"),
                                             ("onnx_latency", "ONNX Runtime")) if f"{p}_ms" in base]
-    lines = ["| model | effective params | FLOPs executed (G) | theoretical speedup | "
+    counted = "params_effective" if "params_effective" in base else "params_nonzero"  # older files: non-zero
+    lines = [f"| model | {counted.replace('params_', '')} params | FLOPs executed (G) | theoretical speedup | "
              + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |", "|" + "---|" * (4 + len(runtimes))]
     for v in variants:
-        cells = [name(v), f"{v.get('params_effective', v['params_nonzero']) / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
+        cells = [name(v), f"{v[counted] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
         cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])

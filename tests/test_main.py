@@ -211,7 +211,7 @@ def test_where_the_time_goes_is_logged_and_recorded(tiny_run):
         assert 0 <= record["data_wait_share"] < 1
         assert record["seconds_training"] >= record["seconds_training_steps"] > 0
         assert record["seconds_pytorch"] > 0 and record["seconds_onnx"] > 0 and record["seconds_int8"] > 0
-    assert "phases: data preparation" in result.stdout and "latency: 6 models, 18 model-runtime pairs" in result.stdout
+    assert "phases: data preparation" in result.stdout and "latency: 9 models, 27 model-runtime pairs" in result.stdout
     assert "baseline (seed 42): trained in" in result.stdout and "% waiting for data" in result.stdout
 
 

@@ -78,7 +78,7 @@ def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_bey
     latency.speedups(results["models"])
     table = readme_tables.quick_run(results).splitlines()
     base, control = table[3], table[4]
-    physical = next(line for line in table if line.startswith("| structured (removed) 0.5 "))
+    physical = next(line for line in table if line.startswith("| coupled channels (removed) 0.5 "))
     assert "| 10.0 [9.7–10.3] (1.00×) |" in base
     assert "| 10.2 [9.9–10.5] (0.98×, n.d.) |" in control and "| 3.0 [2.9–3.1] (3.33×) |" in physical
     assert "interleaved rounds" in table[-1] and f"| {results['models'][0]['onnx_latency_ms']:.1f} (1.00×) |" in base
