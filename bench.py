@@ -30,9 +30,10 @@ import config
 import latency
 import main as experiment
 import metrics
-import provenance
+import onnx_runtime
+from bookkeeping import provenance
 import prune_utils
-import run_identity
+from bookkeeping import run_identity
 import train
 from model import EFRegressionModel
 
@@ -63,14 +64,14 @@ def bench(cfg, device, variants, rounds, onnx_dir=None, compiled=False):
         rows.append({"method": method, "ratio": ratio, "params": total, "params_nonzero": nonzero,
                      "params_effective": metrics.effective_parameters(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE),
                      **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)})
-        runners[i, "latency"] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, precision)
+        runners[i, "latency"] = latency.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, precision)
         if compiled:
-            runners[i, "compiled_latency"] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST,
+            runners[i, "compiled_latency"] = latency.pytorch_runner(model, video, device, cfg.CHANNELS_LAST,
                                                                     precision, compiled=True)
         if onnx_dir:
             path = os.path.join(onnx_dir, f"{method}_{ratio:g}.onnx")
-            rows[-1]["onnx_gzip_mb"] = metrics.onnx_export(model, path, video)["onnx_gzip_size_mb"]
-            runners[i, "onnx_latency"] = metrics.onnx_runner(metrics.onnx_session(path), video)
+            rows[-1]["onnx_gzip_mb"] = onnx_runtime.export(model, path, video)["onnx_gzip_size_mb"]
+            runners[i, "onnx_latency"] = latency.onnx_runner(onnx_runtime.session(path), video)
     times = latency.rounds(runners, rounds, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
     for (i, prefix), measured in times.items():
         rows[i].update({k: v for k, v in latency.summary(prefix, measured).items() if not k.endswith("_round_ms")})
@@ -124,9 +125,9 @@ def main(argv):
         print(table.astype(object).where(table.notna(), "").to_markdown(index=False, floatfmt=".3g"))
         return table
     device = train.pick_device(cfg.DEVICE)
-    steady = device.type == "cpu" and metrics.steady_cpu_allocator()
-    use_onnx = metrics.onnx_available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
-    compile_error = metrics.compile_error(device)
+    steady = device.type == "cpu" and latency.steady_cpu_allocator()
+    use_onnx = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
+    compile_error = latency.compile_error(device)
     if compile_error:
         print(f"torch.compile does not run here ({compile_error}): eager PyTorch only")
     variants = pruned_variants(cfg)

@@ -5,7 +5,7 @@ every script, by its lower-case, dashed name (argparse; `python main.py --help` 
 with this file's comments as help, their defaults and their --quick values):
     python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
 Lists are comma-separated; booleans take true or false (in any case); None is written `none`.
-config.py's values are checked against the kinds in config_types.py before any option is read.
+config.py's values are checked against the kinds in bookkeeping/config_types.py before any option is read.
 `--quick` applies the QUICK preset (a laptop CPU run); explicit options win over it.
 `--fresh` archives earlier results and checkpoints and starts again.
 A script with options of its own adds them to `parser(__doc__)` and passes that to `load`.
@@ -18,7 +18,7 @@ import textwrap
 import tokenize
 from types import SimpleNamespace
 
-import config_types
+from bookkeeping import config_types
 
 # --- data -------------------------------------------------------------------
 SAMPLE_DATA_ROOT = "data/sample_echonet"  # built-in synthetic data, generated on first use
@@ -146,7 +146,7 @@ DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
 FRESH = False
 # Constants that do not change any number: a run may continue with them changed. The data's folder is
-# one: the data is identified by its fingerprint (run_identity.py), however its path is spelled.
+# one: the data is identified by its fingerprint (bookkeeping/run_identity.py), however its path is spelled.
 NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR",
                "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
 
@@ -182,7 +182,7 @@ def defaults():
 
 
 def check_file():
-    """config.py's values as edited, each of its kind (config_types.py), before any option is read: a
+    """config.py's values as edited, each of its kind (bookkeeping/config_types.py), before any option is read: a
     quoted boolean or number, a number where a list belongs, a renamed constant are one message."""
     module = sys.modules[__name__]
     values = {k: v for k, v in vars(module).items() if k.isupper()}

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 import batches
-import folders
+from bookkeeping import folders
 import train
 from create_sample_data import create_sample_data, sample_matches, sample_record
 

@@ -3,20 +3,24 @@
 Load on a machine drifts over a run, so models timed minutes apart, each right after its training, were
 not comparable: the dense control (the baseline's network) read 7.5 ms against the baseline's 6.7 in
 ONNX Runtime. Here each round times every model once in every runtime (warm-up, then
-LATENCY_TIMED_RUNS runs of one video: metrics.time_runs, the one timing loop), in an order shuffled
+LATENCY_TIMED_RUNS runs of one video: time_runs, the one timing loop), in an order shuffled
 from round to round with a fixed seed and rotated so that the first place passes from model to model.
 A model's latency is the median of its round medians, and the lowest and highest round median are its
 spread: speed.speed calls one model faster than another only where their spreads do not overlap.
 """
+import copy
+import ctypes
 import os
 import random
 import time
+from collections import namedtuple
 
 import numpy as np
+import torch
 
-import bookkeeping
-import metrics
+import onnx_runtime
 import quantize
+from bookkeeping import records
 import train
 from model import load_checkpoint
 
@@ -41,13 +45,13 @@ def orders(keys, rounds, seed=0):
 
 
 def rounds(runners, count, warmup, runs, seed=0):
-    """{key: [(median, p90) ms of each round]} for {key: metrics.Runner}: each round times every runner
+    """{key: [(median, p90) ms of each round]} for {key: Runner}: each round times every runner
     once, in the round's order."""
     times = {key: [] for key in runners}
     for order in orders(runners, count, seed):
         for key in order:
             runner = runners[key]
-            times[key].append(metrics.time_runs(runner.run, warmup, runs, runner.synchronize))
+            times[key].append(time_runs(runner.run, warmup, runs, runner.synchronize))
     return times
 
 
@@ -96,7 +100,7 @@ def session_or_export(record, prefix, path, cfg, video, log):
         return quantize.session(path)
     except quantize.QuantizationError as e:
         problem = str(e) if os.path.isfile(path) else f"{path} is missing"
-        checkpoint = bookkeeping.resolve(cfg.RESULTS_DIR, record["checkpoint"])
+        checkpoint = records.resolve(cfg.RESULTS_DIR, record["checkpoint"])
         if prefix != "onnx_latency":
             raise quantize.QuantizationError(
                 f"{problem}. It is the INT8 export of {record['name']} (seed {record['seed']}), whose INT8 "
@@ -105,7 +109,7 @@ def session_or_export(record, prefix, path, cfg, video, log):
                 f"measured again), and run the same command.") from None
     log(f"{problem}: exporting {record['name']} (seed {record['seed']}) to ONNX again from {checkpoint}")
     model, _ = load_checkpoint(checkpoint)
-    exported = metrics.onnx_export(model, path, video)  # checked against PyTorch on the timing video
+    exported = onnx_runtime.export(model, path, video)  # checked against PyTorch on the timing video
     record.update({k: exported[k] for k in ("onnx_size_mb", "onnx_gzip_size_mb")})
     return quantize.session(path)
 
@@ -119,14 +123,14 @@ def time_models(records, cfg, device, video, log):
     runners = {}
     for i, record in enumerate(records):
         for prefix in runtimes(record):
-            path = bookkeeping.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
+            path = records.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
             if prefix == "latency":
                 model, _ = load_checkpoint(path)
-                runners[i, prefix] = metrics.pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,
+                runners[i, prefix] = pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,
                                                             cfg.LATENCY_COMPILE)
             else:
                 session = session_or_export(record, prefix, path, cfg, video, log)
-                runners[i, prefix] = metrics.onnx_runner(session, video)
+                runners[i, prefix] = onnx_runner(session, video)
     loaded = time.perf_counter() - start
     times = rounds(runners, cfg.LATENCY_ROUNDS, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
     for (i, prefix), measured in times.items():
@@ -144,3 +148,82 @@ def time_models(records, cfg, device, video, log):
             f"{NAMES[p]} {record[f'{p}_ms']:.3g} ms ({record[f'{p}_low_ms']:.3g}–{record[f'{p}_high_ms']:.3g}), "
             f"{record.get(f'{p}_speedup', float('nan')):.2f}x" for p in runtimes(record)))
     return seconds
+
+
+# --- how one model is timed -------------------------------------------------------------
+
+def time_runs(run, warmup, runs, synchronize=lambda: None):
+    """Median and 90th percentile milliseconds of run(), after warm-up: the one timing loop."""
+    times = []
+    for i in range(warmup + runs):
+        synchronize()
+        start = time.perf_counter()
+        run()
+        synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+Runner = namedtuple("Runner", "run synchronize setup")
+Runner.__doc__ = """What latency times: run() takes one video through one model, synchronize() waits for the
+device around it, setup says how (fields for the record). latency.rounds times runners in rounds."""
+
+
+def pytorch_runner(model, video, device, channels_last=True, dtype=torch.float32, compiled=False):
+    """PyTorch's runner: one video (1, T, 3, H, W) through a copy of the model in eval and inference mode,
+    in the precision of training (autocast dtype; fp32 on CPU), CUDA-synchronised on a GPU. compiled:
+    through torch.compile with frozen weights, so BatchNorm is folded and activations fused, as a
+    deployment runtime runs the model; compiled here, outside any timed run."""
+    model = copy.deepcopy(model).eval().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        # Static shapes, and room in dynamo's cache (shared by every model of the class) for one more
+        # entry per model: models timed in interleaved rounds then never recompile, and none runs eagerly
+        # (or, with fullgraph, fails) once the cache is full.
+        torch._dynamo.config.recompile_limit += 1
+        model = torch.compile(model, fullgraph=True, dynamic=False, options={"freezing": True})
+    video = video.to(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+    def run():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            model(video)
+    if compiled:
+        run()
+    return Runner(run, sync, {"latency_device": str(device), "latency_threads": torch.get_num_threads(),
+                              "latency_channels_last": channels_last,
+                              "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled})
+
+
+def onnx_runner(session, video):
+    """ONNX Runtime's runner: one video through a session (of an FP32 or an INT8 file) on the CPU."""
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(
+        np.asarray(video.cpu() if torch.is_tensor(video) else video, dtype=np.float32))}
+    return Runner(lambda: session.run(None, feed), lambda: None,
+                  {"threads": session.get_session_options().intra_op_num_threads})
+
+
+def compile_error(device):
+    """None where torch.compile works on `device`, else why not (on a CPU it needs a C++ compiler)."""
+    try:
+        torch.compiler.reset()
+        torch.compile(lambda x: (2 * x).relu() + 1)(torch.zeros(8, device=device))  # a generated kernel
+        return None
+    except Exception as e:  # the backends raise many types; the reason is what the user needs
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+def steady_cpu_allocator():
+    """Make CPU timings repeatable. glibc adapts its mmap threshold and returns freed memory to the
+    OS as it goes, so PyTorch's large activations page-fault on some runs and not on others: the
+    dense model's latency at 32x112x112 swung between 80 and 96 ms from one repeat to the next, and
+    76-78 ms with both thresholds fixed. ONNX Runtime has its own arena and did not move.
+    True when set (Linux with glibc), False elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    except (OSError, AttributeError):
+        return False

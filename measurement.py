@@ -3,6 +3,7 @@ every model is timed at the end of the run, in interleaved rounds (latency.py)."
 import time
 
 import metrics
+import onnx_runtime
 import quantize
 
 
@@ -17,7 +18,7 @@ def measure(model, cfg, checkpoint, inputs):
               **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE), "checkpoint": checkpoint}
     clock.lap("pytorch")
     if cfg.ONNX_EXPORT:
-        record.update(metrics.onnx_export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos, sizes=False))
+        record.update(onnx_runtime.export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos, sizes=False))
         clock.lap("onnx")
     if cfg.INT8:
         int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
@@ -29,7 +30,7 @@ def measure(model, cfg, checkpoint, inputs):
     sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
     record.update(sizes[0])
     if cfg.ONNX_EXPORT:
-        record.update(metrics.onnx_size_fields(sizes[1]))
+        record.update(onnx_runtime.size_fields(sizes[1]))
     clock.lap("sizes")
     return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
 

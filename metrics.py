@@ -1,10 +1,8 @@
-"""What is measured for every model: accuracy, sparsity, size, FLOPs and latency."""
+"""What is measured for every model: accuracy (MAE and its bootstrap), sparsity, parameters, FLOPs and
+size on disk. Latency is timed in latency.py; the ONNX export is onnx_runtime.py's."""
 import copy
-import ctypes
 import os
-import time
 import zlib
-from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,7 +10,6 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import folders
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -153,123 +150,6 @@ def live_channels(inputs, layer):
     if isinstance(layer, nn.Conv2d):
         return (inputs != 0).any(0).flatten(1).any(1) if layer.groups == 1 else None
     return (inputs != 0).flatten(0, -2).any(0)
-
-
-def time_runs(run, warmup, runs, synchronize=lambda: None):
-    """Median and 90th percentile milliseconds of run(), after warm-up: the one timing loop."""
-    times = []
-    for i in range(warmup + runs):
-        synchronize()
-        start = time.perf_counter()
-        run()
-        synchronize()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times)), float(np.percentile(times, 90))
-
-
-Runner = namedtuple("Runner", "run synchronize setup")
-Runner.__doc__ = """What latency times: run() takes one video through one model, synchronize() waits for the
-device around it, setup says how (fields for the record). latency.rounds times runners in rounds."""
-
-
-def pytorch_runner(model, video, device, channels_last=True, dtype=torch.float32, compiled=False):
-    """PyTorch's runner: one video (1, T, 3, H, W) through a copy of the model in eval and inference mode,
-    in the precision of training (autocast dtype; fp32 on CPU), CUDA-synchronised on a GPU. compiled:
-    through torch.compile with frozen weights, so BatchNorm is folded and activations fused, as a
-    deployment runtime runs the model; compiled here, outside any timed run."""
-    model = copy.deepcopy(model).eval().to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if compiled:
-        # Static shapes, and room in dynamo's cache (shared by every model of the class) for one more
-        # entry per model: models timed in interleaved rounds then never recompile, and none runs eagerly
-        # (or, with fullgraph, fails) once the cache is full.
-        torch._dynamo.config.recompile_limit += 1
-        model = torch.compile(model, fullgraph=True, dynamic=False, options={"freezing": True})
-    video = video.to(device)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-
-    def run():
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            model(video)
-    if compiled:
-        run()
-    return Runner(run, sync, {"latency_device": str(device), "latency_threads": torch.get_num_threads(),
-                              "latency_channels_last": channels_last,
-                              "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled})
-
-
-def onnx_runner(session, video):
-    """ONNX Runtime's runner: one video through a session (of an FP32 or an INT8 file) on the CPU."""
-    feed = {session.get_inputs()[0].name: np.ascontiguousarray(
-        np.asarray(video.cpu() if torch.is_tensor(video) else video, dtype=np.float32))}
-    return Runner(lambda: session.run(None, feed), lambda: None,
-                  {"threads": session.get_session_options().intra_op_num_threads})
-
-
-def compile_error(device):
-    """None where torch.compile works on `device`, else why not (on a CPU it needs a C++ compiler)."""
-    try:
-        torch.compiler.reset()
-        torch.compile(lambda x: (2 * x).relu() + 1)(torch.zeros(8, device=device))  # a generated kernel
-        return None
-    except Exception as e:  # the backends raise many types; the reason is what the user needs
-        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-
-
-def steady_cpu_allocator():
-    """Make CPU timings repeatable. glibc adapts its mmap threshold and returns freed memory to the
-    OS as it goes, so PyTorch's large activations page-fault on some runs and not on others: the
-    dense model's latency at 32x112x112 swung between 80 and 96 ms from one repeat to the next, and
-    76-78 ms with both thresholds fixed. ONNX Runtime has its own arena and did not move.
-    True when set (Linux with glibc), False elsewhere."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
-    except (OSError, AttributeError):
-        return False
-
-
-def onnx_available():
-    try:
-        import onnxruntime  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def onnx_session(path, threads=None, optimized=True):
-    """An ONNX Runtime CPU session with `threads` intra-op threads (default: as many as torch uses, so
-    both runtimes get the same cores). optimized=False runs QDQ models op by op in float."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    if not optimized:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def onnx_export(model, path, videos, sizes=True):
-    """Export to ONNX (dynamic batch axis) and check it against PyTorch on `videos` in ONNX Runtime's CPU
-    execution provider. Its latency is timed with every other model's (latency.py)."""
-    model = copy.deepcopy(model).eval().cpu()
-    videos = videos.cpu()
-    folders.write_atomic(path, lambda tmp: torch.onnx.export(
-        model, (videos[:1],), tmp, input_names=["video"], output_names=["ef"],
-        dynamic_axes={"video": {0: "batch"}, "ef": {0: "batch"}}, dynamo=False))
-    session = onnx_session(path)
-    with torch.inference_mode():
-        expected = model(videos).numpy()
-    actual = session.run(None, {"video": videos.numpy()})[0]
-    result = {"onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_path": path}
-    return {**result, **onnx_size_fields(file_sizes(path))} if sizes else result
-
-
-def onnx_size_fields(sizes):
-    """file_sizes of an ONNX file, under the names the records use."""
-    return {"onnx_size_mb": sizes["size_mb"], "onnx_gzip_size_mb": sizes["gzip_size_mb"]}
 
 
 def file_sizes_of(paths):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-import folders
+from bookkeeping import folders
 
 
 class EFRegressionModel(nn.Module):

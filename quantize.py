@@ -28,8 +28,9 @@ import tempfile
 import numpy as np
 import torch
 
-import folders
+from bookkeeping import folders
 import metrics
+import onnx_runtime
 
 # --- settings (mirrored as INT8_* constants in config.py) ---------------------------------------
 # Chosen on validation MAE and |INT8 - FP32| of validation predictions (quick run, seed 42: baseline,
@@ -267,9 +268,9 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
 # --- measurement -------------------------------------------------------------------------------------
 
 def session(path, threads=None, optimized=True):
-    """metrics.onnx_session (torch's thread count by default), its failure a QuantizationError naming the file."""
+    """onnx_runtime.session (torch's thread count by default), its failure a QuantizationError naming the file."""
     try:
-        return metrics.onnx_session(path, threads, optimized)
+        return onnx_runtime.session(path, threads, optimized)
     except Exception as e:
         raise QuantizationError(f"ONNX Runtime cannot load {path}: {type(e).__name__}: {str(e).strip()[:300]}") from e
 

@@ -9,7 +9,7 @@ import pandas as pd
 import claims
 import edge
 import equal_size
-import folders
+from bookkeeping import folders
 import speed
 
 def write_atomic(path, text):

@@ -33,6 +33,18 @@ def sample_root(tmp_path_factory):
     return root
 
 
+def options(**values):
+    """Command-line options from keywords: options(data_root=root, num_epochs=2) is
+    ["--data-root", root, "--num-epochs", "2"]."""
+    return [token for name, value in values.items() for token in ("--" + name.replace("_", "-"), str(value))]
+
+
+def run_folders(out):
+    """The options that put a run's results, checkpoints, figures and cache in the folder `out`."""
+    return options(results_dir=out / "results", checkpoint_dir=out / "checkpoints", figures_dir=out / "figures",
+                   cache_dir=out / "cache")
+
+
 def run_main(*args, cwd, env=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
@@ -61,9 +73,8 @@ def run_here(monkeypatch, capsys):
 def tiny_run(sample_root, tmp_path_factory):
     """python main.py on the tiny configuration, with two unstructured ratios; (folder, process)."""
     out = tmp_path_factory.mktemp("run")
-    result = run_main(*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
-                      "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
-                      "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), cwd=out)
+    result = run_main(*TINY, *options(data_root=sample_root, unstructured_pruning_ratios="0.5,0.9"), *run_folders(out),
+                      cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 

@@ -2,7 +2,7 @@
 import json
 
 import bench
-import metrics
+import latency
 import readme_tables
 
 TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs", "1",
@@ -10,7 +10,7 @@ TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs"
 
 
 def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(metrics, "compile_error", lambda device: "not in this test")  # compiling is slow here
+    monkeypatch.setattr(latency, "compile_error", lambda device: "not in this test")  # compiling is slow here
     output = tmp_path / "docs" / "bench.json"
     table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5), ("structured", 0.5),

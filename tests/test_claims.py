@@ -234,7 +234,7 @@ def test_provenance_names_the_installed_versions_and_a_missing_checkout(monkeypa
     import subprocess
     import types
 
-    import provenance
+    from bookkeeping import provenance
     assert provenance.installed("torch-pruning") == importlib.metadata.version("torch-pruning")
     assert provenance.installed("no-such-package-here") == "not installed"
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=128, stdout=""))

@@ -124,7 +124,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-import config_types  # noqa: E402
+from bookkeeping import config_types  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 EDITS = {  # what a user writes in config.py: what the message says

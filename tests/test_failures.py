@@ -113,7 +113,7 @@ import os  # noqa: E402
 
 import torch  # noqa: E402
 
-import folders  # noqa: E402
+from bookkeeping import folders  # noqa: E402
 
 
 @pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
@@ -162,8 +162,8 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-import bookkeeping  # noqa: E402
-import run_identity  # noqa: E402
+from bookkeeping import records  # noqa: E402
+from bookkeeping import run_identity  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from dataset import DataError, read_filelist, require_video  # noqa: E402
 
@@ -203,7 +203,7 @@ def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceba
     (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
     with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, ratio, "
                                         "test_errors, test_mae).* Move it away"):
-        bookkeeping.earlier_results(cfg)
+        records.earlier_results(cfg)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, run_here):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import batches
+import latency
 import metrics
 import prune_utils
 import train
@@ -56,8 +57,8 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
 
         def forward(self, video):
             return self.body(video.flatten(0, 1)).mean()
-    runner = metrics.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA, dtype=train.precision(CUDA, True))
-    median, _ = metrics.time_runs(runner.run, 2, 5, runner.synchronize)
+    runner = latency.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA, dtype=train.precision(CUDA, True))
+    median, _ = latency.time_runs(runner.run, 2, 5, runner.synchronize)
     # unsynchronised, 50 convolutions would read as their launch time only (microseconds each)
     assert median > 0.05 and runner.setup["latency_device"].startswith("cuda")
     assert runner.setup["latency_precision"] in ("bfloat16", "float16")

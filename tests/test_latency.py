@@ -7,7 +7,6 @@ import pytest
 
 import edge
 import latency
-import metrics
 import reports
 import speed
 import visualize_results
@@ -16,8 +15,8 @@ from test_claims import model, results
 
 def test_every_round_times_every_model_once_in_an_order_that_changes(monkeypatch):
     called = []
-    monkeypatch.setattr(metrics, "time_runs", lambda run, warmup, runs, synchronize: (called.append(run()), (1.0, 2.0))[1])
-    runners = {name: metrics.Runner(lambda name=name: name, lambda: None, {}) for name in "abcde"}
+    monkeypatch.setattr(latency, "time_runs", lambda run, warmup, runs, synchronize: (called.append(run()), (1.0, 2.0))[1])
+    runners = {name: latency.Runner(lambda name=name: name, lambda: None, {}) for name in "abcde"}
     times = latency.rounds(runners, 4, warmup=1, runs=2)
     orders = [called[i:i + 5] for i in range(0, len(called), 5)]
     assert len(orders) == 4 and all(sorted(order) == list("abcde") for order in orders)  # each model once a round

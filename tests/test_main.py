@@ -10,7 +10,6 @@ import torch
 import claims
 import config
 import latency
-import main
 import metrics
 from conftest import LEAN, TINY, run_main
 from model import EFRegressionModel, load_checkpoint, save_checkpoint
@@ -114,7 +113,7 @@ def test_latency_compile_reaches_the_latency_phase(tmp_path, monkeypatch):
     cfg = config.load([*TINY, "--latency-compile", "true", "--results-dir", str(tmp_path)])
     save_checkpoint(str(tmp_path / "baseline.pt"), EFRegressionModel())
     calls = []
-    monkeypatch.setattr(metrics, "pytorch_runner", lambda *a: calls.append(a) or metrics.Runner(
+    monkeypatch.setattr(latency, "pytorch_runner", lambda *a: calls.append(a) or latency.Runner(
         lambda: None, lambda: None, {"latency_compiled": a[-1]}))
     records = [{"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": 42, "checkpoint": "baseline.pt"}]
     latency.time_models(records, cfg, torch.device("cpu"), torch.zeros(1, 2, 3, 32, 32), log=lambda *_: None)

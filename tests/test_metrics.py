@@ -82,8 +82,8 @@ def test_sparsity_and_parameter_counts_see_masked_weights():
 
 
 def test_a_pytorch_runner_times_one_video_and_says_how():
-    runner = metrics.pytorch_runner(EFRegressionModel(), torch.randn(1, 2, 3, 32, 32), torch.device("cpu"))
-    median, p90 = metrics.time_runs(runner.run, 1, 5, runner.synchronize)
+    runner = latency.pytorch_runner(EFRegressionModel(), torch.randn(1, 2, 3, 32, 32), torch.device("cpu"))
+    median, p90 = latency.time_runs(runner.run, 1, 5, runner.synchronize)
     assert 0 < median <= p90
     assert runner.setup["latency_threads"] == torch.get_num_threads() and runner.setup["latency_compiled"] is False
     assert runner.setup["latency_channels_last"] is True and runner.setup["latency_precision"] == "float32"
@@ -95,7 +95,7 @@ def test_compiled_dense_and_physically_pruned_models_are_timed_whole_in_interlea
     from torch._dynamo.utils import counters
     pruned = prune_utils.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
     video = torch.randn(1, 2, 3, 32, 32)
-    runners = {name: metrics.pytorch_runner(model, video, torch.device("cpu"), compiled=True)
+    runners = {name: latency.pytorch_runner(model, video, torch.device("cpu"), compiled=True)
                for name, model in (("dense", EFRegressionModel()), ("physical", pruned))}
     compiled = counters["stats"]["unique_graphs"]
     times = latency.rounds(runners, 2, warmup=1, runs=3)
@@ -105,7 +105,7 @@ def test_compiled_dense_and_physically_pruned_models_are_timed_whole_in_interlea
 
 
 def test_cpu_allocator_thresholds_are_fixed_where_glibc_allows():
-    assert metrics.steady_cpu_allocator() is (platform.libc_ver()[0] == "glibc")
+    assert latency.steady_cpu_allocator() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_file_sizes_report_gzip_size(tmp_path):

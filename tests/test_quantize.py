@@ -9,6 +9,7 @@ import torch.nn as nn
 pytest.importorskip("onnxruntime")
 
 import metrics  # noqa: E402
+import onnx_runtime  # noqa: E402
 import prune_utils  # noqa: E402
 import quantize  # noqa: E402
 from dataset import EchoNetVideoDataset  # noqa: E402
@@ -92,7 +93,7 @@ def physical(model, data):
 
 def fp32_onnx(model, path, data):
     sample = torch.as_tensor(held_out(data)[0][:4])
-    metrics.onnx_export(model, str(path), sample, sizes=False)
+    onnx_runtime.export(model, str(path), sample, sizes=False)
     return str(path)
 
 

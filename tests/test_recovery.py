@@ -13,11 +13,12 @@ import time
 import numpy as np
 import pytest
 
-import bookkeeping
+from bookkeeping import records
 import latency
-import locks
+from bookkeeping import locks
 import main
 import metrics
+import onnx_runtime
 import reports
 from conftest import LEAN, ROOT, TINY, run_main
 
@@ -74,9 +75,9 @@ def killed_at(monkeypatch, module, name):
 STEPS = {
     "before its checkpoint is saved": (main, "save_checkpoint"),
     "while its FLOPs are counted": (metrics, "flops"),
-    "during its ONNX export": (metrics, "onnx_export"),
+    "during its ONNX export": (onnx_runtime, "export"),
     "before results.json is written": (reports, "write_results"),
-    "after results.json, before its training state is removed": (bookkeeping, "forget_training_state"),
+    "after results.json, before its training state is removed": (records, "forget_training_state"),
     "during the latency phase, after every model was trained": (latency, "rounds"),
 }
 
@@ -300,7 +301,7 @@ def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
     earlier = {"models": [{"name": "baseline", "seed": 1, "v": 0}, {"name": "x", "seed": 1, "v": 0}],
                "sensitivity": [{"seed": 1, "v": 0}, {"seed": 2, "v": 0}]}
     now = {"models": [{"name": "baseline", "seed": 1, "v": 1}], "sensitivity": [{"seed": 1, "v": 1}]}
-    merged = bookkeeping.with_earlier(now, earlier)
+    merged = records.with_earlier(now, earlier)
     assert merged["models"] == [{"name": "baseline", "seed": 1, "v": 1}, {"name": "x", "seed": 1, "v": 0}]
     assert merged["sensitivity"] == [{"seed": 1, "v": 1}, {"seed": 2, "v": 0}]
     assert now["models"] == [{"name": "baseline", "seed": 1, "v": 1}]  # this run's own list is left as it is
@@ -309,7 +310,7 @@ def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
 RACER = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-import locks
+from bookkeeping import locks
 alive = locks.process_alive
 locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # slow: the others read the lock meanwhile
 while not os.path.exists({go!r}):

@@ -10,8 +10,8 @@ import json
 import os
 
 import config
-import folders
-import run_identity
+from bookkeeping import folders
+from bookkeeping import run_identity
 from dataset import DataError
 from model import load_checkpoint
 
@@ -74,7 +74,7 @@ def start_or_continue(cfg, previous, identity, skipped, log):
     if not previous:
         return {}
     path = os.path.join(cfg.RESULTS_DIR, "results.json")
-    redo = f"Run with --fresh to archive them and start again, or choose another --results-dir."
+    redo = "Run with --fresh to archive them and start again, or choose another --results-dir."
     before = {s["video"] for s in previous.get("skipped_videos", [])}
     now = {s["video"] for s in skipped}
     if before != now:

@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 
-PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
+PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config.py")
 KINDS = {  # what a constant takes: its names
     "True or False": "CACHE_FRAMES SKIP_BAD_VIDEOS PRETRAINED AMP CUDNN_BENCHMARK "
                      "PHYSICAL_STRUCTURED_PRUNING REMOVE_MASKS_BEFORE_FINE_TUNE RANDOM_PRUNING_CONTROL "

@@ -8,7 +8,7 @@ import shutil
 import time
 
 import config
-import locks
+from bookkeeping import locks
 
 OWNER_FILE = "owner.json"  # the identity of the run a checkpoint folder belongs to
 # What a run writes into its results folder; --fresh archives a folder holding nothing else.
@@ -109,7 +109,7 @@ def foreign_entries(folder, cfg):
 def check_archivable(cfg):
     """--fresh never moves what is not the run's: the working directory, the project, a folder above
     them, or a folder holding other files. Checked before anything is read or moved."""
-    project = os.path.dirname(os.path.abspath(__file__))
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bookkeeping/ is in the project
     for option, folder in (("--results-dir", cfg.RESULTS_DIR), ("--checkpoint-dir", cfg.CHECKPOINT_DIR)):
         if not os.path.isdir(folder):
             continue

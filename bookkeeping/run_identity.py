@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 
 import config
-import folders
-import locks
+from bookkeeping import folders
+from bookkeeping import locks
 
 
 def config_hash(cfg):
