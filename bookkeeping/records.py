@@ -123,6 +123,11 @@ def training_state_path(folder, name):
     return os.path.join(folder, f"{name}.training.pt")
 
 
+def epoch_log_path(folder, name):
+    """The model's per-epoch log beside its checkpoint, for `tail -f` and plots while a run goes."""
+    return os.path.join(folder, f"{name}_log.csv")
+
+
 def forget_training_state(folder, name):
     """Once the model's record is in results.json its training state is no longer needed."""
     path = training_state_path(folder, name)
