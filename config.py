@@ -32,7 +32,7 @@ IMAGE_SIZE = 112                          # EchoNet-Dynamic's native size
 NUM_TRAIN_VIDEOS = 100
 NUM_VAL_VIDEOS = 60       # validation videos (split counts, above)
 NUM_TEST_VIDEOS = 100     # test videos (split counts, above)
-CACHE_FRAMES = True       # keep every decoded clip in CACHE_DIR, so a later run reads it instead of decoding again
+CACHE_FRAMES = True       # keep every decoded clip in CACHE_DIR: a later run reads it, not the videos
 CACHE_DIR = "cache"       # where CACHE_FRAMES keeps the decoded clips
 SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (counted, named); False: stop
 # Where a split's decoded clips live during the run: on the GPU when they fit in this share of its free
@@ -91,8 +91,8 @@ SCRATCH_CONTROL = True
 # After every pruning step (one-shot, gradual, physical; each layer of the sensitivity), before the
 # model is evaluated or fine-tuned, every BatchNorm's running statistics are re-estimated on this
 # many training batches, no weight changed (batchnorm.py): otherwise they still describe the dense
-# model, and "right after pruning" and the sensitivity measure the stale statistics (README, "A fair
-# comparison"). 0 turns it off.
+# model, and "right after pruning" and the sensitivity measure the stale statistics
+# (docs/methodology.md, "A fair comparison"). 0 turns it off.
 BN_RECALIBRATION_BATCHES = 20
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
@@ -112,21 +112,20 @@ ALPHA = 0.05
 NONINFERIORITY_FRACTION = 0.1
 LATENCY_WARMUP_RUNS = 5   # untimed runs before the latency is timed
 LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and p90 are the round's reading
-# Every model's latency is timed once all models are trained, in this many rounds: each round times every
-# model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round. Load on a
-# machine drifts over a run: timed minutes apart, right after its training, the dense control (the same
-# network as the baseline) read 7.5 ms against the baseline's 6.7. A model's latency is the median of its
-# round medians, its spread their lowest and highest; models are ranked only where spreads do not overlap.
+# Every model's latency is timed once all models are trained, in this many rounds: each round times
+# every model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round,
+# since load on a machine drifts over a run (latency.py). A model's latency is the median of its round
+# medians, its spread their lowest and highest; models are ranked only where spreads do not overlap.
 LATENCY_ROUNDS = 5
-CHANNELS_LAST = True      # memory format for training and latency, the same for every model (faster on CPU too)
+CHANNELS_LAST = True      # memory format for training and latency, every model alike (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
 # than eagerly. Eager PyTorch runs each BatchNorm and ReLU as its own pass, which costs pruned models
-# relatively more, so its speedups come out below ONNX Runtime's (README, "ONNX Runtime").
+# relatively more, so its speedups come out below ONNX Runtime's (docs/onnx_int8.md).
 LATENCY_COMPILE = False
 ONNX_EXPORT = None        # export every model to ONNX and time it in ONNX Runtime; None: when installed
 # INT8 beside pruning: every model's ONNX file statically quantized by ONNX Runtime (QDQ, per-channel
 # int8 weights, uint8 activations), calibrated on training videos only, and measured like FP32 (test
-# MAE through ONNX Runtime, latency, size). Settings chosen on the validation split (README, "INT8").
+# MAE through ONNX Runtime, latency, size). Settings chosen on the validation split (docs/onnx_int8.md).
 INT8 = None               # quantize every model to INT8; None: when ONNX_EXPORT is on
 INT8_CALIBRATION_VIDEOS = 64        # training videos the activation ranges are calibrated on
 INT8_CALIBRATION_METHOD = "minmax"  # "minmax", "entropy" or "percentile"
@@ -146,16 +145,16 @@ DRAW_FIGURES = True       # draw figures/ at the end of main.py
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
 FRESH = False
 # Constants that do not change any number: a run may continue with them changed. The data's folder is
-# one: the data is identified by its fingerprint (bookkeeping/run_identity.py), however its path is spelled.
+# one: the data is identified by its fingerprint (bookkeeping/run_identity.py), however it is spelled.
 NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR",
                "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes. Chosen on
-# the validation split (README, "A fair comparison"): 16 frames of 32x32 beat 8 frames of 64x64 at
-# the same cost (frames carry the EF signal), 3 fine-tuning epochs did as well as 4, and fine-tuning
-# at 3e-4 beat 1e-4 and 1e-3 (mean over every model and two seeds), BatchNorm recalibrated. BatchNorm recalibrated
-# on 4 batches (32 videos) recovered as much as on all 13 (README, "A fair comparison"), and the
-# sensitivity's 80 recalibrations cost a third as much.
+# the validation split (docs/methodology.md, "A fair comparison"): 16 frames of 32x32 beat 8 frames of
+# 64x64 at the same cost (frames carry the EF signal), 3 fine-tuning epochs did as well as 4, and
+# fine-tuning at 3e-4 beat 1e-4 and 1e-3 (mean over every model and two seeds), BatchNorm recalibrated.
+# BatchNorm recalibrated on 4 batches (32 videos) recovered as much as on all 13, and the sensitivity's
+# 80 recalibrations cost a third as much.
 QUICK = dict(
     NUM_FRAMES=16,
     IMAGE_SIZE=32,
@@ -182,8 +181,9 @@ def defaults():
 
 
 def check_file():
-    """config.py's values as edited, each of its kind (bookkeeping/config_types.py), before any option is read: a
-    quoted boolean or number, a number where a list belongs, a renamed constant are one message."""
+    """config.py's values as edited, each of its kind (bookkeeping/config_types.py), before any option
+    is read: a quoted boolean or number, a number where a list belongs, a renamed constant are one
+    message."""
     module = sys.modules[__name__]
     values = {k: v for k, v in vars(module).items() if k.isupper()}
     found = config_types.problems(values)
@@ -252,7 +252,9 @@ def _type(default):
         return {"true": True, "false": False}.get(t.lower(), t)
 
     def convert(text):
-        return [scalar(t) for t in text.split(",") if t.strip()] if isinstance(default, list) else scalar(text)
+        if isinstance(default, list):
+            return [scalar(t) for t in text.split(",") if t.strip()]
+        return scalar(text)
     name = "value" if like is None else type(like).__name__
     convert.__name__ = f"comma-separated {name} list" if isinstance(default, list) else name
     return convert
@@ -273,19 +275,22 @@ def parser(description=None):
     """An argparse parser with --quick, --fresh and every constant as --lower-dashed-name, grouped by this
     file's section headings. A script adds its own arguments to it and passes it to load()."""
     check_file()
+    # The usage names not every option; abbreviations are off, so --num-epoch never means --num-epochs.
     p = argparse.ArgumentParser(description=description, formatter_class=_Formatter,
-                                usage="%(prog)s [-h] [--quick] [--fresh] [--option VALUE ...]",  # not every option
-                                allow_abbrev=False,  # --num-epoch must not quietly mean --num-epochs
-                                epilog="Lists are comma-separated; booleans take true or false (in any case); none is\n"
-                                       "None. Explicit options win over --quick.")
+                                usage="%(prog)s [-h] [--quick] [--fresh] [--option VALUE ...]",
+                                allow_abbrev=False,
+                                epilog="Lists are comma-separated; booleans take true or false (in any "
+                                       "case); none is\nNone. Explicit options win over --quick.")
     p.add_argument("--quick", action="store_true",
-                   help="the laptop-CPU preset: a smaller input, a shorter schedule (the --quick values below)")
+                   help="the laptop-CPU preset: a smaller input, a shorter schedule (the --quick values "
+                        "below)")
     p.add_argument("--fresh", dest="FRESH", action="store_true", default=argparse.SUPPRESS,
                    help="archive the earlier results and checkpoints and start again")
     values = defaults()
-    internal = ("SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS")  # in the namespace, not options (FRESH is --fresh)
+    internal = ("SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS")  # in the namespace, not options (--fresh is)
 
-    def option(match):  # the comments are written for Python: constants and values as typed on the command line
+    def option(match):
+        """The comments are written for Python: constants and values as typed on the command line."""
         name = match[0]
         if name in ("True", "False", "None"):
             return name.lower()
@@ -297,9 +302,11 @@ def parser(description=None):
                 continue
             default = values[name]
             text = re.sub(r"\b([A-Z][A-Z0-9_]+|True|False|None)\b", option, text)
-            text += f" (default {_show(default)}" + (f"; --quick {_show(QUICK[name])})" if name in QUICK else ")")
-            group.add_argument(f"--{_dashed(name)}", dest=name, type=_type(default), default=argparse.SUPPRESS,
-                               metavar=_metavar(default), help=text.replace("%", "%%"))
+            quick = f"; --quick {_show(QUICK[name])}" if name in QUICK else ""
+            text += f" (default {_show(default)}{quick})"
+            group.add_argument(f"--{_dashed(name)}", dest=name, type=_type(default),
+                               default=argparse.SUPPRESS, metavar=_metavar(default),
+                               help=text.replace("%", "%%"))
     return p
 
 
@@ -323,7 +330,8 @@ def load(argv=(), p=None):
 def differences(old, new):
     """'NAME: old -> new' for every constant that changes results."""
     keys = (set(old) | set(new)) - set(NOT_RESULTS)
-    return [f"{_dashed(k)}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
+    return [f"{_dashed(k)}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys)
+            if old.get(k) != new.get(k)]
 
 
 def device_problems(name):
@@ -354,7 +362,8 @@ def validate(cfg):
         for r in getattr(cfg, name):
             if not 0 < r < 1:
                 problems.append(f"{_dashed(name)}: ratio {r} is outside (0, 1)")
-    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS", "LATENCY_ROUNDS"):
+    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS",
+                 "LATENCY_ROUNDS"):
         if getattr(cfg, name) < 1:
             problems.append(f"{_dashed(name)} must be at least 1, got {getattr(cfg, name)}")
     if cfg.FINE_TUNE_EPOCHS < 0:
@@ -376,7 +385,8 @@ def validate(cfg):
     if cfg.PRUNING_SCHEDULE not in ("oneshot", "gradual"):
         problems.append(f"pruning-schedule must be oneshot or gradual, got {cfg.PRUNING_SCHEDULE!r}")
     if not 0 <= cfg.PRUNING_RAMP_END < 1:
-        problems.append(f"pruning-ramp-end is a fraction of fine-tuning from 0 to below 1, got {cfg.PRUNING_RAMP_END}")
+        problems.append(f"pruning-ramp-end is a fraction of fine-tuning from 0 to below 1, "
+                        f"got {cfg.PRUNING_RAMP_END}")
     if not 0 < cfg.NONINFERIORITY_FRACTION < 1 or not 0 < cfg.ALPHA < 1:
         problems.append(f"noninferiority-fraction and alpha are fractions in (0, 1), got "
                         f"{cfg.NONINFERIORITY_FRACTION} and {cfg.ALPHA}")
@@ -384,9 +394,11 @@ def validate(cfg):
         problems.append("pruning-steps must be at least 1 and bootstrap-samples at least 100")
     if any(not 0 < r < 1 for r in cfg.SENSITIVITY_RATIOS):
         problems.append(f"sensitivity-ratios must lie in (0, 1), got {cfg.SENSITIVITY_RATIOS}")
-    if cfg.INT8_CALIBRATION_VIDEOS < 1 or cfg.INT8_CALIBRATION_METHOD not in ("minmax", "entropy", "percentile"):
-        problems.append("int8-calibration-videos must be at least 1 and int8-calibration-method one of minmax, "
-                        f"entropy, percentile (got {cfg.INT8_CALIBRATION_VIDEOS}, {cfg.INT8_CALIBRATION_METHOD!r})")
+    methods = ("minmax", "entropy", "percentile")
+    if cfg.INT8_CALIBRATION_VIDEOS < 1 or cfg.INT8_CALIBRATION_METHOD not in methods:
+        problems.append("int8-calibration-videos must be at least 1 and int8-calibration-method one of "
+                        f"minmax, entropy, percentile (got {cfg.INT8_CALIBRATION_VIDEOS}, "
+                        f"{cfg.INT8_CALIBRATION_METHOD!r})")
     if set(cfg.INT8_KEEP_FP32) - {"head", "first_conv"}:
         problems.append(f"int8-keep-fp32 takes head and/or first_conv, got {cfg.INT8_KEEP_FP32}")
     if cfg.INT8 and cfg.ONNX_EXPORT is False:
@@ -400,7 +412,8 @@ def validate(cfg):
         if len(set(ratios)) != len(ratios):
             problems.append(f"{_dashed(name)} lists a ratio twice ({_show(ratios)}); list each once")
     if any(s < 0 for s in [cfg.SEED, *cfg.SEEDS]):  # numpy's generators take no negative seed
-        problems.append(f"seed and seeds must not be negative, got --seed {cfg.SEED}, --seeds {_show(cfg.SEEDS)}")
+        problems.append(f"seed and seeds must not be negative, got --seed {cfg.SEED}, "
+                        f"--seeds {_show(cfg.SEEDS)}")
     for name in ("DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR"):
         value = getattr(cfg, name)
         if value is not None and not str(value).strip():

@@ -14,7 +14,8 @@ OWNER_FILE = "owner.json"  # the identity of the run a checkpoint folder belongs
 # What a run writes into its results folder; --fresh archives a folder holding nothing else.
 RESULTS_FILES = {"results.json", "results.csv", "results_by_ratio.csv", "sensitivity.csv", "summary.md",
                  locks.LOCK_FILE, OWNER_FILE}
-RUN_FILE = re.compile(r"(seed-?\d+|.*\.damaged-\d{8}-\d{6}|.*\.tmp(\.\w+)?)$")  # seed folders, set aside, half written
+# What else in a run's folders is the run's: seed folders, files set aside, files half written.
+RUN_FILE = re.compile(r"(seed-?\d+|.*\.damaged-\d{8}-\d{6}|.*\.tmp(\.\w+)?)$")
 
 
 # A write that failed for lack of space or permission (quantize.py tells these from its own failures).
@@ -82,8 +83,8 @@ def check_writable(cfg):
                 f.write("ok")
             os.remove(probe)
         except OSError as e:
-            raise config.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); choose a folder "
-                                     f"this user can write to") from None
+            raise config.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); "
+                                     f"choose a folder this user can write to") from None
 
 
 def inside(path, folder):
@@ -116,15 +117,15 @@ def check_archivable(cfg):
         for what, place in (("the working directory", os.getcwd()), ("the project", project),
                             ("your home folder", os.path.expanduser("~"))):
             if inside(place, folder):
-                raise config.ConfigError(f"--fresh would archive {option} {folder}, which is (or holds) {what}; "
-                                         f"nothing was moved. Give the run a folder of its own, e.g. "
-                                         f"{option} results_new.")
+                raise config.ConfigError(
+                    f"--fresh would archive {option} {folder}, which is (or holds) {what}; nothing was "
+                    f"moved. Give the run a folder of its own, e.g. {option} results_new.")
         others = foreign_entries(folder, cfg)
         if others:
             raise config.ConfigError(
                 f"--fresh would archive {option} {folder}, but it holds files that are not this run's "
-                f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); nothing was moved. Move them "
-                f"away, or give the run a folder of its own ({option}).")
+                f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); nothing was moved. "
+                f"Move them away, or give the run a folder of its own ({option}).")
 
 
 def archive(cfg, log):

@@ -14,14 +14,16 @@ import train
 def environment(device, steady_allocator):
     """Where the numbers come from: the commit (or that there is none) and the installed packages'
     versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
+    cuda = device.type == "cuda"
     return {
-        "python": platform.python_version(), "torch": installed("torch"), "torchvision": installed("torchvision"),
-        "torch_pruning": installed("torch-pruning"), "onnxruntime": installed("onnxruntime"),
-        "numpy": installed("numpy"), "platform": platform.platform(),
+        "python": platform.python_version(), "torch": installed("torch"),
+        "torchvision": installed("torchvision"), "torch_pruning": installed("torch-pruning"),
+        "onnxruntime": installed("onnxruntime"), "numpy": installed("numpy"), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "cuda": torch.version.cuda if device.type == "cuda" else None, "git_commit": git_commit(),
-        "world_size": train.world_size(), "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
+        "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
+        "cuda": torch.version.cuda if cuda else None, "git_commit": git_commit(),
+        "world_size": train.world_size(),
+        "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
         "cpu_malloc_thresholds_fixed": steady_allocator,
     }
 
@@ -37,7 +39,8 @@ def git_commit():
     """The checkout's commit, marked "+changes" when files differ from it; or why there is none."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
+                              timeout=10)
         if head.returncode:
             return "none (not a git checkout)"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,

@@ -16,7 +16,8 @@ from dataset import DataError
 from model import load_checkpoint
 
 RECORD_FIELDS = {"name", "method", "ratio", "seed", "test_mae", "test_errors"}  # every record has them
-PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")  # a record's files, stored relative to the results folder
+# A record's files, stored relative to the results folder.
+PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")
 
 
 def relative_paths(record, results_dir):
@@ -55,8 +56,9 @@ def earlier_results(cfg):
             if lacking:
                 raise KeyError(f"models[{i}] lacks {', '.join(sorted(lacking))}")
     except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path} is damaged ({type(e).__name__}: {e}). It is left as it is. Move it away to "
-                        f"continue without its records, or run with --fresh to archive this run and start again.") from None
+        raise DataError(f"{path} is damaged ({type(e).__name__}: {e}). It is left as it is. Move it away "
+                        f"to continue without its records, or run with --fresh to archive this run and start "
+                        f"again.") from None
     differences = config.differences(previous["config"], vars(cfg))
     if differences:
         raise config.ConfigError(
@@ -80,12 +82,12 @@ def start_or_continue(cfg, previous, identity, skipped, log):
     if before != now:
         changes = ([f"readable again: {', '.join(sorted(before - now))}"] if before - now else []) + \
                   ([f"now skipped: {', '.join(sorted(now - before))}"] if now - before else [])
-        raise DataError(f"{path} was measured on other videos: the skipped videos changed ({'; '.join(changes)}), so "
-                        f"its models were tested on another test set. {redo}")
+        raise DataError(f"{path} was measured on other videos: the skipped videos changed "
+                        f"({'; '.join(changes)}), so its models were tested on another test set. {redo}")
     old = previous.get("identity")
     if not old:
-        raise DataError(f"{path} was written before runs recorded their data, so it cannot be told whether it "
-                        f"used this data. {redo}")
+        raise DataError(f"{path} was written before runs recorded their data, so it cannot be told whether "
+                        f"it used this data. {redo}")
     if old.get("data") != identity["data"]:
         what = ("FileList.csv" if old["data"].get("filelist") != identity["data"]["filelist"]
                 else f"the videos in {os.path.join(cfg.DATA_ROOT, 'Videos')} (replaced, added or removed)")
@@ -93,15 +95,17 @@ def start_or_continue(cfg, previous, identity, skipped, log):
     before, now = old.get("processes", 1), identity.get("processes", 1)
     if before != now:
         raise config.ConfigError(
-            f"{path} holds results of {before} process(es) (an effective batch of {before} x {cfg.BATCH_SIZE} "
-            f"videos); this run has {now} ({now} x {cfg.BATCH_SIZE}), which changes the numbers. Continue it with "
-            f"{'python main.py' if before == 1 else f'torchrun --nproc_per_node {before} main.py'} and the same "
-            f"options, or run with --fresh to archive it and start again, or choose another --results-dir.")
+            f"{path} holds results of {before} process(es) (an effective batch of {before} x "
+            f"{cfg.BATCH_SIZE} videos); this run has {now} ({now} x {cfg.BATCH_SIZE}), which changes the "
+            f"numbers. Continue it with "
+            f"{'python main.py' if before == 1 else f'torchrun --nproc_per_node {before} main.py'} and the "
+            f"same options, or run with --fresh to archive it and start again, or choose another "
+            f"--results-dir.")
     if old.get("id") != identity["id"]:
         raise config.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
-                                 f"{identity['id']}: the options, the data and the processes are the same, so it "
-                                 f"was written by an earlier version of ef-prune, which identified runs otherwise). "
-                                 f"{redo}")
+                                 f"{identity['id']}: the options, the data and the processes are the same, "
+                                 f"so it was written by an earlier version of ef-prune, which identified "
+                                 f"runs otherwise). {redo}")
     log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
     return previous
 
@@ -152,18 +156,18 @@ def reuse(done, name, seed, cfg, folder, identity, log):
         dependents = [r["name"] for r in done if r["seed"] == seed and r["name"] != "baseline"]
         if name == "baseline" and dependents:
             raise DataError(
-                f"the baseline checkpoint {path} is damaged ({problem}). The {len(dependents)} pruned model(s) of seed "
-                f"{seed} already in {cfg.RESULTS_DIR}/results.json were fine-tuned from it, so it cannot be trained "
-                f"again in their place. Restore {path} from a backup, or run with --fresh to archive this run and "
-                f"start again.") from None
+                f"the baseline checkpoint {path} is damaged ({problem}). The {len(dependents)} pruned "
+                f"model(s) of seed {seed} already in {cfg.RESULTS_DIR}/results.json were fine-tuned from it, "
+                f"so it cannot be trained again in their place. Restore {path} from a backup, or run with "
+                f"--fresh to archive this run and start again.") from None
         folders.set_aside(path, problem, log)
         log(f"{name} (seed {seed}): trained again")
         return None
     if info.get("identity") != identity["id"]:
         raise config.ConfigError(
-            f"checkpoint {path} was saved by another run (identity {info.get('identity')}; this run {identity['id']}: "
-            f"another configuration or other data); it is not reused. Run with --fresh to archive it, or choose "
-            f"another --results-dir.")
+            f"checkpoint {path} was saved by another run (identity {info.get('identity')}; this run "
+            f"{identity['id']}: another configuration or other data); it is not reused. Run with --fresh to "
+            f"archive it, or choose another --results-dir.")
     forget_training_state(folder, name)  # left behind by a kill right after results.json was written
     record = dict(record)  # its files where they are now (the folders may have moved)
     record["checkpoint"] = path

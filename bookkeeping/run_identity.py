@@ -1,8 +1,9 @@
 """Which run a file belongs to. A run's identity covers what changes its numbers: the configuration
-(all but config.NOT_RESULTS: folders, the data's included), the number of processes and the data (FileList.csv's bytes, and each listed video's name, size
-and content, skipped ones included). results.json, every checkpoint, every training state (an
-.identity file beside it) and the checkpoint folder (owner.json) carry it; one that differs is refused
-with the file named and what to do, never continued or reused."""
+(all but config.NOT_RESULTS: folders, the data's included), the number of processes and the data
+(FileList.csv's bytes, and each listed video's name, size and content, skipped ones included).
+results.json, every checkpoint, every training state (an .identity file beside it) and the checkpoint
+folder (owner.json) carry it; one that differs is refused with the file named and what to do, never
+continued or reused."""
 import hashlib
 import json
 import os
@@ -70,15 +71,15 @@ def claim_checkpoints(cfg, identity, log):
     except (OSError, ValueError, AttributeError) as e:
         raise config.ConfigError(
             f"{path} cannot be read ({type(e).__name__}: {e}); it says which run the checkpoint folder "
-            f"{cfg.CHECKPOINT_DIR} belongs to. If that folder holds this run's checkpoints (the same options and "
-            f"data), delete {path}: it is written again and every checkpoint is still checked on its own. "
-            f"Otherwise choose another --checkpoint-dir.") from None
+            f"{cfg.CHECKPOINT_DIR} belongs to. If that folder holds this run's checkpoints (the same options "
+            f"and data), delete {path}: it is written again and every checkpoint is still checked on its "
+            f"own. Otherwise choose another --checkpoint-dir.") from None
     if owner is not None and owner != identity["id"]:
         raise config.ConfigError(
-            f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {folders.OWNER_FILE}: identity "
-            f"{owner}; this run: {identity['id']}, another configuration or other data). Its checkpoints are not "
-            f"reused or overwritten. Choose another --checkpoint-dir, leave it unset (checkpoints then live in the "
-            f"results folder), or run with --fresh to archive it.")
+            f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {folders.OWNER_FILE}: "
+            f"identity {owner}; this run: {identity['id']}, another configuration or other data). Its "
+            f"checkpoints are not reused or overwritten. Choose another --checkpoint-dir, leave it unset "
+            f"(checkpoints then live in the results folder), or run with --fresh to archive it.")
     held = None if folders.checkpoints_inside_results(cfg) else locks.lock(cfg.CHECKPOINT_DIR, log)
     if owner is None:
         write_json(path, {"identity": identity["id"], "config": identity["config"], "data": identity["data"]})
@@ -108,7 +109,7 @@ def check_training_state(path, identity, log):
             missing = {"model", "optimizer", "history", "best_mae", "best_state"} - set(saved)
             if missing:
                 raise KeyError(f"missing {', '.join(sorted(missing))}")
-        except Exception as e:  # noqa: BLE001 (torch raises RuntimeError, EOFError, UnpicklingError... on a damaged file)
+        except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... on a damaged file
             folders.set_aside(path, f"{type(e).__name__}: {e}", log)
             log(f"{os.path.basename(path)[:-len('.training.pt')]}: its training starts again")
     if os.path.isfile(path):  # intact: continued only by the run that wrote it
@@ -119,7 +120,8 @@ def check_training_state(path, identity, log):
             owner = "unknown (no identity beside it)"
         if owner != identity["id"]:
             raise config.ConfigError(
-                f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: another "
-                f"configuration or other data). It is not continued. Run with --fresh to archive it, or choose "
-                f"another --results-dir (checkpoints live inside it unless --checkpoint-dir is given).")
+                f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: "
+                f"another configuration or other data). It is not continued. Run with --fresh to archive it, "
+                f"or choose another --results-dir (checkpoints live inside it unless --checkpoint-dir is "
+                f"given).")
     write_json(stamp_path, None, text=identity["id"])

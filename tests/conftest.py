@@ -17,12 +17,13 @@ from create_sample_data import create_sample_data  # noqa: E402
 TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-epochs", "1",
         "--fine-tune-epochs", "1", "--learning-rate", "1e-3", "--fine-tune-learning-rate", "1e-4",
         "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5",
-        "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--latency-rounds", "3", "--pretrained", "false",
-        "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4", "--sensitivity-ratios", "0.5,0.9"]
+        "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--latency-rounds", "3",
+        "--pretrained", "false", "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4",
+        "--sensitivity-ratios", "0.5,0.9"]
 # For the runs that test something else than layer sensitivity, INT8 and figures (tiny_run tests those):
 # each costs seconds per model even at this size (a full-size ResNet-18 is quantized and drawn).
-LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false", "--random-removal-control", "false",
-        "--scratch-control", "false"]
+LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false",
+        "--random-removal-control", "false", "--scratch-control", "false"]
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +42,8 @@ def options(**values):
 
 def run_folders(out):
     """The options that put a run's results, checkpoints, figures and cache in the folder `out`."""
-    return options(results_dir=out / "results", checkpoint_dir=out / "checkpoints", figures_dir=out / "figures",
-                   cache_dir=out / "cache")
+    return options(results_dir=out / "results", checkpoint_dir=out / "checkpoints",
+                   figures_dir=out / "figures", cache_dir=out / "cache")
 
 
 def run_main(*args, cwd, env=None):
@@ -73,14 +74,15 @@ def run_here(monkeypatch, capsys):
 def tiny_run(sample_root, tmp_path_factory):
     """python main.py on the tiny configuration, with two unstructured ratios; (folder, process)."""
     out = tmp_path_factory.mktemp("run")
-    result = run_main(*TINY, *options(data_root=sample_root, unstructured_pruning_ratios="0.5,0.9"), *run_folders(out),
-                      cwd=out)
+    result = run_main(*TINY, *options(data_root=sample_root, unstructured_pruning_ratios="0.5,0.9"),
+                      *run_folders(out), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped, with the reason, where there is none)")
+    config.addinivalue_line("markers",
+                            "cuda: needs a CUDA GPU (skipped, with the reason, where there is none)")
 
 
 def pytest_collection_modifyitems(config, items):

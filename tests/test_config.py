@@ -6,7 +6,8 @@ import config
 
 def test_defaults_reproduce_the_reference():
     cfg = config.load([])
-    assert (cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.BATCH_SIZE, cfg.NUM_EPOCHS, cfg.LEARNING_RATE) == (32, 112, 16, 50, 1e-4)
+    assert (cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.BATCH_SIZE) == (32, 112, 16)
+    assert (cfg.NUM_EPOCHS, cfg.LEARNING_RATE) == (50, 1e-4)
     assert (cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, cfg.SEED) == (2, 1e-5, 42)
     assert cfg.UNSTRUCTURED_PRUNING_RATIOS == [0.5, 0.8, 0.9]
     assert cfg.STRUCTURED_PRUNING_RATIOS == [0.3, 0.5, 0.7]
@@ -17,7 +18,8 @@ def test_defaults_reproduce_the_reference():
 
 def test_overrides_by_dashed_name_with_lists_booleans_and_none():
     cfg = config.load(["--num-epochs", "3", "--data-root", "/data/echonet", "--results-dir=out",
-                       "--structured-pruning-ratios", "0.5", "--pretrained", "false", "--pretrained-path", "none"])
+                       "--structured-pruning-ratios", "0.5", "--pretrained", "false",
+                       "--pretrained-path", "none"])
     assert cfg.NUM_EPOCHS == 3 and cfg.DATA_ROOT == "/data/echonet" and cfg.RESULTS_DIR == "out"
     assert cfg.STRUCTURED_PRUNING_RATIOS == [0.5] and cfg.PRETRAINED is False and cfg.PRETRAINED_PATH is None
 
@@ -35,7 +37,8 @@ def test_quick_preset_and_explicit_overrides_win():
     (["--num-epochs", "none"], "invalid int value: 'none'"),  # only a None default takes none
     (["--pretrained", "maybe"], "argument --pretrained: invalid bool value: 'maybe'"),
     (["--seeds", "42,x"], "argument --seeds: invalid comma-separated int list value: '42,x'"),
-    (["--not-results", "FRESH"], "unrecognized arguments: --not-results"),  # internal constants are not options
+    # internal constants are not options
+    (["--not-results", "FRESH"], "unrecognized arguments: --not-results"),
     (["--sample-data-root", "x"], "unrecognized arguments: --sample-data-root"),
     (["--fresh", "true"], "unrecognized arguments: true"),  # a flag
 ])
@@ -69,12 +72,14 @@ def test_bad_configurations_are_config_errors(argv, message):
 
 
 def test_option_types_follow_the_defaults():
-    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "false", "--sensitivity", "TRUE",
-                       "--clips-on-device", "0.25", "--onnx-export", "false", "--learning-rate", "3e-4", "--fresh"])
+    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "false",
+                       "--sensitivity", "TRUE", "--clips-on-device", "0.25", "--onnx-export", "false",
+                       "--learning-rate", "3e-4", "--fresh"])
     assert cfg.SEEDS == [1, 2, 3] and cfg.SENSITIVITY_RATIOS == [0.4, 0.6]
     assert cfg.AMP is False and cfg.SENSITIVITY is True and cfg.LEARNING_RATE == 3e-4 and cfg.FRESH is True
     # a None default takes the most specific type that fits, or none; a share of the GPU as a number
-    assert cfg.CLIPS_ON_DEVICE == 0.25 and cfg.ONNX_EXPORT is False and config.load(["--int8", "none"]).INT8 is None
+    assert cfg.CLIPS_ON_DEVICE == 0.25 and cfg.ONNX_EXPORT is False
+    assert config.load(["--int8", "none"]).INT8 is None
     assert config.load([]).CLIPS_ON_DEVICE == "auto"
     assert config.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
     # the namespace holds every constant, the internal ones too, and nothing else
@@ -101,9 +106,11 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
     for heading in ("data:", "model and training:", "pruning:", "measurement:", "output:"):
         assert "\n" + heading in text
     flat = " ".join(text.split())
-    assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in flat
+    assert ("--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)"
+            in flat)
     # a comment block above a constant, with constants and Python values as written on the command line
-    assert "n = --pruning-steps, the steps evenly spaced from the start of fine-tuning to --pruning-ramp-end" in flat
+    assert ("n = --pruning-steps, the steps evenly spaced from the start of fine-tuning to --pruning-ramp-end"
+            in flat)
     assert "--clips-on-device TEXT Where a split's decoded clips live during the run" in flat
     assert "--seeds N,..." in flat and "(default 0.3,0.5,0.7,0.9; --quick 0.5,0.9)" in flat
     for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
@@ -113,7 +120,8 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
 def test_a_gpu_asked_for_without_one_is_refused_with_the_options():
-    with pytest.raises(config.ConfigError, match="device 'cuda' asks for a GPU but CUDA is not available here"):
+    refused = "device 'cuda' asks for a GPU but CUDA is not available here"
+    with pytest.raises(config.ConfigError, match=refused):
         config.load(["--device", "cuda"])
 
 
@@ -128,18 +136,21 @@ from bookkeeping import config_types  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 EDITS = {  # what a user writes in config.py: what the message says
-    ("PHYSICAL_STRUCTURED_PRUNING", "false"): "PHYSICAL_STRUCTURED_PRUNING = 'false'; PHYSICAL_STRUCTURED_PRUNING "
-                                              "takes True or False; write it without the quotes",
+    ("PHYSICAL_STRUCTURED_PRUNING", "false"): "PHYSICAL_STRUCTURED_PRUNING = 'false'; "
+                                              "PHYSICAL_STRUCTURED_PRUNING takes True or False; "
+                                              "write it without the quotes",
     ("BATCH_SIZE", "16"): "BATCH_SIZE = '16'; BATCH_SIZE takes a whole number; write it without the quotes",
-    ("STRUCTURED_PRUNING_RATIOS", 0.5): "STRUCTURED_PRUNING_RATIOS = 0.5; STRUCTURED_PRUNING_RATIOS takes a list "
-                                        "of numbers; write it as a list: STRUCTURED_PRUNING_RATIOS = [0.5]",
+    ("STRUCTURED_PRUNING_RATIOS", 0.5): "STRUCTURED_PRUNING_RATIOS = 0.5; STRUCTURED_PRUNING_RATIOS takes a "
+                                        "list of numbers; write it as a list: "
+                                        "STRUCTURED_PRUNING_RATIOS = [0.5]",
     ("SEEDS", 42): "SEEDS = 42; SEEDS takes a list of whole numbers; write it as a list: SEEDS = [42]",
     ("NUM_EPOCHS", 1.5): "NUM_EPOCHS = 1.5; NUM_EPOCHS takes a whole number; e.g. NUM_EPOCHS = 2",
 }
 
 
 @pytest.mark.parametrize("edit", EDITS, ids=[name for name, _ in EDITS])
-def test_a_config_py_value_of_the_wrong_kind_is_one_message_before_any_data(edit, tmp_path, run_here, monkeypatch):
+def test_a_config_py_value_of_the_wrong_kind_is_one_message_before_any_data(edit, tmp_path, run_here,
+                                                                            monkeypatch):
     name, value = edit
     monkeypatch.setattr(config, name, value)
     result = run_here("main.py", "--data-root", "no_data_here", cwd=tmp_path)
@@ -154,8 +165,8 @@ def test_a_renamed_constant_is_named_with_the_one_it_replaced(monkeypatch):
     monkeypatch.setattr(config, "NUM_EPOCH", 5, raising=False)
     with pytest.raises(config.ConfigError) as refused:
         config.load([])
-    assert "NUM_EPOCH is not a constant of the experiment; did you mean NUM_EPOCHS (missing from config.py)?" in \
-        str(refused.value)
+    assert ("NUM_EPOCH is not a constant of the experiment; did you mean NUM_EPOCHS (missing from config.py)?"
+            in str(refused.value))
     assert str(refused.value).count("NUM_EPOCHS") == 1  # said once
 
 
@@ -177,11 +188,13 @@ def test_booleans_take_true_or_false_and_nothing_else(word):
 ])
 def test_a_syntax_error_or_unknown_name_in_config_py_is_one_message(edit, expected, tmp_path):
     project = tmp_path / "project"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns("tests", "data", "results*", ".*", "cache",
-                                                                 "figures", "__pycache__", "docs"))
+    not_the_program = ["tests", "data", "results*", ".*", "cache", "figures", "__pycache__", "docs"]
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(*not_the_program))
     text = (project / "config.py").read_text()
     n = text.splitlines().index("NUM_EPOCHS = 50           # epochs of baseline training") + 1
     (project / "config.py").write_text(text.replace("NUM_EPOCHS = 50 ", edit + " ", 1))
-    result = subprocess.run([sys.executable, "main.py"], cwd=project, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "main.py"], cwd=project, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
-    assert expected.format(n=n) in result.stderr and "Fix that line: NAME = value, text in quotes" in result.stderr
+    assert expected.format(n=n) in result.stderr
+    assert "Fix that line: NAME = value, text in quotes" in result.stderr
