@@ -55,6 +55,14 @@ def write_atomic(path, write, tmp=None, failures=(OSError,)):
         raise write_failed(path, e) from None
 
 
+def write_text(path, text, tmp=None):
+    """write_atomic for text: results, tables, JSON and CSV files."""
+    def write(name):
+        with open(name, "w", encoding="utf-8") as f:
+            f.write(text)
+    write_atomic(path, write, tmp=tmp)
+
+
 def stamp():
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -63,7 +71,7 @@ def set_aside(path, problem, log):
     """Rename a damaged file out of the way (never delete it: it may still be worth a look)."""
     aside = f"{path}.damaged-{stamp()}"
     try:
-        os.replace(path, aside)
+        os.rename(path, aside)  # a rename, not a write: write_atomic is the one write
     except FileNotFoundError:  # another process of the same torchrun run moved it first
         return aside
     log(f"{path} is damaged ({problem}); moved it to {aside}")

@@ -88,10 +88,8 @@ def claim_checkpoints(cfg, identity, log):
 
 def write_json(path, value, text=None):
     """value as JSON (or `text` as it is), written atomically; a full disk is folders.WriteFailed."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(json.dumps(value, indent=2) if text is None else text)
-    folders.write_atomic(path, write, tmp=f"{path}.{os.getpid()}.tmp")
+    folders.write_text(path, json.dumps(value, indent=2) if text is None else text,
+                       tmp=f"{path}.{os.getpid()}.tmp")
 
 
 def identity_path(state_path):
