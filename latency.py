@@ -20,7 +20,7 @@ import torch
 
 import onnx_runtime
 import quantize
-from bookkeeping import records
+from bookkeeping import ledger
 import train
 from model import load_checkpoint
 
@@ -100,7 +100,7 @@ def session_or_export(record, prefix, path, cfg, video, log):
         return quantize.session(path)
     except quantize.QuantizationError as e:
         problem = str(e) if os.path.isfile(path) else f"{path} is missing"
-        checkpoint = records.resolve(cfg.RESULTS_DIR, record["checkpoint"])
+        checkpoint = ledger.resolve(cfg.RESULTS_DIR, record["checkpoint"])
         if prefix != "onnx_latency":
             raise quantize.QuantizationError(
                 f"{problem}. It is the INT8 export of {record['name']} (seed {record['seed']}), whose INT8 "
@@ -123,7 +123,7 @@ def time_models(records, cfg, device, video, log):
     runners = {}
     for i, record in enumerate(records):
         for prefix in runtimes(record):
-            path = records.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
+            path = ledger.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
             if prefix == "latency":
                 model, _ = load_checkpoint(path)
                 runners[i, prefix] = pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,

@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 import batches
 import batchnorm
-from bookkeeping import records
+from bookkeeping import ledger
 import config
 import dataset
 from bookkeeping import folders
@@ -118,7 +118,7 @@ def run_baseline(seed, cfg, loaders, device, train_efs, inputs, folder):
     model = EFRegressionModel(float(np.mean(train_efs)), float(np.std(train_efs)))
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
     log(f"baseline (seed {seed}): ResNet-18 {'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
-    state = records.training_state_path(folder, "baseline")
+    state = ledger.training_state_path(folder, "baseline")
     history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS, cfg.LEARNING_RATE, "baseline", state,
                   inputs.identity)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": seed,
@@ -191,7 +191,7 @@ def run_pruned(baseline_model, baseline, method, ratio, seed, cfg, loaders, devi
                            cfg.PRUNING_SCOPE, after_step=recalibration(cfg, loaders, seed)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
-    state = records.training_state_path(folder, name)
+    state = ledger.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, name, state,
                   inputs.identity, pruner)
     if pruned is not None:
@@ -216,7 +216,7 @@ def run_scratch(baseline_model, baseline, ratio, seed, cfg, loaders, device, *, 
     seed_run(seed, loaders)
     model = prune_utils.scratch_model(ratio, float(np.mean(train_efs)), float(np.std(train_efs)), cfg.NUM_FRAMES,
                                       cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
-    state = records.training_state_path(folder, name)
+    state = ledger.training_state_path(folder, name)
     history = fit(model, cfg, loaders, device, cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, cfg.LEARNING_RATE, name,
                   state, inputs.identity)
     record = {"name": name, "method": prune_utils.SCRATCH, "ratio": ratio, "seed": seed, "pretrained": False,
@@ -293,19 +293,19 @@ def main(argv):
 
 
 def run(cfg, device, steady_allocator):
-    previous = records.earlier_results(cfg) if train.is_main() else {}  # before the data: nothing moved
+    previous = ledger.earlier_results(cfg) if train.is_main() else {}  # before the data: nothing moved
     clock = measurement.Clock()
     splits, loaders, skipped = dataset.load_data(cfg, device, log)
     names = [n for split in splits.values() for n in split.names] + [s["video"] for s in skipped]
     identity = run_identity.run_identity(cfg, run_identity.data_fingerprint(cfg.DATA_ROOT, names))
     clock.lap("data_preparation")
     if train.is_main():  # every input checked: only now may --fresh archive
-        earlier = records.start_or_continue(cfg, previous, identity, skipped, log)
+        earlier = ledger.start_or_continue(cfg, previous, identity, skipped, log)
         run_identity.claim_checkpoints(cfg, identity, log)
     train.barrier()
     if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
         unfresh = SimpleNamespace(**{**vars(cfg), "FRESH": False})
-        earlier = records.start_or_continue(unfresh, records.earlier_results(unfresh), identity, skipped, log)
+        earlier = ledger.start_or_continue(unfresh, ledger.earlier_results(unfresh), identity, skipped, log)
     done = earlier.get("models", [])
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
@@ -330,18 +330,18 @@ def run(cfg, device, steady_allocator):
     start = time.perf_counter()
 
     def finished(record, folder, phase):
-        results["models"].append(records.relative_paths(record, cfg.RESULTS_DIR))
+        results["models"].append(ledger.relative_paths(record, cfg.RESULTS_DIR))
         clock.lap(phase)
         if train.is_main():  # earlier records not reused yet stay in results.json
-            reports.write_results(records.with_earlier(results, earlier), cfg.RESULTS_DIR)
-            records.forget_training_state(folder, record["name"])  # only now: the record is safe
+            reports.write_results(ledger.with_earlier(results, earlier), cfg.RESULTS_DIR)
+            ledger.forget_training_state(folder, record["name"])  # only now: the record is safe
             if "seconds_training" in record:
                 log(measurement.time_line(record))
 
     for seed in cfg.SEEDS:
         folder = os.path.join(cfg.CHECKPOINT_DIR, f"seed{seed}")
         os.makedirs(folder, exist_ok=True)
-        reused = records.reuse(done, "baseline", seed, cfg, folder, identity, log)
+        reused = ledger.reuse(done, "baseline", seed, cfg, folder, identity, log)
         if reused:
             baseline, baseline_model = reused
         else:
@@ -358,11 +358,11 @@ def run(cfg, device, steady_allocator):
             results["sensitivity"] += rows or run_sensitivity(baseline_model, seed, cfg, loaders, device)
             clock.lap("sensitivity")
             if train.is_main():
-                reports.write_results(records.with_earlier(results, earlier), cfg.RESULTS_DIR)
+                reports.write_results(ledger.with_earlier(results, earlier), cfg.RESULTS_DIR)
 
         control = None  # the dense control of this seed, first in the plan
         for method, ratio in pruning_plan(cfg):
-            reused = records.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, identity, log)
+            reused = ledger.reuse(done, f"{method}_{ratio:g}", seed, cfg, folder, identity, log)
             if reused:
                 record = reused[0]
             elif method == prune_utils.SCRATCH:
@@ -389,7 +389,7 @@ def run(cfg, device, steady_allocator):
     figures = []
     if cfg.DRAW_FIGURES:
         reports.write_results(results, cfg.RESULTS_DIR)
-        physical = [records.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
+        physical = [ledger.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)

@@ -203,7 +203,7 @@ def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceba
     (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
     with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, ratio, "
                                         "test_errors, test_mae).* Move it away"):
-        records.earlier_results(cfg)
+        ledger.earlier_results(cfg)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, run_here):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bookkeeping import records
+from bookkeeping import ledger
 import config
 from bookkeeping import locks
 import prune_utils
@@ -52,7 +52,7 @@ def test_a_training_state_of_another_run_is_refused_not_continued(tmp_path):
     os.remove(state[:-len(".pt")] + ".identity")  # a state nobody stamped is not continued either
     with pytest.raises(config.ConfigError, match="no identity beside it"):
         run_identity.check_training_state(state, first, print)
-    records.forget_training_state(str(tmp_path), "structured_0.5")
+    ledger.forget_training_state(str(tmp_path), "structured_0.5")
     assert not os.listdir(tmp_path)
 
 
@@ -84,7 +84,7 @@ def test_changed_labels_or_a_replaced_video_change_the_identity_and_are_refused(
     filelist.loc[filelist.Split == "TEST", "EF"] += 10  # the test labels changed
     filelist.to_csv(root / "FileList.csv", index=False)
     with pytest.raises(DataError) as refused:
-        records.start_or_continue(cfg, previous_for(cfg, before), identity(cfg, str(root), names), [], print)
+        ledger.start_or_continue(cfg, previous_for(cfg, before), identity(cfg, str(root), names), [], print)
     assert "results.json holds results of other data: FileList.csv changed" in str(refused.value)
     assert "--fresh" in str(refused.value)
 
@@ -94,7 +94,7 @@ def test_changed_labels_or_a_replaced_video_change_the_identity_and_are_refused(
     data[len(data) // 2] ^= 0xFF
     video.write_bytes(bytes(data))  # same name and size, other content
     with pytest.raises(DataError, match="the videos in .*Videos \\(replaced, added or removed\\) changed"):
-        records.start_or_continue(cfg, previous_for(cfg, before), identity(cfg, str(root), names), [], print)
+        ledger.start_or_continue(cfg, previous_for(cfg, before), identity(cfg, str(root), names), [], print)
 
 
 def test_a_skipped_video_that_is_readable_again_is_refused_not_a_crash(tmp_path):
@@ -102,17 +102,17 @@ def test_a_skipped_video_that_is_readable_again_is_refused_not_a_crash(tmp_path)
     ident = {"id": "a" * 16, "config": "c", "data": {"filelist": "f", "videos": "v"}}
     skipped = [{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}]
     with pytest.raises(DataError) as refused:  # before: ValueError, shapes (4,) (3,), in the bootstrap
-        records.start_or_continue(cfg, previous_for(cfg, ident, skipped), ident, [], print)
+        ledger.start_or_continue(cfg, previous_for(cfg, ident, skipped), ident, [], print)
     assert "the skipped videos changed (readable again: 0XBAD)" in str(refused.value)
     assert "--fresh" in str(refused.value)
-    assert records.start_or_continue(cfg, previous_for(cfg, ident, skipped), ident, skipped, print)
+    assert ledger.start_or_continue(cfg, previous_for(cfg, ident, skipped), ident, skipped, print)
 
 
 def test_results_written_before_identities_are_not_continued(tmp_path):
     cfg = cfg_for(tmp_path)
     previous = previous_for(cfg, None)
     with pytest.raises(DataError, match="written before runs recorded their data"):
-        records.start_or_continue(cfg, previous, {"id": "a", "data": {}}, [], print)
+        ledger.start_or_continue(cfg, previous, {"id": "a", "data": {}}, [], print)
 
 
 # --- 6. moving the run's folders keeps it whole -------------------------------------------------------
@@ -120,10 +120,10 @@ def test_results_written_before_identities_are_not_continued(tmp_path):
 def test_paths_in_results_are_relative_to_the_results_folder(tmp_path):
     record = {"checkpoint": os.path.join("out", "checkpoints", "seed42", "baseline.pt"),
               "onnx_path": os.path.join("out", "checkpoints", "seed42", "baseline.onnx")}
-    records.relative_paths(record, "out")
+    ledger.relative_paths(record, "out")
     assert record == {"checkpoint": os.path.join("checkpoints", "seed42", "baseline.pt"),
                       "onnx_path": os.path.join("checkpoints", "seed42", "baseline.onnx")}
-    assert records.resolve("moved", record["checkpoint"]) == os.path.join("moved", "checkpoints", "seed42",
+    assert ledger.resolve("moved", record["checkpoint"]) == os.path.join("moved", "checkpoints", "seed42",
                                                                               "baseline.pt")
 
 
@@ -147,11 +147,11 @@ def test_fresh_never_archives_a_folder_with_other_files(tmp_path):
     (tmp_path / "results" / "thesis.tex").write_text("mine")
     cfg = cfg_for(tmp_path, "--fresh")
     with pytest.raises(config.ConfigError) as refused:
-        records.earlier_results(cfg)
+        ledger.earlier_results(cfg)
     assert "holds files that are not this run's (thesis.tex); nothing was moved" in str(refused.value)
     (tmp_path / "results" / "thesis.tex").unlink()
     (tmp_path / "results" / "checkpoints" / "seed42").mkdir(parents=True)
-    assert records.earlier_results(cfg) == {}  # only the run's own files: archived after the data is checked
+    assert ledger.earlier_results(cfg) == {}  # only the run's own files: archived after the data is checked
 
 
 def test_fresh_checks_the_data_before_it_archives(tmp_path, run_here):
@@ -213,7 +213,7 @@ def test_a_run_continued_with_another_number_of_processes_is_refused(tmp_path, m
     assert ident["processes"] == 1
     two = {**ident, "processes": 2, "id": "b" * 16}  # what torchrun --nproc_per_node 2 recorded
     with pytest.raises(config.ConfigError) as refused:
-        records.start_or_continue(cfg, previous_for(cfg, two), ident, [], print)
+        ledger.start_or_continue(cfg, previous_for(cfg, two), ident, [], print)
     message = str(refused.value)
     assert "holds results of 2 process(es) (an effective batch of 2 x 4 videos); this run has 1 (1 x 4)" in message
     assert "torchrun --nproc_per_node 2 main.py" in message and "--fresh" in message

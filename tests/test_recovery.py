@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from bookkeeping import records
+from bookkeeping import ledger
 import latency
 from bookkeeping import locks
 import main
@@ -77,7 +77,7 @@ STEPS = {
     "while its FLOPs are counted": (metrics, "flops"),
     "during its ONNX export": (onnx_runtime, "export"),
     "before results.json is written": (reports, "write_results"),
-    "after results.json, before its training state is removed": (records, "forget_training_state"),
+    "after results.json, before its training state is removed": (ledger, "forget_training_state"),
     "during the latency phase, after every model was trained": (latency, "rounds"),
 }
 
@@ -301,7 +301,7 @@ def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
     earlier = {"models": [{"name": "baseline", "seed": 1, "v": 0}, {"name": "x", "seed": 1, "v": 0}],
                "sensitivity": [{"seed": 1, "v": 0}, {"seed": 2, "v": 0}]}
     now = {"models": [{"name": "baseline", "seed": 1, "v": 1}], "sensitivity": [{"seed": 1, "v": 1}]}
-    merged = records.with_earlier(now, earlier)
+    merged = ledger.with_earlier(now, earlier)
     assert merged["models"] == [{"name": "baseline", "seed": 1, "v": 1}, {"name": "x", "seed": 1, "v": 0}]
     assert merged["sensitivity"] == [{"seed": 1, "v": 1}, {"seed": 2, "v": 0}]
     assert now["models"] == [{"name": "baseline", "seed": 1, "v": 1}]  # this run's own list is left as it is
