@@ -162,7 +162,7 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from bookkeeping import records  # noqa: E402
+from bookkeeping import ledger  # noqa: E402
 from bookkeeping import run_identity  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from dataset import DataError, read_filelist, require_video  # noqa: E402
