@@ -5,7 +5,7 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py --quick                 # the --quick input
     python bench.py --channels-last false   # contiguous NCHW instead
     python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
-    python bench.py --repeat 3              # three rounds (default --latency-rounds); cells: the median over them
+    python bench.py --repeat 3              # three rounds (default --latency-rounds); cells: their median
 
 PyTorch is timed eagerly and, where torch.compile runs, compiled with frozen weights; ONNX Runtime
 with its CPU execution provider; every variant in every runtime in interleaved rounds, as main.py
@@ -74,7 +74,8 @@ def bench(cfg, device, variants, rounds, onnx_dir=None, compiled=False):
             runners[i, "onnx_latency"] = latency.onnx_runner(onnx_runtime.session(path), video)
     times = latency.rounds(runners, rounds, cfg.LATENCY_WARMUP_RUNS, cfg.LATENCY_TIMED_RUNS)
     for (i, prefix), measured in times.items():
-        rows[i].update({k: v for k, v in latency.summary(prefix, measured).items() if not k.endswith("_round_ms")})
+        rows[i].update({k: v for k, v in latency.summary(prefix, measured).items()
+                        if not k.endswith("_round_ms")})
     table = pd.DataFrame(rows)
     base = table.iloc[0]
     table["theoretical_speedup"] = base.flops / table.effective_flops
@@ -95,7 +96,8 @@ def per_round(times, numerator, denominator, count):
     taken moments apart): (lowest, highest) over the rounds."""
     found = []
     for i in range(count):
-        ratios = [(times[0, numerator][r] / times[i, numerator][r]) / (times[0, denominator][r] / times[i, denominator][r])
+        ratios = [(times[0, numerator][r] / times[i, numerator][r])
+                  / (times[0, denominator][r] / times[i, denominator][r])
                   for r in range(len(times[i, numerator]))]
         found.append((min(ratios), max(ratios)))
     return found
@@ -105,9 +107,10 @@ def main(argv):
     p = config.parser(__doc__)
     p.add_argument("--data", action="store_true", help="benchmark the data path instead of the models")
     p.add_argument("--repeat", type=int, default=None, metavar="N",
-                   help="rounds; each cell is the median over them (default: --latency-rounds; 3 with --data)")
-    p.add_argument("--steps", type=int, default=3, metavar="N", help="--data: training batches timed per round "
-                   "(default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
+                   help="rounds; each cell is the median over them (default: --latency-rounds; 3 with "
+                        "--data)")
+    p.add_argument("--steps", type=int, default=3, metavar="N", help="--data: training batches timed per "
+                   "round (default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
     p.add_argument("--output", metavar="FILE", help="also write the models' table, the configuration and the "
                    "environment to this JSON file (readme_tables.py writes the README's speed table from it)")
     cfg = config.load(argv, p)
@@ -116,14 +119,7 @@ def main(argv):
         if getattr(cfg, name) < 1:
             p.error(f"--{name} must be at least 1")
     if cfg.data:
-        device = train.pick_device(cfg.DEVICE)
-        print(f"data path on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames of {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, batch "
-              f"{cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, precision "
-              f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} batches per round, "
-              f"median of {cfg.repeat} rounds", flush=True)
-        table = bench_data.bench_data(cfg, device, cfg.steps, cfg.repeat, log=lambda m: print(m, flush=True))
-        print(table.astype(object).where(table.notna(), "").to_markdown(index=False, floatfmt=".3g"))
-        return table
+        return data_main(cfg)
     device = train.pick_device(cfg.DEVICE)
     steady = device.type == "cpu" and latency.steady_cpu_allocator()
     use_onnx = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
@@ -135,20 +131,23 @@ def main(argv):
         table, times = bench(cfg, device, variants, cfg.repeat, onnx_dir if use_onnx else None,
                              compiled=compile_error is None)
     print(f"{cfg.repeat} interleaved round(s): each times every variant in every runtime once, in an order "
-          f"shuffled from round to round; each cell is the median over the rounds, low and high the lowest and "
-          f"highest round; input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; device {device}, "
-          f"{torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, torch {torch.__version__}, "
+          f"shuffled from round to round; each cell is the median over the rounds, low and high the lowest "
+          f"and highest round; input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; "
+          f"device {device}, {torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, "
+          f"torch {torch.__version__}, "
           f"PyTorch precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}, "
           f"CPU malloc thresholds fixed {steady}; "
-          f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs per round")
-    columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms", "latency_low_ms",
-               "latency_high_ms", "latency_p90_ms",
+          f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up "
+          f"runs per round")
+    columns = ["method", "ratio", "params_nonzero", "flops", "effective_flops", "latency_ms",
+               "latency_low_ms", "latency_high_ms", "latency_p90_ms",
                "theoretical_speedup", "latency_speedup", "speedup_vs_flop_reduction"]
     columns += [c for c in ("onnx_gzip_mb",) if c in table]
     print(table[columns].to_markdown(index=False, floatfmt=".3g"))
     # The same models in each runtime, each against its own dense baseline: does the gain survive?
     runtimes = [c for c in ("latency_ms", "latency_speedup", "compiled_latency_ms", "compiled_speedup",
-                            "onnx_latency_ms", "onnx_speedup", "onnx_vs_eager", "onnx_vs_compiled") if c in table]
+                            "onnx_latency_ms", "onnx_speedup", "onnx_vs_eager", "onnx_vs_compiled")
+                if c in table]
     if len(runtimes) > 2:
         print("\nspeedup by runtime (PyTorch eager, PyTorch compiled, ONNX Runtime CPU):")
         print(table[["method", "ratio"] + runtimes].to_markdown(index=False, floatfmt=".3g"))
@@ -156,12 +155,24 @@ def main(argv):
         spread = table[["method", "ratio"]].copy()
         for column, denominator in (("onnx_vs_eager", "latency"), ("onnx_vs_compiled", "compiled_latency")):
             if column in table:
-                spread[f"{column} min"], spread[f"{column} max"] = zip(*per_round(times, "onnx_latency", denominator,
-                                                                                 len(table)))
+                spread[f"{column} min"], spread[f"{column} max"] = zip(*per_round(times, "onnx_latency",
+                                                                                 denominator, len(table)))
         print("\nONNX Runtime speedup ÷ PyTorch speedup, lowest and highest over the rounds:")
         print(spread.to_markdown(index=False, floatfmt=".2f"))
     if cfg.output:
         write_output(cfg, table, provenance.environment(device, steady))
+    return table
+
+
+def data_main(cfg):
+    """`python bench.py --data`: the data path's table (bench_data.py)."""
+    device = train.pick_device(cfg.DEVICE)
+    print(f"data path on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames of {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, "
+          f"batch {cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, {os.cpu_count()} "
+          f"cores, precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} "
+          f"batches per round, median of {cfg.repeat} rounds", flush=True)
+    table = bench_data.bench_data(cfg, device, cfg.steps, cfg.repeat, log=lambda m: print(m, flush=True))
+    print(table.astype(object).where(table.notna(), "").to_markdown(index=False, floatfmt=".3g"))
     return table
 
 

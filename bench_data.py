@@ -80,9 +80,10 @@ def data_rate(batches, device, steps):
 def check_and_cache(cfg, threads):
     """Seconds to check and decode every video of the three splits into a fresh cache on `threads`."""
     with tempfile.TemporaryDirectory() as cache:
+        counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
         splits = {s: dataset.EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                                                 (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS),
-                                                 cfg.SEED, cache) for s in ("train", "val", "test")}
+                                                 counts=counts, seed=cfg.SEED, cache_dir=cache)
+                  for s in ("train", "val", "test")}
         start = time.perf_counter()
         dataset.decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None, threads)
         return time.perf_counter() - start, sum(len(s) for s in splits.values())
@@ -92,17 +93,21 @@ def bench_data(cfg, device, steps=3, rounds=3, log=print):
     """The rows of `python bench.py --data` (see the module's docstring)."""
     cfg = copy.copy(cfg)
     cfg.CACHE_FRAMES = True  # the path before this version read every clip from its cache file
-    splits, loaders, _ = dataset.load_data(cfg, device, lambda *_: None)  # generates sample data, fills CACHE_DIR
+    # generates the sample data where needed, fills CACHE_DIR
+    splits, loaders, _ = dataset.load_data(cfg, device, lambda *_: None)
     rows = []
     for threads in (1, None):
         seconds, videos = check_and_cache(cfg, threads)
-        rows.append({"what": f"check and cache, {threads or os.cpu_count()} thread(s)", "videos_per_s": videos / seconds,
-                     "seconds": seconds, "videos": videos})
+        rows.append({"what": f"check and cache, {threads or os.cpu_count()} thread(s)",
+                     "videos_per_s": videos / seconds, "seconds": seconds, "videos": videos})
     rows[1]["x_one_thread"] = rows[1]["videos_per_s"] / rows[0]["videos_per_s"]
-    log(f"check and cache: {rows[0]['seconds']:.1f} s on one thread, {rows[1]['seconds']:.1f} s on every core")
-    before = DataLoader(PerVideo(splits["train"]), batch_size=cfg.BATCH_SIZE, pin_memory=device.type == "cuda",
+    log(f"check and cache: {rows[0]['seconds']:.1f} s on one thread, {rows[1]['seconds']:.1f} s on every "
+        f"core")
+    before = DataLoader(PerVideo(splits["train"]), batch_size=cfg.BATCH_SIZE,
+                        pin_memory=device.type == "cuda",
                         num_workers=min(8, os.cpu_count()) if device.type == "cuda" else 0,
-                        sampler=DistributedSampler(PerVideo(splits["train"]), 1, 0, shuffle=True, seed=cfg.SEED))
+                        sampler=DistributedSampler(PerVideo(splits["train"]), 1, 0, shuffle=True,
+                                                   seed=cfg.SEED))
     rates = [(data_rate(before, device, 4 * steps), data_rate(loaders["train"], device, 4 * steps))
              for _ in range(rounds)]  # interleaved, like every ceiling below
     per_video, batched = (statistics.median(r[i] for r in rates) for i in (0, 1))
@@ -118,7 +123,8 @@ def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
     """Ceiling against whole pipeline, for training steps and for an evaluation pass, in `rounds`."""
     layout = torch.channels_last if cfg.CHANNELS_LAST else torch.contiguous_format
     ready = [(v.clone(), e.clone()) for v, e in First(loaders["train"], steps)]  # on the device, normalised
-    evaluation = [(v.clone(), e.clone()) for v, e in First(loaders["test"], 1)]  # 4x the batch: as many videos
+    # 4x the batch: as many videos
+    evaluation = [(v.clone(), e.clone()) for v, e in First(loaders["test"], 1)]
     torch.manual_seed(cfg.SEED)
     model = EFRegressionModel(55.0).to(device, memory_format=layout)
 
@@ -127,7 +133,8 @@ def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
     def fit(batches):
         history = train.train(copy.deepcopy(model), batches, one_video, 1, cfg.LEARNING_RATE, device,
                               desc="bench", log=lambda *_: None, amp=cfg.AMP, channels_last=cfg.CHANNELS_LAST)
-        return history["train_videos"] / history["train_seconds"], history["data_wait_seconds"] / history["train_seconds"]
+        return (history["train_videos"] / history["train_seconds"],
+                history["data_wait_seconds"] / history["train_seconds"])
 
     def evaluate(batches):
         result = train.evaluate(model, batches, device, cfg.AMP)
@@ -140,13 +147,16 @@ def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
         timed["train pipeline"].append(rate), timed["wait"].append(wait)
         timed["eval ceiling"].append(evaluate(evaluation))
         timed["eval pipeline"].append(evaluate(First(loaders["test"], 1)))
-        log(f"round {round_ + 1}/{rounds}: training {timed['train pipeline'][-1]:.2f} videos/s against a ceiling of "
-            f"{timed['train ceiling'][-1]:.2f}; evaluation {timed['eval pipeline'][-1]:.1f} against "
-            f"{timed['eval ceiling'][-1]:.1f}")
+        log(f"round {round_ + 1}/{rounds}: training {timed['train pipeline'][-1]:.2f} videos/s against a "
+            f"ceiling of {timed['train ceiling'][-1]:.2f}; evaluation {timed['eval pipeline'][-1]:.1f} "
+            f"against {timed['eval ceiling'][-1]:.1f}")
     median = {k: statistics.median(v) for k, v in timed.items()}
-    return [{"what": "training ceiling (batches already on the device)", "videos_per_s": median["train ceiling"]},
+    return [{"what": "training ceiling (batches already on the device)",
+             "videos_per_s": median["train ceiling"]},
             {"what": "training, whole pipeline", "videos_per_s": median["train pipeline"],
-             "x_ceiling": median["train pipeline"] / median["train ceiling"], "data_wait_share": median["wait"]},
-            {"what": "evaluation ceiling (batches already on the device)", "videos_per_s": median["eval ceiling"]},
+             "x_ceiling": median["train pipeline"] / median["train ceiling"],
+             "data_wait_share": median["wait"]},
+            {"what": "evaluation ceiling (batches already on the device)",
+             "videos_per_s": median["eval ceiling"]},
             {"what": "evaluation, whole pipeline", "videos_per_s": median["eval pipeline"],
              "x_ceiling": median["eval pipeline"] / median["eval ceiling"]}]

@@ -157,7 +157,8 @@ def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, lo
     with open(tmp, "w") as f:
         json.dump({"seed": int(seed), "counts": [num_train, num_val, num_test]}, f)
     os.replace(tmp, os.path.join(root, RECORD))  # written last: a folder with it is complete
-    log(f"wrote {len(rows)} synthetic echo videos ({num_train}/{num_val}/{num_test} train/val/test) to {root}")
+    log(f"wrote {len(rows)} synthetic echo videos ({num_train}/{num_val}/{num_test} train/val/test) to "
+        f"{root}")
     return filelist
 
 
@@ -172,7 +173,8 @@ def parser():
         p.add_argument(f"--num-{split}-videos", type=int, default=default, metavar="N",
                        help=f"{split} videos (default {default})")
     p.add_argument("--echonet-size", action="store_true",
-                   help=f"EchoNet-Dynamic's split sizes, {'/'.join(f'{n:,}' for n in ECHONET_SIZES)} train/val/test")
+                   help=f"EchoNet-Dynamic's split sizes, {'/'.join(f'{n:,}' for n in ECHONET_SIZES)} "
+                        f"train/val/test")
     p.add_argument("--seed", type=int, default=config.SEED, help=f"random seed (default {config.SEED})")
     return p
 

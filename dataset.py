@@ -30,7 +30,8 @@ def read_filelist(root):
                         f"folder (the one holding FileList.csv and Videos/).")
     if not os.path.isdir(root):
         raise DataError(f"data folder {root!r} does not exist. Download EchoNet-Dynamic and pass "
-                        f"--data-root /path/to/EchoNet-Dynamic, or leave --data-root unset for the built-in sample data.")
+                        f"--data-root /path/to/EchoNet-Dynamic, or leave --data-root unset for the built-in "
+                        f"sample data.")
     path = os.path.join(root, "FileList.csv")
     if not os.path.isfile(path):
         raise DataError(f"{path} not found. An EchoNet-Dynamic folder holds FileList.csv and Videos/; "
@@ -41,8 +42,9 @@ def read_filelist(root):
         raise DataError(f"{path} cannot be read as CSV ({e}). Restore the FileList.csv of EchoNet-Dynamic.")
     for column in ("FileName", "EF"):
         if column not in filelist.columns:
-            raise DataError(f"{path} has no {column!r} column (columns: {', '.join(map(str, filelist.columns))}). "
-                            f"EchoNet-Dynamic's FileList.csv has FileName and EF.")
+            raise DataError(f"{path} has no {column!r} column (columns: "
+                            f"{', '.join(map(str, filelist.columns))}). EchoNet-Dynamic's FileList.csv has "
+                            f"FileName and EF.")
     if filelist.empty:
         raise DataError(f"{path} lists no videos.")
     filelist["FileName"] = filelist["FileName"].str.strip().str.replace(r"\.avi$", "", case=False, regex=True)
@@ -63,8 +65,8 @@ def read_filelist(root):
         if len(bad):
             i = bad[0]
             unknown = sorted(set(filelist.Split[bad]))
-            raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has Split {written[i]!r}; use TRAIN, VAL or "
-                            f"TEST (unknown Split values {unknown} in {len(bad)} rows).")
+            raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has Split {written[i]!r}; use "
+                            f"TRAIN, VAL or TEST (unknown Split values {unknown} in {len(bad)} rows).")
     return filelist
 
 
@@ -74,8 +76,8 @@ def assign_splits(filelist, counts, seed):
         return filelist
     if sum(counts) > len(filelist):
         raise DataError(f"FileList.csv has no Split column and {len(filelist)} videos, fewer than the "
-                        f"{sum(counts)} asked for by --num-train-videos, --num-val-videos and --num-test-videos; "
-                        f"lower those counts.")
+                        f"{sum(counts)} asked for by --num-train-videos, --num-val-videos and "
+                        f"--num-test-videos; lower those counts.")
     order = np.random.default_rng(seed).permutation(len(filelist))
     split = np.full(len(filelist), "UNUSED", dtype=object)
     start = 0
@@ -178,7 +180,8 @@ class EchoNetVideoDataset:
         if os.path.isfile(cached):
             try:
                 clip = np.load(cached)
-                if clip.shape == (self.num_frames, self.image_size, self.image_size, 3) and clip.dtype == np.uint8:
+                if (clip.shape == (self.num_frames, self.image_size, self.image_size, 3)
+                        and clip.dtype == np.uint8):
                     return clip
                 problem = f"holds a {clip.dtype} array of shape {clip.shape}"
             except (OSError, ValueError, EOFError) as e:  # truncated by a kill or a full disk
@@ -224,13 +227,15 @@ class EchoNetVideoDataset:
 def decode(splits, skip_bad, log=print, threads=None):
     """Decode every video of every split once, here, on `threads` threads (default: every core), so a
     bad video is found before training and training never decodes. Returns the skipped videos."""
-    threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count())
     total = sum(len(split) for split in splits.values())
     with ThreadPoolExecutor(threads) as pool, tqdm(total=total, desc="checking videos", leave=False,
                                                    disable=None) as bar:
         skipped = [record for split in splits.values() for record in split.decode(pool, skip_bad, log, bar)]
     if skipped:
-        log(f"skipped {len(skipped)} unreadable video(s); they are listed in results.json under skipped_videos")
+        log(f"skipped {len(skipped)} unreadable video(s); they are listed in results.json under "
+            f"skipped_videos")
     return skipped
 
 
@@ -242,17 +247,19 @@ def load_data(cfg, device, log=print):
     processes; validation and test are cut into disjoint shards, one per process, which
     train.predict gathers again in the split's order. Returns (splits, batches, skipped)."""
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
-    if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main() and not sample_matches(cfg.DATA_ROOT, counts, cfg.SEED):
+    if (cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main()
+            and not sample_matches(cfg.DATA_ROOT, counts, cfg.SEED)):
         found = sample_record(cfg.DATA_ROOT)
-        log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first" if found is None
+        log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first"
+            if found is None
             else f"the sample data in {cfg.DATA_ROOT} was written for seed {found['seed']} and "
-                 f"{'/'.join(map(str, found['counts']))} train/val/test videos, and this configuration asks for seed "
-                 f"{cfg.SEED} and {'/'.join(map(str, counts))}: generating it again")
+                 f"{'/'.join(map(str, found['counts']))} train/val/test videos, and this configuration asks "
+                 f"for seed {cfg.SEED} and {'/'.join(map(str, counts))}: generating it again")
         create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
     train.barrier()
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
-    splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts, cfg.SEED, cache)
-              for s in ("train", "val", "test")}
+    splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts=counts,
+                                     seed=cfg.SEED, cache_dir=cache) for s in ("train", "val", "test")}
     if train.is_main():  # decodes (and caches) every video; the other processes then read the cache
         skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log)
     train.barrier()
@@ -260,8 +267,8 @@ def load_data(cfg, device, log=print):
         skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None)
     rank, world = train.rank(), train.world_size()
     placement = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
-    loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE, shuffle=True,
-                                        seed=cfg.SEEDS[0], **placement)}
+    loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE,
+                                        shuffle=True, seed=cfg.SEEDS[0], **placement)}
     for name in ("val", "test"):  # no activations kept for a backward pass: 4x the batch fits
         loaders[name] = batches.Batches(splits[name].clips, splits[name].efs, 4 * cfg.BATCH_SIZE, **placement)
     for name in ("train", "val"):  # on the GPU now: free the host copy (single items come from the cache)

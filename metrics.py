@@ -35,7 +35,8 @@ def bootstrap_mae(errors, baseline_errors=None, samples=2000, seed=0):
     if baseline_errors is not None:
         difference = errors - np.abs(np.asarray(baseline_errors, dtype=np.float64))
         low, high = interval(difference, samples, seed)
-        result.update({"mae_diff": float(difference.mean()), "mae_diff_ci_low": low, "mae_diff_ci_high": high})
+        result.update({"mae_diff": float(difference.mean()), "mae_diff_ci_low": low,
+                       "mae_diff_ci_high": high})
     return result
 
 
@@ -49,8 +50,8 @@ def interval(values, samples=2000, seed=0):
 
 def paired_difference_interval(errors_a, errors_b, samples=2000, seed=0):
     """95% percentile bootstrap interval of MAE(a) - MAE(b) over the same resampled test videos."""
-    return interval(np.abs(np.asarray(errors_a, dtype=np.float64)) - np.abs(np.asarray(errors_b, dtype=np.float64)),
-                    samples, seed)
+    return interval(np.abs(np.asarray(errors_a, dtype=np.float64))
+                    - np.abs(np.asarray(errors_b, dtype=np.float64)), samples, seed)
 
 
 def mean_predictor_mae(train_efs, test_efs):
@@ -75,7 +76,8 @@ def sparsity(model):
 
 def parameter_counts(model):
     """(non-zero parameters, all parameters), counting masked weights as they are used."""
-    pruned = {id(getattr(m, "weight_orig", None)): m.weight for m in model.modules() if hasattr(m, "weight_mask")}
+    pruned = {id(getattr(m, "weight_orig", None)): m.weight for m in model.modules()
+              if hasattr(m, "weight_mask")}
     total = nonzero = 0
     for p in model.parameters():
         used = pruned.get(id(p), p)
@@ -136,7 +138,8 @@ def live_inputs(model, video):
             parent, _, leaf = name.rpartition(".")
             setattr(probe.get_submodule(parent) if parent else probe, leaf, nn.Identity())
     alive = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, name=name: alive.__setitem__(name, live_channels(i[0], m)))
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: alive.__setitem__(name,
+                                                                                  live_channels(i[0], m)))
              for name, m in probe.named_modules() if isinstance(m, PRUNABLE)]
     probe(torch.randn(video.shape, generator=torch.Generator().manual_seed(0)).to(video.device))
     for h in hooks:

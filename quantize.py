@@ -59,9 +59,10 @@ class QuantizationError(RuntimeError):
 
 def settings(**overrides):
     """The module's settings (read now, so config.py may set them), with overrides; checked."""
-    chosen = {"method": CALIBRATION_METHOD, "percentile": PERCENTILE, "fmt": FORMAT, "per_channel": PER_CHANNEL,
-              "reduce_range": REDUCE_RANGE, "activation_type": ACTIVATION_TYPE, "weight_type": WEIGHT_TYPE,
-              "activation_symmetric": ACTIVATION_SYMMETRIC, "keep_fp32": KEEP_FP32}
+    chosen = {"method": CALIBRATION_METHOD, "percentile": PERCENTILE, "fmt": FORMAT,
+              "per_channel": PER_CHANNEL, "reduce_range": REDUCE_RANGE, "activation_type": ACTIVATION_TYPE,
+              "weight_type": WEIGHT_TYPE, "activation_symmetric": ACTIVATION_SYMMETRIC,
+              "keep_fp32": KEEP_FP32}
     unknown = set(overrides) - set(chosen)
     if unknown:
         raise TypeError(f"unknown INT8 setting(s) {sorted(unknown)}; known: {sorted(chosen)}")
@@ -145,8 +146,8 @@ def role_nodes(model):
 
 
 # Names ONNX Runtime's quantizer gives the tensors it adds for a tensor T: T + suffix.
-QUANTIZER_SUFFIXES = ("_scale", "_zero_point", "_quantized", "_QuantizeLinear_Input", "_QuantizeLinear_Output",
-                      "_DequantizeLinear_Input", "_DequantizeLinear_Output")
+QUANTIZER_SUFFIXES = ("_scale", "_zero_point", "_quantized", "_QuantizeLinear_Input",
+                      "_QuantizeLinear_Output", "_DequantizeLinear_Input", "_DequantizeLinear_Output")
 
 
 def _avoid_name_collisions(model):
@@ -195,20 +196,53 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
     checked in ONNX Runtime, then renamed). calibration_videos: float32 training clips (N, T, 3, H, W),
     e.g. from calibration_videos(). overrides: any key of settings(). Returns the settings used.
     Every failure raises QuantizationError naming the file and the step."""
+    import onnx  # noqa: F401 (installed, or an ImportError before anything is written)
+    import onnxruntime  # noqa: F401
+    from onnxruntime.quantization import quantize_static  # noqa: F401
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: F401
+
+    chosen = settings(**overrides)
+    videos = _calibration_array(fp32_onnx_path, calibration_videos)
+    tmp = f"{int8_path}.tmp"
+    step = ["pre-processing (quant_pre_process)"]  # the step under way, for the message
+    try:
+        _quantize(fp32_onnx_path, videos, tmp, chosen, step)
+        difference = _check_int8(tmp, fp32_onnx_path, videos, step)
+        os.replace(tmp, int8_path)
+    except Exception as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, QuantizationError):
+            raise
+        if isinstance(e, OSError) and e.errno in folders.SPACE_OR_PERMISSION:  # a full disk, not INT8's fault
+            raise folders.write_failed(int8_path, e) from None
+        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path} into {int8_path} failed at "
+                                f"{step[0]}: {type(e).__name__}: {str(e).strip()[:500]}") from e
+    return {**chosen, "keep_fp32": list(chosen["keep_fp32"]), "calibration_videos": len(videos),
+            "calibration_max_abs_diff": difference}
+
+
+def _calibration_array(fp32_onnx_path, calibration_videos):
+    """The calibration videos as one contiguous float32 array, checked, and the FP32 file there."""
+    videos = np.ascontiguousarray(np.asarray(calibration_videos, dtype=np.float32))
+    if videos.ndim != 5 or len(videos) == 0:
+        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: calibration videos must be a "
+                                f"non-empty (N, T, 3, H, W) array, got shape {videos.shape}")
+    if not np.isfinite(videos).all():
+        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: the calibration videos hold NaN "
+                                "or inf")
+    if not os.path.isfile(fp32_onnx_path):
+        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: the FP32 ONNX file does not exist")
+    return videos
+
+
+def _quantize(fp32_onnx_path, videos, tmp, chosen, step):
+    """Pre-process, name the nodes kept in FP32, calibrate and quantize_static into `tmp`; step[0] says
+    which step is under way."""
     import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    chosen = settings(**overrides)
-    videos = np.ascontiguousarray(np.asarray(calibration_videos, dtype=np.float32))
-    if videos.ndim != 5 or len(videos) == 0:
-        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: calibration videos must be a non-empty "
-                                f"(N, T, 3, H, W) array, got shape {videos.shape}")
-    if not np.isfinite(videos).all():
-        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: the calibration videos hold NaN or inf")
-    if not os.path.isfile(fp32_onnx_path):
-        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path}: the FP32 ONNX file does not exist")
     quant_type = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[chosen["method"]]
@@ -219,60 +253,54 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
     extra = {"ActivationSymmetric": bool(chosen["activation_symmetric"])}
     if chosen["method"] == "percentile":
         extra["CalibPercentile"] = float(chosen["percentile"])
-    tmp = f"{int8_path}.tmp"
-    step = "pre-processing (quant_pre_process)"
-    try:
-        with tempfile.TemporaryDirectory(prefix="int8-") as work:
-            pre = os.path.join(work, "pre.onnx")
-            with contextlib.redirect_stdout(io.StringIO()):
-                quant_pre_process(fp32_onnx_path, pre)
-                step = "finding the nodes to keep in FP32"
-                model = _name_nodes(onnx.load(pre))
-                _avoid_name_collisions(model)
-                onnx.save(model, pre)
-                roles = role_nodes(model)
-                exclude = [name for role in chosen["keep_fp32"] for name in roles[role]]
-                input_name = model.graph.input[0].name
-                step = f"calibration ({chosen['method']}) and quantize_static"
-                quantize_static(pre, tmp, _reader(input_name, videos),
-                                quant_format=QuantFormat.QDQ if chosen["fmt"] == "qdq" else QuantFormat.QOperator,
-                                per_channel=bool(chosen["per_channel"]), reduce_range=bool(chosen["reduce_range"]),
-                                activation_type=quant_type[chosen["activation_type"]],
-                                weight_type=quant_type[chosen["weight_type"]], nodes_to_exclude=exclude,
-                                calibrate_method=method, extra_options=extra)
-        step = "loading the INT8 model in ONNX Runtime"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(tmp, options, providers=["CPUExecutionProvider"])
-        step = "running the INT8 model"
-        few = videos[:4]
-        out = session.run(None, {session.get_inputs()[0].name: few})[0]
-        if out.shape != (len(few),) or not np.isfinite(out).all():
-            raise ValueError(f"the INT8 model predicts {out.tolist()} on {len(few)} calibration videos")
-        fp32 = ort.InferenceSession(fp32_onnx_path, options, providers=["CPUExecutionProvider"])
-        difference = float(np.abs(out - fp32.run(None, {fp32.get_inputs()[0].name: few})[0]).max())
-        os.replace(tmp, int8_path)
-    except Exception as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, QuantizationError):
-            raise
-        if isinstance(e, OSError) and e.errno in folders.SPACE_OR_PERMISSION:  # a full disk, not INT8's fault
-            raise folders.write_failed(int8_path, e) from None
-        raise QuantizationError(f"INT8 quantization of {fp32_onnx_path} into {int8_path} failed at {step}: "
-                                f"{type(e).__name__}: {str(e).strip()[:500]}") from e
-    return {**chosen, "keep_fp32": list(chosen["keep_fp32"]), "calibration_videos": len(videos),
-            "calibration_max_abs_diff": difference}
+    with tempfile.TemporaryDirectory(prefix="int8-") as work:
+        pre = os.path.join(work, "pre.onnx")
+        with contextlib.redirect_stdout(io.StringIO()):
+            quant_pre_process(fp32_onnx_path, pre)
+            step[0] = "finding the nodes to keep in FP32"
+            model = _name_nodes(onnx.load(pre))
+            _avoid_name_collisions(model)
+            onnx.save(model, pre)
+            roles = role_nodes(model)
+            exclude = [name for role in chosen["keep_fp32"] for name in roles[role]]
+            input_name = model.graph.input[0].name
+            step[0] = f"calibration ({chosen['method']}) and quantize_static"
+            quantize_static(pre, tmp, _reader(input_name, videos),
+                            quant_format=QuantFormat.QDQ if chosen["fmt"] == "qdq" else QuantFormat.QOperator,
+                            per_channel=bool(chosen["per_channel"]),
+                            reduce_range=bool(chosen["reduce_range"]),
+                            activation_type=quant_type[chosen["activation_type"]],
+                            weight_type=quant_type[chosen["weight_type"]], nodes_to_exclude=exclude,
+                            calibrate_method=method, extra_options=extra)
+
+
+def _check_int8(tmp, fp32_onnx_path, videos, step):
+    """Load the INT8 file in ONNX Runtime and run it on a few calibration videos: finite predictions,
+    one per video. Returns its largest |INT8 - FP32| prediction on them."""
+    import onnxruntime as ort
+    step[0] = "loading the INT8 model in ONNX Runtime"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(tmp, options, providers=["CPUExecutionProvider"])
+    step[0] = "running the INT8 model"
+    few = videos[:4]
+    out = session.run(None, {session.get_inputs()[0].name: few})[0]
+    if out.shape != (len(few),) or not np.isfinite(out).all():
+        raise ValueError(f"the INT8 model predicts {out.tolist()} on {len(few)} calibration videos")
+    fp32 = ort.InferenceSession(fp32_onnx_path, options, providers=["CPUExecutionProvider"])
+    return float(np.abs(out - fp32.run(None, {fp32.get_inputs()[0].name: few})[0]).max())
 
 
 # --- measurement -------------------------------------------------------------------------------------
 
 def session(path, threads=None, optimized=True):
-    """onnx_runtime.session (torch's thread count by default), its failure a QuantizationError naming the file."""
+    """onnx_runtime.session (torch's thread count by default), its failure a QuantizationError naming
+    the file."""
     try:
         return onnx_runtime.session(path, threads, optimized)
     except Exception as e:
-        raise QuantizationError(f"ONNX Runtime cannot load {path}: {type(e).__name__}: {str(e).strip()[:300]}") from e
+        raise QuantizationError(f"ONNX Runtime cannot load {path}: {type(e).__name__}: "
+                                f"{str(e).strip()[:300]}") from e
 
 
 def predict(sess, data, batch_size=16):

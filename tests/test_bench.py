@@ -5,20 +5,22 @@ import bench
 import latency
 import readme_tables
 
-TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs", "1",
-              "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
+TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs",
+              "1", "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
 
 
 def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(latency, "compile_error", lambda device: "not in this test")  # compiling is slow here
     output = tmp_path / "docs" / "bench.json"
     table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
-    assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5), ("structured", 0.5),
-                                                    ("structured_physical", 0.5), ("structured_coupled_masked", 0.5)]
+    assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5),
+                                                    ("structured", 0.5), ("structured_physical", 0.5),
+                                                    ("structured_coupled_masked", 0.5)]
     base, physical = table.iloc[0], table[table.method == "structured_physical"].iloc[0]
     assert base.latency_speedup == base.onnx_speedup == 1
     assert physical.params_nonzero < base.params_nonzero and physical.flops < base.flops
-    assert (table.latency_low_ms <= table.latency_ms).all() and (table.latency_ms <= table.latency_high_ms).all()
+    assert (table.latency_low_ms <= table.latency_ms).all()
+    assert (table.latency_ms <= table.latency_high_ms).all()
     assert (table.latency_rounds == 2).all() and (table.onnx_latency_rounds == 2).all()
     out = capsys.readouterr().out
     assert "2 interleaved round(s)" in out and "not in this test" in out
@@ -28,8 +30,10 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
                                 root=str(tmp_path))
     written = json.loads(output.read_text())
     assert written["rounds"] == 2 and written["config"]["NUM_FRAMES"] == 2 and written["environment"]["torch"]
-    physical_row = next(line for line in text.splitlines() if line.startswith("| coupled channels (removed) 0.5 |"))
-    assert f"{physical.latency_ms:.1f} [{physical.latency_low_ms:.1f}–{physical.latency_high_ms:.1f}]" in physical_row
+    physical_row = next(line for line in text.splitlines()
+                        if line.startswith("| coupled channels (removed) 0.5 |"))
+    assert (f"{physical.latency_ms:.1f} [{physical.latency_low_ms:.1f}–{physical.latency_high_ms:.1f}]"
+            in physical_row)
     assert "2 interleaved rounds" in text and "from `docs/bench.json`" in text
 
 

@@ -48,7 +48,8 @@ def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_pa
     one = sample.create_sample_data(str(tmp_path), 8, 4, 4, seed=0, log=lambda *_: None, processes=1)
     assert one.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
     name = one.FileName[5] + ".avi"
-    assert open(tmp_path / "Videos" / name, "rb").read() == open(os.path.join(sample_root, "Videos", name), "rb").read()
+    assert (open(tmp_path / "Videos" / name, "rb").read()
+            == open(os.path.join(sample_root, "Videos", name), "rb").read())
 
 
 def test_sample_data_is_written_again_when_the_split_sizes_or_the_seed_change(tmp_path, monkeypatch):
@@ -59,10 +60,12 @@ def test_sample_data_is_written_again_when_the_split_sizes_or_the_seed_change(tm
     cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
                        "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
-    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 2, 2]} and len(splits["val"]) == 2
+    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 2, 2]}
+    assert len(splits["val"]) == 2
     cfg.NUM_VAL_VIDEOS = 4
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
-    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 4, 2]} and len(splits["val"]) == 4
+    assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 4, 2]}
+    assert len(splits["val"]) == 4
     efs = splits["train"].efs
     cfg.SEED = 7  # the data seed takes effect: other patients
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
@@ -121,7 +124,8 @@ def test_without_split_column_a_seeded_split_by_configured_counts(sample_root, t
     root = copy_root(sample_root, tmp_path)
     path = os.path.join(root, "FileList.csv")
     pd.read_csv(path).drop(columns="Split").to_csv(path, index=False)
-    splits = {s: EchoNetVideoDataset(root, s, 4, 32, counts=(10, 3, 3), seed=7).names for s in ("train", "val", "test")}
+    splits = {s: EchoNetVideoDataset(root, s, 4, 32, counts=(10, 3, 3), seed=7).names
+              for s in ("train", "val", "test")}
     assert [len(v) for v in splits.values()] == [10, 3, 3]
     assert not set(splits["train"]) & set(splits["test"])
     assert EchoNetVideoDataset(root, "test", 4, 32, counts=(10, 3, 3), seed=7).names == splits["test"]
@@ -135,7 +139,8 @@ def test_videos_of_another_size_are_resized(tmp_path):
     for i in range(5):
         writer.write(np.full((96, 128, 3), 40 * i, np.uint8))
     writer.release()
-    pd.DataFrame({"FileName": ["big"], "EF": [60.0], "Split": ["TRAIN"]}).to_csv(root / "FileList.csv", index=False)
+    pd.DataFrame({"FileName": ["big"], "EF": [60.0], "Split": ["TRAIN"]}).to_csv(root / "FileList.csv",
+                                                                                 index=False)
     video, _ = EchoNetVideoDataset(str(root), "train", 8, 112)[0]
     assert video.shape == (8, 3, 112, 112)
 
@@ -212,7 +217,8 @@ def test_empty_split(sample_root, tmp_path):
         EchoNetVideoDataset(root, "val", 4, 32)
 
 
-@pytest.mark.parametrize("ef, message", [("abc", "EF must be a number in 0-100"), (130, "EF must be a number")])
+@pytest.mark.parametrize("ef, message", [("abc", "EF must be a number in 0-100"),
+                                         (130, "EF must be a number")])
 def test_ef_not_a_number_or_out_of_range(sample_root, tmp_path, ef, message):
     root = copy_root(sample_root, tmp_path)
     path = os.path.join(root, "FileList.csv")

@@ -11,7 +11,7 @@ import latency
 import metrics
 import prune_utils
 import train
-from conftest import LEAN, TINY
+from conftest import LEAN, TINY, options
 from model import EFRegressionModel, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.cuda
@@ -40,8 +40,9 @@ def test_a_bf16_training_step_on_device_resident_clips():
     assert data.resident
     torch.manual_seed(0)
     model = EFRegressionModel(45.0)
-    history = train.train(model, data, batches.Batches(clips(4), torch.full((4,), 45.0), 4, CUDA), 1, 1e-3, CUDA,
-                          log=lambda *_: None, amp=True, channels_last=True)
+    validation = batches.Batches(clips(4), torch.full((4,), 45.0), 4, CUDA)
+    history = train.train(model, data, validation, 1, 1e-3, CUDA, log=lambda *_: None, amp=True,
+                          channels_last=True)
     assert train.precision(CUDA, True) in (torch.bfloat16, torch.float16)
     assert history["train_videos"] == 12 and torch.isfinite(torch.tensor(history["train_loss"])).all()
     assert history["data_wait_seconds"] < history["train_seconds"]
@@ -57,7 +58,8 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
 
         def forward(self, video):
             return self.body(video.flatten(0, 1)).mean()
-    runner = latency.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA, dtype=train.precision(CUDA, True))
+    runner = latency.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA,
+                                    dtype=train.precision(CUDA, True))
     median, _ = latency.time_runs(runner.run, 2, 5, runner.synchronize)
     # unsynchronised, 50 convolutions would read as their launch time only (microseconds each)
     assert median > 0.05 and runner.setup["latency_device"].startswith("cuda")
@@ -78,7 +80,7 @@ def test_a_physically_pruned_model_trains_on_the_gpu_and_reloads(tmp_path):
 
 
 def test_a_tiny_run_end_to_end_on_cuda(sample_root, tmp_path, run_here):
-    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, "--device", "cuda", cwd=tmp_path)
+    result = run_here("main.py", *TINY, *LEAN, *options(data_root=sample_root, device="cuda"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert results["environment"]["device"].startswith("cuda") and results["clips_on_device"] is True

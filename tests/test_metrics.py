@@ -17,7 +17,7 @@ from model import EFRegressionModel, save_checkpoint
 def resnet18_macs_per_frame_at_112():
     """ResNet-18's multiply-adds for one 112x112 frame, layer by layer (output HxW x Cout x Cin x k x k)."""
     conv = lambda hw, cout, cin, k: hw * hw * cout * cin * k * k  # noqa: E731
-    stem = conv(56, 64, 3, 7)                                                      # 7x7/2 -> 56, maxpool -> 28
+    stem = conv(56, 64, 3, 7)  # 7x7/2 -> 56, maxpool -> 28
     layer1 = 4 * conv(28, 64, 64, 3)
     layer2 = conv(14, 128, 64, 3) + 3 * conv(14, 128, 128, 3) + conv(14, 128, 64, 1)
     layer3 = conv(7, 256, 128, 3) + 3 * conv(7, 256, 256, 3) + conv(7, 256, 128, 1)
@@ -36,7 +36,8 @@ def nonzero_macs(model, num_frames, image_size):
     independently: output positions x such weights. ReLUs off, so that only pruning zeroes a channel."""
     total = []
     model = copy.deepcopy(model)
-    for block in [model.backbone] + [b for layer in (1, 2, 3, 4) for b in getattr(model.backbone, f"layer{layer}")]:
+    for block in [model.backbone] + [b for layer in (1, 2, 3, 4)
+                                     for b in getattr(model.backbone, f"layer{layer}")]:
         block.relu = nn.Identity()
 
     def count(m, i, o):
@@ -85,7 +86,8 @@ def test_a_pytorch_runner_times_one_video_and_says_how():
     runner = latency.pytorch_runner(EFRegressionModel(), torch.randn(1, 2, 3, 32, 32), torch.device("cpu"))
     median, p90 = latency.time_runs(runner.run, 1, 5, runner.synchronize)
     assert 0 < median <= p90
-    assert runner.setup["latency_threads"] == torch.get_num_threads() and runner.setup["latency_compiled"] is False
+    assert runner.setup["latency_threads"] == torch.get_num_threads()
+    assert runner.setup["latency_compiled"] is False
     assert runner.setup["latency_channels_last"] is True and runner.setup["latency_precision"] == "float32"
 
 
@@ -101,7 +103,8 @@ def test_compiled_dense_and_physically_pruned_models_are_timed_whole_in_interlea
     times = latency.rounds(runners, 2, warmup=1, runs=3)
     assert counters["stats"]["unique_graphs"] == compiled
     assert all(r.setup["latency_compiled"] for r in runners.values())
-    assert all(len(rounds) == 2 and all(0 < median <= p90 for median, p90 in rounds) for rounds in times.values())
+    assert all(len(rounds) == 2 and all(0 < median <= p90 for median, p90 in rounds)
+               for rounds in times.values())
 
 
 def test_cpu_allocator_thresholds_are_fixed_where_glibc_allows():
@@ -113,7 +116,8 @@ def test_file_sizes_report_gzip_size(tmp_path):
     save_checkpoint(path, prune_utils.make_permanent(prune_utils.unstructured(EFRegressionModel(), 0.9)))
     sizes = metrics.file_sizes(path)
     with open(path, "rb") as f:
-        assert sizes["gzip_size_mb"] == pytest.approx(len(gzip.compress(f.read(), compresslevel=6)) / 1e6, rel=0.01)
+        assert sizes["gzip_size_mb"] == pytest.approx(len(gzip.compress(f.read(), compresslevel=6)) / 1e6,
+                                                      rel=0.01)
     assert sizes["gzip_size_mb"] < 0.4 * sizes["size_mb"]
 
 
@@ -131,7 +135,8 @@ def test_bootstrap_intervals_cover_the_mae_and_are_paired():
     assert paired["mae_diff_ci_high"] == pytest.approx(1)
     # more test videos, a narrower interval (about 1/sqrt(n))
     many = metrics.bootstrap_mae(errors * 4)
-    assert many["test_mae_ci_high"] - many["test_mae_ci_low"] < 0.6 * (same["test_mae_ci_high"] - same["test_mae_ci_low"])
+    assert (many["test_mae_ci_high"] - many["test_mae_ci_low"]
+            < 0.6 * (same["test_mae_ci_high"] - same["test_mae_ci_low"]))
     low, high = metrics.paired_difference_interval(worse, errors)
     assert low == pytest.approx(1) and high == pytest.approx(1)
 

@@ -33,7 +33,8 @@ MIN_SPREAD = 10.0
 
 
 def splits(root):
-    return {s: EchoNetVideoDataset(root, s, FRAMES, SIZE, counts=(8, 4, 4), seed=0) for s in ("train", "val", "test")}
+    return {s: EchoNetVideoDataset(root, s, FRAMES, SIZE, counts=(8, 4, 4), seed=0)
+            for s in ("train", "val", "test")}
 
 
 def held_out(data):
@@ -107,8 +108,8 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     int8_path = str(tmp_path / "model.int8.onnx")
     calibration = quantize.calibration_videos(data["train"], 8, seed=0)
     used = quantize.int8_export(fp32_path, calibration, int8_path, keep_fp32=keep_fp32)
-    assert used["calibration_videos"] == 8 and used["keep_fp32"] == list(quantize.KEEP_FP32 if keep_fp32 is None
-                                                                         else keep_fp32)
+    assert used["calibration_videos"] == 8
+    assert used["keep_fp32"] == list(quantize.KEEP_FP32 if keep_fp32 is None else keep_fp32)
     # the calibration videos, all 8 training videos in index order (the predictions' spread), and the
     # held-out ones (never calibrated on)
     assert len(calibration) == len(data["train"])
@@ -117,7 +118,8 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     efs = np.concatenate([[data["train"].efs[i] for i in range(len(data["train"]))], unseen_efs])
     fp32, _ = quantize.predict(quantize.session(fp32_path), (videos, efs))
     int8, _ = quantize.predict(quantize.session(int8_path), (videos, efs))
-    assert fp32.max() - fp32.min() >= MIN_SPREAD, f"FP32 predictions {fp32} barely vary: the check would be empty"
+    assert fp32.max() - fp32.min() >= MIN_SPREAD, \
+        f"FP32 predictions {fp32} barely vary: the check would be empty"
     difference = np.abs(int8 - fp32)
     assert difference.max() <= MAX_TOLERANCE and difference.mean() <= MEAN_TOLERANCE, \
         f"INT8 {int8.round(2)} vs FP32 {fp32.round(2)}"
@@ -133,12 +135,14 @@ def test_int8_predictions_match_fp32_onnx(data, dense, tmp_path, variant, keep_f
     assert record["int8_test_mae"] == pytest.approx(np.abs(errors).mean(), abs=1e-4)
     assert record["int8_test_rmse"] >= record["int8_test_mae"]
     assert record["int8_max_abs_diff_vs_fp32"] <= MAX_TOLERANCE
-    assert 0 < record["int8_gzip_size_mb"] and 0 < record["int8_size_mb"] < metrics.file_sizes(fp32_path)["size_mb"]
+    assert 0 < record["int8_gzip_size_mb"]
+    assert 0 < record["int8_size_mb"] < metrics.file_sizes(fp32_path)["size_mb"]
     assert record["int8_path"] == int8_path
     # the INT8 change is paired against the FP32 ONNX model's errors on the same videos, in the same order
     assert record["fp32_onnx_test_errors"] == pytest.approx((fp32 - efs).tolist(), abs=1e-4)
     # the test DataLoader main.py holds gives the same numbers
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(videos), torch.as_tensor(efs)),
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(videos),
+                                                                        torch.as_tensor(efs)),
                                          batch_size=4)
     again = quantize.int8_metrics(int8_path, loader, fp32_path=fp32_path)
     assert again["int8_test_errors"] == pytest.approx(record["int8_test_errors"], abs=1e-4)
@@ -188,7 +192,8 @@ def test_a_failed_quantization_names_the_file_and_leaves_nothing(tmp_path):
 
 def test_cpu_int8_features(tmp_path):
     avx2 = tmp_path / "avx2"
-    avx2.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2 avx avx2 fma\n\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    avx2.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                    "flags\t\t: fpu sse2 avx avx2 fma\n")
     features = quantize.cpu_int8_features(str(avx2))
     assert features["avx2"] and not features["avx512_vnni"] and not features["avx_vnni"]
     assert features["int8_dot_product"] == "none" and features["cpu_model"] == "Some CPU"
