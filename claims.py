@@ -46,14 +46,7 @@ import pandas as pd
 import config
 import methods
 
-NAMES = methods.LABELS
-# method pairs compared at equal ratios: masking against removal of the same channels; the criterion and
-# structure (coupled groups against per-layer norms, both masked); each criterion against its random
-# control; pruning the trained baseline against training its small architecture from scratch
-PAIRS = [("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
-         ("unstructured", "unstructured_random"), ("structured", "structured_random"),
-         ("structured_physical", "structured_physical_random"), ("structured_physical", "scratch"),
-         ("structured_physical", "unstructured"), ("structured", "unstructured")]
+PAIRS = methods.PAIRS  # the method pairs compared at equal ratios (methods.py says why)
 # Below 10 test videos the bootstrap of a mean says nothing: the resampled means take few distinct
 # values, their spread is biased low by sqrt((n - 1) / n) (0.87 at 4 videos), one video moves the
 # mean by a tenth or more of its range, and the normal approximation of the p-values has no ground.
@@ -280,7 +273,7 @@ def rule(results, table):
 
 
 def label(method, ratio):
-    return NAMES.get(method, method) + ("" if method in ("baseline", "dense_control") else f" {ratio:g}")
+    return methods.label(method) + ("" if method in methods.DENSE else f" {ratio:g}")
 
 
 def p_cell(p):
@@ -310,7 +303,7 @@ def paragraphs(results, table):
         return []
     pairs = table[table.kind == "same ratio"]
     grouped = [f"{v}: " + "; ".join(f"{label(r.method, r.ratio)} against "
-                                    f"{NAMES.get(r.reference, r.reference)} "
+                                    f"{methods.label(r.reference)} "
                                     f"({r.change:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}])"
                                     for r in pairs[pairs.verdict == v].itertuples())
                for v in pairs.verdict.unique()]

@@ -6,7 +6,8 @@ models are; the baseline where there is none) anchors every method at ratio 0.""
 import numpy as np
 import pandas as pd
 
-SIZES = {"params_effective": ("effective parameters", 1e6, "M"), "effective_flops": ("effective FLOPs", 1e9, "G")}
+SIZES = {"params_effective": ("effective parameters", 1e6, "M"),
+         "effective_flops": ("effective FLOPs", 1e9, "G")}
 ANCHORS = ("dense_control", "baseline")
 
 
@@ -20,7 +21,8 @@ def interpolate(sizes, maes, at):
 
 def curves(models, size):
     """{method: (sizes, MAEs)}, means over seeds per ratio, each method's curve starting at the anchor."""
-    means = models.groupby(["method", "ratio"], sort=False)[["test_mae", size]].mean(numeric_only=True).reset_index()
+    means = (models.groupby(["method", "ratio"], sort=False)[["test_mae", size]].mean(numeric_only=True)
+             .reset_index())
     anchor = next((means[means.method == a] for a in ANCHORS if (means.method == a).any()), None)
     result = {}
     for method, rows in means[~means.method.isin(ANCHORS)].groupby("method", sort=False):
@@ -44,14 +46,15 @@ def paragraphs(models):
     if "effective_flops" not in models or not (~models.method.isin(ANCHORS)).any():
         return []
     lines = ["\n## Equal size: methods at the same effective parameters and effective FLOPs\n",
-             "Each method's test MAE (mean over seeds) interpolated linearly in log size between its own ratios, "
-             "the dense control anchoring ratio 0; empty where a method does not reach that size (no "
-             "extrapolation). Interpolated values are read off the curves, not measured models: they locate the "
-             "methods, the claims below test them (figures/equal_size.png).\n"]
+             "Each method's test MAE (mean over seeds) interpolated linearly in log size between its own "
+             "ratios, the dense control anchoring ratio 0; empty where a method does not reach that size (no "
+             "extrapolation). Interpolated values are read off the curves, not measured models: they locate "
+             "the methods, the claims below test them (figures/equal_size.png).\n"]
     for size, (name, scale, unit) in SIZES.items():
         shown = table(models, size)
         shown["size"] = shown["size"] / scale
         shown = shown.rename(columns={"size": f"{name} ({unit})"}).astype(object)
         shown = shown.where(shown.notna(), None)  # shown empty: tabulate writes None as missingval
-        lines += [f"MAE at equal {name}:\n", shown.to_markdown(index=False, floatfmt=".3g", missingval="") + "\n"]
+        lines += [f"MAE at equal {name}:\n",
+                  shown.to_markdown(index=False, floatfmt=".3g", missingval="") + "\n"]
     return lines

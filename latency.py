@@ -20,15 +20,10 @@ import torch
 
 import onnx_runtime
 import quantize
-from bookkeeping import ledger
+import speed
 import train
+from bookkeeping import ledger
 from model import load_checkpoint
-
-# The runtimes, by the prefix of their fields in a record, and the file each times (PyTorch: the checkpoint).
-RUNTIMES = {"latency": "checkpoint", "onnx_latency": "onnx_path", "int8_latency": "int8_path"}
-NAMES = {"latency": "PyTorch", "onnx_latency": "ONNX Runtime", "int8_latency": "INT8"}
-# Speedups: each runtime's latency against the baseline's in the runtime named here (INT8 against FP32).
-REFERENCE = {"latency": "latency", "onnx_latency": "onnx_latency", "int8_latency": "onnx_latency"}
 
 
 def orders(keys, rounds, seed=0):
@@ -57,10 +52,12 @@ def rounds(runners, count, warmup, runs, seed=0):
 
 def summary(prefix, times):
     """A record's fields for one runtime, from its rounds: the median of the round medians, their lowest
-    and highest (the spread), the median of the rounds' 90th percentiles, the rounds and each round's median."""
+    and highest (the spread), the median of the rounds' 90th percentiles, the rounds and each round's
+    median."""
     medians = [median for median, _ in times]
     return {f"{prefix}_ms": float(np.median(medians)), f"{prefix}_low_ms": min(medians),
-            f"{prefix}_high_ms": max(medians), f"{prefix}_p90_ms": float(np.median([p90 for _, p90 in times])),
+            f"{prefix}_high_ms": max(medians),
+            f"{prefix}_p90_ms": float(np.median([p90 for _, p90 in times])),
             f"{prefix}_rounds": len(times), f"{prefix}_round_ms": medians}
 
 
@@ -72,7 +69,8 @@ def speedups(records):
     baselines = {r["seed"]: r for r in records if r["method"] == "baseline"}
     for record in records:
         base = baselines.get(record["seed"], {})
-        for prefix, reference in REFERENCE.items():
+        for prefix, runtime in speed.RUNTIMES.items():
+            reference = runtime.reference
             if f"{prefix}_low_ms" not in record or f"{reference}_low_ms" not in base:
                 continue
             record[f"{prefix}_speedup"] = base[f"{reference}_ms"] / record[f"{prefix}_ms"]
@@ -83,7 +81,7 @@ def speedups(records):
 
 def runtimes(record):
     """The runtimes a record is timed in: PyTorch, and ONNX Runtime for each file it has."""
-    return [prefix for prefix, field in RUNTIMES.items() if record.get(field)]
+    return [prefix for prefix, runtime in speed.RUNTIMES.items() if record.get(runtime.file)]
 
 
 def untimed(records):
@@ -123,11 +121,11 @@ def time_models(records, cfg, device, video, log):
     runners = {}
     for i, record in enumerate(records):
         for prefix in runtimes(record):
-            path = ledger.resolve(cfg.RESULTS_DIR, record[RUNTIMES[prefix]])
+            path = ledger.resolve(cfg.RESULTS_DIR, record[speed.RUNTIMES[prefix].file])
             if prefix == "latency":
                 model, _ = load_checkpoint(path)
                 runners[i, prefix] = pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,
-                                                            cfg.LATENCY_COMPILE)
+                                                    cfg.LATENCY_COMPILE)
             else:
                 session = session_or_export(record, prefix, path, cfg, video, log)
                 runners[i, prefix] = onnx_runner(session, video)
@@ -140,12 +138,14 @@ def time_models(records, cfg, device, video, log):
             else {f"{prefix.split('_')[0]}_threads": setup["threads"]}))
     speedups(records)
     seconds = time.perf_counter() - start
-    log(f"latency: {len(records)} models, {len(runners)} model-runtime pairs in {cfg.LATENCY_ROUNDS} interleaved "
-        f"rounds of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs, {seconds:.0f} s "
-        f"({loaded:.0f} s loading); median of the rounds (lowest–highest round), speedup over the baseline:")
+    log(f"latency: {len(records)} models, {len(runners)} model-runtime pairs in {cfg.LATENCY_ROUNDS} "
+        f"interleaved rounds of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs, "
+        f"{seconds:.0f} s ({loaded:.0f} s loading); median of the rounds (lowest–highest round), speedup "
+        f"over the baseline:")
     for record in records:
         log(f"  {record['name']} (seed {record['seed']}): " + ", ".join(
-            f"{NAMES[p]} {record[f'{p}_ms']:.3g} ms ({record[f'{p}_low_ms']:.3g}–{record[f'{p}_high_ms']:.3g}), "
+            f"{speed.RUNTIMES[p].name} {record[f'{p}_ms']:.3g} ms "
+            f"({record[f'{p}_low_ms']:.3g}–{record[f'{p}_high_ms']:.3g}), "
             f"{record.get(f'{p}_speedup', float('nan')):.2f}x" for p in runtimes(record)))
     return seconds
 
@@ -194,7 +194,8 @@ def pytorch_runner(model, video, device, channels_last=True, dtype=torch.float32
         run()
     return Runner(run, sync, {"latency_device": str(device), "latency_threads": torch.get_num_threads(),
                               "latency_channels_last": channels_last,
-                              "latency_precision": str(dtype).replace("torch.", ""), "latency_compiled": compiled})
+                              "latency_precision": str(dtype).replace("torch.", ""),
+                              "latency_compiled": compiled})
 
 
 def onnx_runner(session, video):

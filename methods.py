@@ -1,14 +1,68 @@
-"""The names every table, claim and figure gives the experiment's models (prune_utils.py says what each
-method chooses): one table, so that a method added is named in one place."""
-LABELS = {
-    "baseline": "baseline",
-    "dense_control": "dense control",
-    "unstructured": "unstructured",
-    "structured": "per-layer L2 channels (masks)",
-    "structured_coupled_masked": "coupled channels (masks)",
-    "structured_physical": "coupled channels (removed)",
-    "unstructured_random": "random unstructured",
-    "structured_random": "random per-layer channels (masks)",
-    "structured_physical_random": "random coupled channels (removed)",
-    "scratch": "small net from scratch",
+"""Every method of the experiment as the tables, claims and figures show it (prune_utils.py says what
+each method chooses): one table, so that a method added is named in one place, beside prune_utils,
+with the pairs of methods the claims compare at equal ratios (PAIRS).
+
+A method's row:
+- label: its name in the claims, the figures' legends and the README ("coupled channels (removed)");
+  summary.md's Tables 1-5 name it by its key, the `method` column of results.csv;
+- title: the heading of its paragraph in summary.md's "What the numbers show" (None: the dense models,
+  which have paragraphs of their own or none);
+- kind: "dense" (nothing pruned: named without a ratio, no line of its own in the figures against the
+  ratio, summary.md's Table 1), "unstructured" (Table 2) or "structured" (Table 3);
+- masked: pruned by masks, zeros kept in dense tensors (its sparsity is reported); False where channels
+  are removed, or the small network is trained as it is;
+- bar: its label in figures/sparsity_fine_tune.png (None: not drawn there);
+- style: (colour, marker, line style) in every figure (a marker and a line style of its own, readable
+  in black-and-white print).
+"""
+from collections import namedtuple
+
+Method = namedtuple("Method", "label title kind masked bar style",
+                    defaults=(False, None, ("black", "o", "-")))
+
+METHODS = {
+    "baseline": Method("baseline", None, kind="dense", style=("black", "*", "none")),
+    "dense_control": Method("dense control", None, kind="dense", style=("gray", "D", "none")),
+    "unstructured": Method("unstructured", "Unstructured (global L1, masks)",
+                           kind="unstructured", masked=True, bar="unstr.", style=("#1b6ca8", "o", "-")),
+    "structured": Method("per-layer L2 channels (masks)",
+                         "Per-layer L2 channels (each conv's own norms, masks)",
+                         kind="structured", masked=True, bar="struct.", style=("#d1495b", "s", "--")),
+    "structured_coupled_masked": Method("coupled channels (masks)",
+                                        "Coupled channels, masked (Torch-Pruning's choice, masks)",
+                                        kind="structured", masked=True, style=("#8e6bbf", "v", "--")),
+    "structured_physical": Method("coupled channels (removed)", "Coupled channels, removed (Torch-Pruning)",
+                                  kind="structured", style=("#2e8540", "^", ":")),
+    "unstructured_random": Method("random unstructured", "Control: unstructured, random weights",
+                                  kind="unstructured", masked=True, bar="unstr.\nrand.",
+                                  style=("#7fa7c9", "x", "-.")),
+    "structured_random": Method("random per-layer channels (masks)", "Control: per-layer channels, random",
+                                kind="structured", masked=True, bar="struct.\nrand.",
+                                style=("#e89aa5", "+", "-.")),
+    "structured_physical_random": Method("random coupled channels (removed)",
+                                         "Control: coupled channels, random, removed",
+                                         kind="structured", style=("#9cc9a4", "1", "-.")),
+    "scratch": Method("small net from scratch",
+                      "Control: structured_physical's architecture trained from scratch",
+                      kind="structured", style=("#c28f2c", "P", ":")),
 }
+LABELS = {method: row.label for method, row in METHODS.items()}
+DENSE = [method for method, row in METHODS.items() if row.kind == "dense"]
+
+# Method pairs compared at equal ratios (claims.py): masking against removal of the same channels; the
+# criterion and structure (coupled groups against per-layer norms, both masked); each criterion against
+# its random control; pruning the trained baseline against training its small architecture from scratch.
+PAIRS = [("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
+         ("unstructured", "unstructured_random"), ("structured", "structured_random"),
+         ("structured_physical", "structured_physical_random"), ("structured_physical", "scratch"),
+         ("structured_physical", "unstructured"), ("structured", "unstructured")]
+
+
+def label(method):
+    """A method's label; a method not in the table (a results.json from another version) by its own name."""
+    return METHODS[method].label if method in METHODS else method
+
+
+def of_kind(kind):
+    """The methods of one kind ("dense", "unstructured", "structured"), in the table's order."""
+    return [method for method, row in METHODS.items() if row.kind == kind]

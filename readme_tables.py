@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import claims
+import methods
 import speed
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +46,8 @@ def ms(record, prefix, reference=None, digits=1, speedup=None):
     if f"{prefix}_low_ms" not in record:
         return f"{record[f'{prefix}_ms']:.{digits}f} ({speedup:.2f}×)"
     low, high = record[f"{prefix}_low_ms"], record[f"{prefix}_high_ms"]
-    other = "onnx_latency" if prefix == "int8_latency" else prefix
+    # the runtime of the reference's range (INT8: FP32); bench.py's compiled_latency: its own
+    other = speed.RUNTIMES[prefix].reference if prefix in speed.RUNTIMES else prefix
     same = reference is not None and speed.speed(low, high, reference[f"{other}_low_ms"],
                                                  reference[f"{other}_high_ms"]) == "not distinguishable"
     return (f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({speedup:.2f}×"
@@ -58,8 +60,8 @@ def legend(rows):
     if rounds is None:
         return ""
     return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
-            f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense model), so the "
-            f"two are not distinguishable in speed.\n")
+            f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense "
+            f"model), so the two are not distinguishable in speed.\n")
 
 
 def quick_run(results):
@@ -70,8 +72,9 @@ def quick_run(results):
     control = any(r["method"] == "dense_control" for r in rows)
     head = ["model", "test MAE [95% interval]", "ΔMAE vs baseline [paired 95% interval]"]
     head += ["ΔMAE vs dense control [paired 95% interval]"] if control else []
-    head += ["MAE right after pruning", "sparsity before → after FT", "effective params", "effective FLOPs (M)",
-             "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)", "checkpoint MB (gzip)"]
+    head += ["MAE right after pruning", "sparsity before → after FT", "effective params",
+             "effective FLOPs (M)", "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)",
+             "checkpoint MB (gzip)"]
     base = None  # each row's reference, the baseline, is not compared with itself
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              f"| mean predictor | {results['mean_predictor']['test_mae']:.2f} |" + " |" * (len(head) - 2)]
@@ -84,7 +87,7 @@ def quick_run(results):
                          f"{r['mae_diff_vs_control_ci_high']:+.2f}]" if "mae_diff_vs_control" in r else "")
         before = r.get("test_mae_before_fine_tune")
         physical = r["method"] == "structured_physical"
-        cells += [f"{before:.2f}" if before is not None and r["method"] not in ("baseline", "dense_control") else "",
+        cells += [f"{before:.2f}" if before is not None and r["method"] not in methods.DENSE else "",
                   "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
                   f"{r['params_effective'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
                   ms(r, "latency", base), ms(r, "onnx_latency", base),
@@ -103,9 +106,10 @@ def int8(results):
              "INT8 ORT ms (vs FP32 dense) | ONNX MB FP32 → INT8 (INT8 gzip) |", "|---|---|---|---|---|---|"]
     for r in rows:
         fp32 = r.get("fp32_onnx_test_mae", r["test_mae"])
+        against = None if r is rows[0] else rows[0]
         lines.append(f"| {name(r)} | {fp32:.2f} | {r['int8_test_mae']:.2f} ({r['int8_mae_change']:+.2f} "
                      f"[{r['int8_mae_change_ci_low']:+.2f}, {r['int8_mae_change_ci_high']:+.2f}]) | "
-                     f"{ms(r, 'onnx_latency', None if r is rows[0] else rows[0], 2, dense / r['onnx_latency_ms'])} | "
+                     f"{ms(r, 'onnx_latency', against, 2, dense / r['onnx_latency_ms'])} | "
                      f"{ms(r, 'int8_latency', rows[0], 2)} | "
                      f"{r['onnx_size_mb']:.1f} → {r['int8_size_mb']:.1f} ({r['int8_gzip_size_mb']:.2f}) |")
     return "\n".join(lines) + "\n" + legend(rows)
@@ -114,7 +118,8 @@ def int8(results):
 def phases(results):
     """Where the run's time went, phase by phase, and each model's training speed."""
     lines = ["| phase | seconds |", "|---|---|"]
-    lines += [f"| {phase.replace('_', ' ')} | {seconds:.0f} |" for phase, seconds in results["phases"].items()]
+    lines += [f"| {phase.replace('_', ' ')} | {seconds:.0f} |"
+              for phase, seconds in results["phases"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -130,11 +135,14 @@ def by_model(results):
     for r in results["models"]:
         models.setdefault((r["method"], r["ratio"]), []).append(r)
     order = {seed: i for i, seed in enumerate(results["config"].get("SEEDS", []))}  # the run's own seed order
-    return {key: sorted(rows, key=lambda r: (order.get(r["seed"], len(order)), r["seed"])) for key, rows in models.items()}
+    return {key: sorted(rows, key=lambda r: (order.get(r["seed"], len(order)), r["seed"]))
+            for key, rows in models.items()}
 
 
 def mean_std(values):
-    return f"{pd.Series(values).mean():.2f} ± {pd.Series(values).std():.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+    if len(values) <= 1:
+        return f"{values[0]:.2f}"
+    return f"{pd.Series(values).mean():.2f} ± {pd.Series(values).std():.2f}"
 
 
 def seeds(results):
@@ -230,14 +238,19 @@ def speed_table(bench):
     two ranges overlap)."""
     variants = bench["variants"]
     base = variants[0]
-    runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"), ("compiled_latency", "PyTorch compiled"),
-                                            ("onnx_latency", "ONNX Runtime")) if f"{p}_ms" in base]
+    runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"),
+                                            ("compiled_latency", "PyTorch compiled"),
+                                            ("onnx_latency", speed.RUNTIMES["onnx_latency"].name))
+                if f"{p}_ms" in base]
     counted = "params_effective" if "params_effective" in base else "params_nonzero"  # older files: non-zero
-    lines = [f"| model | {counted.replace('params_', '')} params | FLOPs executed (G) | theoretical speedup | "
-             + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |", "|" + "---|" * (4 + len(runtimes))]
+    lines = [f"| model | {counted.replace('params_', '')} params | FLOPs executed (G) | theoretical "
+             f"speedup | " + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |",
+             "|" + "---|" * (4 + len(runtimes))]
     for v in variants:
-        cells = [name(v), f"{v[counted] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}", f"{v['theoretical_speedup']:.2f}"]
-        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
+        cells = [name(v), f"{v[counted] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}",
+                 f"{v['theoretical_speedup']:.2f}"]
+        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"])
+                  for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])
 
@@ -295,8 +308,9 @@ def run_time(results):
     """How long the run took, phase by phase, as it measured itself, and on what."""
     env, phases = results["environment"], results["phases"]
     parts = ", ".join(f"{phase.replace('_', ' ')} {seconds:.0f} s" for phase, seconds in phases.items())
-    return (f"The quick run took {sum(phases.values()) / 60:.1f} min on {env.get('device_name') or env['device']} "
-            f"({env['cpu_count']} cores), data generation included ({parts}; `results.json`'s `phases`).\n")
+    return (f"The quick run took {sum(phases.values()) / 60:.1f} min on "
+            f"{env.get('device_name') or env['device']} ({env['cpu_count']} cores), data generation included "
+            f"({parts}; `results.json`'s `phases`).\n")
 
 
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
@@ -306,9 +320,10 @@ TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verd
 
 def stamp(results, path):
     env = results["environment"]
-    return (f"\n<sub>Written by `python readme_tables.py` from `{path}`: commit {env.get('git_commit') or 'none'}, "
-            f"{env.get('device_name') or env['device']} ({env['cpu_count']} cores, {env['torch_threads']} threads), "
-            f"torch {env['torch']}, {results.get('finished', 'date not recorded')}.</sub>\n")
+    return (f"\n<sub>Written by `python readme_tables.py` from `{path}`: commit "
+            f"{env.get('git_commit') or 'none'}, {env.get('device_name') or env['device']} "
+            f"({env['cpu_count']} cores, {env['torch_threads']} threads), torch {env['torch']}, "
+            f"{results.get('finished', 'date not recorded')}.</sub>\n")
 
 
 def render(text, root=ROOT):
@@ -331,7 +346,8 @@ def documents(root=ROOT):
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--check", action="store_true", help="only check that every document is current (exit 1 if not)")
+    p.add_argument("--check", action="store_true",
+                   help="only check that every document is current (exit 1 if not)")
     args = p.parse_args(argv)
     stale = []
     for path in documents():
@@ -340,12 +356,13 @@ def main(argv):
         try:
             new = render(text)
         except (OSError, ValueError, KeyError) as e:
-            print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check the "
-                  f"result file it names", file=sys.stderr)
+            print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check "
+                  f"the result file it names", file=sys.stderr)
             return 2
         name = os.path.relpath(path, ROOT)
         if args.check:
-            stale += [f"{name}: {m[2]}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new)) if m[0] != n[0]]
+            stale += [f"{name}: {m[2]}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new))
+                      if m[0] != n[0]]
         elif new != text:
             with open(path + ".tmp", "w", encoding="utf-8") as f:
                 f.write(new)

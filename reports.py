@@ -10,7 +10,9 @@ import claims
 import edge
 import equal_size
 from bookkeeping import folders
+import methods
 import speed
+
 
 def write_atomic(path, text):
     def write(tmp):
@@ -19,14 +21,52 @@ def write_atomic(path, text):
     folders.write_atomic(path, write)
 
 
-TIMED = [f"{p}{s}" for p in speed.RUNTIMES for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]
-AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high", "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
-              "params_effective", "compression_ratio", "flops", "effective_flops", "theoretical_speedup", *TIMED,
-              "size_mb", "gzip_size_mb", "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff", "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
+TIMED = [f"{p}{s}" for p in speed.RUNTIMES
+         for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]
+AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high",
+              "mae_increase_pct", "sparsity", "sparsity_before_fine_tune",
+              "params_effective", "compression_ratio", "flops", "effective_flops", "theoretical_speedup",
+              *TIMED,
+              "size_mb", "gzip_size_mb", "onnx_size_mb", "onnx_gzip_size_mb", "onnx_max_abs_diff",
+              "fp32_onnx_test_mae", "int8_test_mae", "int8_test_rmse",
               "int8_test_r2", "int8_mae_change", "int8_mae_change_ci_low", "int8_mae_change_ci_high",
               "int8_size_mb", "int8_gzip_size_mb", "int8_max_abs_diff_vs_fp32"]
-PER_VIDEO = ("history", "test_errors", "int8_test_errors", "fp32_onnx_test_errors", "channels",  # in results.json only
+PER_VIDEO = ("history", "test_errors", "int8_test_errors", "fp32_onnx_test_errors",  # in results.json only
+             "channels",
              *(f"{p}_round_ms" for p in speed.RUNTIMES))
+
+# summary.md's tables, each with the essentials only (about ten columns, to fit a page): results.csv holds
+# every column. (title, the methods' kind in methods.py or None for every method, {column: header}).
+TABLES = [
+    ("Table 1. Baseline and dense control", "dense",
+     {"method": "Model", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
+      "test_mae_before_fine_tune": "MAE after recal.", "test_mae_ci": "MAE 95% interval", "test_r2": "R²",
+      "params": "Params", "flops": "FLOPs",
+      "latency_cell": "Latency (ms)", "latency_vs_baseline": "Speed vs baseline"}),
+    ("Table 2. Unstructured pruning (global L1)", "unstructured",
+     {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae": "MAE",
+      "mae_diff_cell": "ΔMAE", "verdict_baseline": "vs baseline", "verdict_control": "vs control",
+      "params_effective": "Params (effective)", "effective_flops": "Effective FLOPs",
+      "latency_cell": "Latency (ms)"}),
+    ("Table 3. Structured pruning: per-layer L2 channels (masks); coupled channels masked and removed "
+     "(the same channels); their controls", "structured",
+     {"method": "Method", "ratio": "Ratio", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
+      "verdict_baseline": "vs baseline", "verdict_control": "vs control",
+      "params_effective": "Params (effective)", "flops": "FLOPs", "latency_cell": "Latency (ms)",
+      "size_mb": "Size (MB)"}),
+]
+ONNX_TABLE = ("Table 4. ONNX Runtime (CPU execution provider)", None,
+              {"method": "Method", "ratio": "Ratio", "onnx_latency_cell": "ORT latency (ms)",
+               "onnx_latency_speedup_cell": "ORT speedup",
+               "onnx_latency_vs_baseline": "ORT speed vs baseline",
+               "latency_speedup_cell": "PyTorch speedup", "onnx_size_mb": "ONNX (MB)",
+               "onnx_gzip_size_mb": "ONNX gzip (MB)", "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"})
+INT8_TABLE = ("Table 5. INT8 beside pruning (ONNX Runtime static quantization)", None,
+              {"method": "Method", "ratio": "Ratio", "fp32_onnx_test_mae": "FP32 ORT MAE",
+               "int8_test_mae": "INT8 MAE",
+               "int8_change_cell": "INT8 − FP32 MAE", "onnx_latency_cell": "FP32 ORT (ms)",
+               "int8_latency_cell": "INT8 ORT (ms)", "int8_latency_vs_baseline": "INT8 vs FP32 dense",
+               "int8_vs_own_fp32": "INT8 vs own FP32", "int8_size_mb": "INT8 ONNX (MB)"})
 
 
 def by_ratio(models):
@@ -62,104 +102,104 @@ def skipped_line(skipped):
         return []
     named = ", ".join(f"{s['video']} ({s['split'].lower()})" for s in skipped[:20])
     return [f"Skipped videos ({len(skipped)}, unreadable; not in the counts above): {named}"
-            f"{', ...' if len(skipped) > 20 else ''}. Their reasons are in results.json under skipped_videos.\n"]
+            f"{', ...' if len(skipped) > 20 else ''}. Their reasons are in results.json under "
+            f"skipped_videos.\n"]
 
 
 def summary_markdown(results, figures=()):
     models = pd.DataFrame(results["models"])
-    env, floor = results["environment"], results["mean_predictor"]
-    lines = ["# ef-prune results\n",
-             f"Data: {results['config']['DATA_ROOT']}, {results['splits']['train']}/{results['splits']['val']}/"
-             f"{results['splits']['test']} train/val/test videos of {results['config']['NUM_FRAMES']} frames "
-             f"{results['config']['IMAGE_SIZE']}×{results['config']['IMAGE_SIZE']}. ImageNet weights: "
-             f"{'yes' if results['pretrained']['used'] else 'no'} ({results['pretrained']['reason']}).\n",
-             f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
-             f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-             f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
-             speed.protocol(results, models),
-             *skipped_line(results.get("skipped_videos")),
-             f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE {floor['test_mae']:.2f}.\n",
-             protocol_line(results["config"]),
-             "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
-             "interval over the test videos in brackets (one seed) or mean ± std over seeds. \"vs baseline\", "
-             "\"vs control\": the verdict of the rule below against the baseline and against the dense control "
-             "(the baseline fine-tuned exactly as the pruned models are). \"MAE after pruning\": test MAE right "
-             "after pruning, BatchNorm recalibrated, before fine-tuning.\n"]
+    floor = results["mean_predictor"]
+    lines = header_lines(results, models)
     table = claims.for_run(results, models)
     models = with_verdicts(speed.with_cells(with_interval_cells(models, seeds=models.seed.nunique())), table)
-    tables = [
-        ("Table 1. Baseline and dense control", ["baseline", "dense_control"],
-         {"method": "Model", "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "test_mae_before_fine_tune": "MAE after recal.", "test_mae_ci": "MAE 95% interval", "test_rmse": "RMSE", "test_r2": "R²", "params": "Params", "flops": "FLOPs",
-          "latency_cell": "Latency (ms)", "latency_vs_baseline": "Speed vs baseline", "size_mb": "Size (MB)"}),
-        ("Table 2. Unstructured pruning (global L1)", ["unstructured", "unstructured_random"],
-         {"method": "Method", "ratio": "Ratio", "sparsity_before_fine_tune": "Sparsity before FT", "sparsity": "Sparsity after FT",
-          "test_mae_before_fine_tune": "MAE after pruning", "test_mae": "MAE", "mae_diff_cell": "ΔMAE",
-          "verdict_baseline": "vs baseline", "verdict_control": "vs control", "params_effective": "Params (effective)",
-          "effective_flops": "Effective FLOPs", "compression_ratio": "Compression", "latency_cell": "Latency (ms)",
-          "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "gzip_size_mb": "gzip (MB)"}),
-        ("Table 3. Structured pruning: per-layer L2 channels (masks); coupled channels masked and removed "
-         "(the same channels); their controls", ["structured", "structured_random", "structured_coupled_masked",
-                                                   "structured_physical", "structured_physical_random", "scratch"],
-         {"method": "Method", "ratio": "Ratio", "sparsity": "Sparsity", "test_mae_before_fine_tune": "MAE after pruning",
-          "test_mae": "MAE", "mae_diff_cell": "ΔMAE", "verdict_baseline": "vs baseline",
-          "verdict_control": "vs control", "params_effective": "Params (effective)", "compression_ratio": "Compression",
-          "flops": "FLOPs", "effective_flops": "Effective FLOPs", "theoretical_speedup": "Theor. speedup", "latency_cell": "Latency (ms)",
-          "latency_speedup_cell": "Speedup", "latency_vs_baseline": "Speed vs baseline", "size_mb": "Size (MB)"}),
-    ]
-    if "onnx_path" in models:
-        tables.append(("Table 4. ONNX Runtime (CPU execution provider)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "onnx_latency_cell": "ORT latency (ms)",
-                        "onnx_latency_speedup_cell": "ORT speedup", "onnx_latency_vs_baseline": "ORT speed vs baseline",
-                        "latency_speedup_cell": "PyTorch speedup",
-                        "onnx_size_mb": "ONNX (MB)", "onnx_gzip_size_mb": "ONNX gzip (MB)",
-                        "onnx_max_abs_diff": "max |ORT − PyTorch| (EF %)"}))
     if "int8_test_mae" in models:
-        tables.append(("Table 5. INT8 beside pruning (ONNX Runtime static quantization)", list(models.method.unique()),
-                       {"method": "Method", "ratio": "Ratio", "fp32_onnx_test_mae": "FP32 ORT MAE", "int8_test_mae": "INT8 MAE",
-                        "int8_change_cell": "INT8 − FP32 MAE", "onnx_latency_cell": "FP32 ORT (ms)",
-                        "int8_latency_cell": "INT8 ORT (ms)", "onnx_latency_speedup_cell": "FP32 speedup",
-                        "int8_latency_speedup_cell": "INT8 speedup", "int8_latency_vs_baseline": "INT8 vs FP32 dense",
-                        "int8_vs_own_fp32": "INT8 vs own FP32", "onnx_size_mb": "FP32 ONNX (MB)",
-                        "int8_size_mb": "INT8 ONNX (MB)", "int8_gzip_size_mb": "INT8 gzip (MB)"}))
         lines.append(int8_line(results))
     seeds = models.seed.nunique()
+    if seeds > 1:
+        lines.append(f"Each cell is the mean ± sample std over {seeds} seeds "
+                     f"({', '.join(map(str, models.seed.unique()))}).\n")
+    lines += table_lines(models, seeds)
+    lines += [p + "\n" for p in equal_size.paragraphs(models)]
+    lines += ["\n## What the numbers show\n"]
+    lines += [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
+    lines += [p + "\n" for p in claims.paragraphs(results, table)]
+    lines += [p + "\n" for p in edge.paragraph(models)]
+    lines += [p + "\n" for p in sensitivity_paragraph(results)]
+    if figures:
+        lines += ["\n## Figures\n"]
+        lines += [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
+    return "\n".join(lines)
+
+
+def header_lines(results, models):
+    """summary.md's opening paragraphs: the data, the environment, how latency was timed, the mean
+    predictor, the pruning protocol, and what the tables' columns mean."""
+    cfg, splits, env = results["config"], results["splits"], results["environment"]
+    floor = results["mean_predictor"]
+    return ["# ef-prune results\n",
+            f"Data: {cfg['DATA_ROOT']}, {splits['train']}/{splits['val']}/{splits['test']} train/val/test "
+            f"videos of {cfg['NUM_FRAMES']} frames {cfg['IMAGE_SIZE']}×{cfg['IMAGE_SIZE']}. ImageNet "
+            f"weights: {'yes' if results['pretrained']['used'] else 'no'} "
+            f"({results['pretrained']['reason']}).\n",
+            f"Environment: {env['device']} ({env['device_name']}), {env['torch_threads']} threads, "
+            f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+            f"torch-pruning {env['torch_pruning']}, commit {env['git_commit'] or 'none'}.\n",
+            speed.protocol(results, models),
+            *skipped_line(results.get("skipped_videos")),
+            f"Mean predictor (always the training mean, EF {floor['ef']:.1f}): test MAE "
+            f"{floor['test_mae']:.2f}.\n",
+            protocol_line(cfg),
+            "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
+            "interval over the test videos in brackets (one seed) or mean ± std over seeds. \"vs "
+            "baseline\", \"vs control\": the verdict of the rule below against the baseline and against the "
+            "dense control (the baseline fine-tuned exactly as the pruned models are). \"MAE after recal.\": "
+            "test MAE right after BatchNorm recalibration, before fine-tuning.\n",
+            "The tables show the essentials of each model; results.csv (one row per model and seed) holds "
+            "every column, among them the sparsity before fine-tuning, the test MAE right after pruning "
+            "(test_mae_before_fine_tune), RMSE, the compression, the theoretical and measured speedups with "
+            "their ranges over the rounds and the size of every file, and results_by_ratio.csv their mean "
+            "and std over seeds. The pruned models' PyTorch speed verdicts are in \"What the numbers "
+            "show\".\n"]
+
+
+def table_lines(models, seeds):
+    """summary.md's Tables 1–5, each with the columns the run has; a table without rows left out."""
+    found = TABLES + [ONNX_TABLE] * ("onnx_path" in models) + [INT8_TABLE] * ("int8_test_mae" in models)
+    tables = [(title, methods.of_kind(kind) if kind else list(models.method.unique()), dict(columns))
+              for title, kind, columns in found]  # copies: the headers change with the seeds
     if seeds > 1:  # the interval's width, as mean ± std over seeds
         tables[0][2]["test_mae_ci"] = "MAE 95% interval width"
-        lines.append(f"Each cell is the mean ± sample std over {seeds} seeds ({', '.join(map(str, models.seed.unique()))}).\n")
-    for title, methods, columns in tables:
-        rows = models[models.method.isin(methods)]
+    lines = []
+    for title, shown_methods, columns in tables:
+        rows = models[models.method.isin(shown_methods)]
         if rows.empty:
             continue
         columns = {k: v for k, v in columns.items() if k in rows}
         shown = (rows[list(columns)] if seeds == 1 else mean_std_cells(rows, columns)).rename(columns=columns)
         lines += [f"\n## {title}\n", shown.to_markdown(index=False, floatfmt=".4g") + "\n"]
-    lines += [p + "\n" for p in equal_size.paragraphs(models)]
-    lines += ["\n## What the numbers show\n"] + [p + "\n" for p in method_paragraphs(models, floor["test_mae"])]
-    lines += [p + "\n" for p in claims.paragraphs(results, table)]
-    lines += [p + "\n" for p in edge.paragraph(models)]
-    lines += [p + "\n" for p in sensitivity_paragraph(results)]
-    if figures:
-        lines += ["\n## Figures\n"] + [f"- [{os.path.basename(f)}]({f})" for f in figures if f.endswith(".png")]
-    return "\n".join(lines)
+    return lines
 
 
 def protocol_line(cfg):
-    scope = ("backbone: every Conv2d; the regression head is never pruned itself, but channels pruned from the "
-             "last convolutions leave its inputs (zero with masks, removed with Torch-Pruning)" if cfg.get("PRUNING_SCOPE", "all") == "backbone"
-             else "all: every Conv2d and Linear, the regression head included (the reference's unstructured scope)")
+    scope = ("backbone: every Conv2d; the regression head is never pruned itself, but channels pruned from "
+             "the last convolutions leave its inputs (zero with masks, removed with Torch-Pruning)"
+             if cfg.get("PRUNING_SCOPE", "all") == "backbone"
+             else "all: every Conv2d and Linear, the regression head included (the reference's unstructured "
+                  "scope)")
     schedule = ("one-shot" if cfg.get("PRUNING_SCHEDULE", "oneshot") == "oneshot" else
                 f"gradual, cubic ramp in {cfg['PRUNING_STEPS']} steps over the first "
                 f"{cfg.get('PRUNING_RAMP_END', 0.5):.0%} of fine-tuning")
     recal = cfg.get("BN_RECALIBRATION_BATCHES", 0)
     recal = (f"BatchNorm statistics re-estimated on {recal} training batches after every pruning step"
              if recal else "BatchNorm statistics not re-estimated after pruning")
-    return (f"Pruning: scope {scope}; schedule {schedule}; {recal}; every model fine-tuned {cfg['FINE_TUNE_EPOCHS']} epochs "
-            f"at lr {cfg['FINE_TUNE_LEARNING_RATE']:g} ({cfg['LR_SCHEDULE']}), masks held, best validation epoch "
-            f"at the final sparsity.\n")
+    return (f"Pruning: scope {scope}; schedule {schedule}; {recal}; every model fine-tuned "
+            f"{cfg['FINE_TUNE_EPOCHS']} epochs at lr {cfg['FINE_TUNE_LEARNING_RATE']:g} "
+            f"({cfg['LR_SCHEDULE']}), masks held, best validation epoch at the final sparsity.\n")
 
 
 def with_interval_cells(models, seeds):
-    """Text cells for the tables: the MAE's and ΔMAE's 95% intervals (one seed), else numbers for mean ± std."""
+    """Text cells for the tables: the MAE's and ΔMAE's 95% intervals (one seed), else numbers for mean ±
+    std."""
     models = models.copy()
     if "mae_diff" not in models:
         return models.assign(test_mae_ci="", mae_diff_cell=models.get("mae_increase_pct"))
@@ -168,17 +208,21 @@ def with_interval_cells(models, seeds):
             f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in
             zip(models.int8_mae_change, models.int8_mae_change_ci_low, models.int8_mae_change_ci_high)]
     if seeds > 1:
-        return models.assign(test_mae_ci=models.test_mae_ci_high - models.test_mae_ci_low, mae_diff_cell=models.mae_diff)
-    models["test_mae_ci"] = [f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(models.test_mae_ci_low, models.test_mae_ci_high)]
+        return models.assign(test_mae_ci=models.test_mae_ci_high - models.test_mae_ci_low,
+                             mae_diff_cell=models.mae_diff)
+    models["test_mae_ci"] = [f"{lo:.2f}–{hi:.2f}"
+                             for lo, hi in zip(models.test_mae_ci_low, models.test_mae_ci_high)]
     models["mae_diff_cell"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-                               for d, lo, hi in zip(models.mae_diff, models.mae_diff_ci_low, models.mae_diff_ci_high)]
+                               for d, lo, hi in zip(models.mae_diff, models.mae_diff_ci_low,
+                                                    models.mae_diff_ci_high)]
     return models
 
 
 def with_verdicts(models, table):
     """The verdicts of claims.claims against the baseline and the dense control, as table cells."""
     for kind, column in (("vs baseline", "verdict_baseline"), ("vs dense control", "verdict_control")):
-        found = {(r.method, r.ratio): r.verdict for r in table.itertuples() if r.kind == kind} if len(table) else {}
+        found = ({(r.method, r.ratio): r.verdict for r in table.itertuples() if r.kind == kind}
+                 if len(table) else {})
         models[column] = [found.get((m, r), "") for m, r in zip(models.method, models.ratio)]
     return models
 
@@ -197,7 +241,8 @@ def sensitivity_paragraph(results):
             continue
         parts.append(f"{label} at {top.ratio.iloc[0]:g}: most sensitive "
                      + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in worst.itertuples())
-                     + "; least " + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in least.itertuples()))
+                     + "; least "
+                     + ", ".join(f"{r.layer} (+{r.val_mae_increase:.2f})" for r in least.itertuples()))
     return ["**Layer sensitivity** (one layer pruned alone, no fine-tuning, validation MAE increase; "
             "results/sensitivity.csv, figures/sensitivity.png): " + "; ".join(parts) + "."]
 
@@ -208,7 +253,7 @@ def mean_std_cells(rows, columns):
     for (method, ratio), group in rows.groupby(["method", "ratio"], sort=False):
         cell = {}
         for c in columns:
-            if c in ("method", "ratio") or group[c].dtype == object:  # names, verdicts: one per method and ratio
+            if c in ("method", "ratio") or group[c].dtype == object:  # names, verdicts: one per model
                 cell[c] = group[c].iloc[0]
             elif not pd.api.types.is_numeric_dtype(group[c]):  # a verdict: one per method and ratio
                 cell[c] = group[c].iloc[0]
@@ -243,34 +288,28 @@ def method_paragraphs(models, mean_mae):
     models = models.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
     base = models[models.method == "baseline"].iloc[0]
     beat = "below" if base.test_mae < mean_mae else "not below"
-    timing = (f"{base.latency_ms:.3g} ms per video in PyTorch" + (" (rounds {:.3g}–{:.3g})".format(*base_spread)
-                                                                 if base_spread else "")
-             if known(models, "latency_ms") else "latency not timed yet")
+    timing = (f"{base.latency_ms:.3g} ms per video in PyTorch"
+              + (" (rounds {:.3g}–{:.3g})".format(*base_spread) if base_spread else "")
+              if known(models, "latency_ms") else "latency not timed yet")
     paragraphs = [f"**Baseline.** Test MAE {base.test_mae:.2f}, {base.test_mae / mean_mae:.2f}× the mean "
                   f"predictor's {mean_mae:.2f} ({beat} it); R² {base.test_r2:.3f}; {timing}."]
-    names = {"unstructured": "Unstructured (global L1, masks)",
-             "structured": "Per-layer L2 channels (each conv's own norms, masks)",
-             "structured_coupled_masked": "Coupled channels, masked (Torch-Pruning's choice, masks)",
-             "structured_physical": "Coupled channels, removed (Torch-Pruning)",
-             "unstructured_random": "Control: unstructured, random weights",
-             "structured_random": "Control: per-layer channels, random",
-             "structured_physical_random": "Control: coupled channels, random, removed",
-             "scratch": "Control: structured_physical's architecture trained from scratch"}
-    for method, name in names.items():
+    for method, row in methods.METHODS.items():
         rows = models[models.method == method]
-        if rows.empty:
+        if rows.empty or row.title is None:
             continue
         worse = int((rows.test_mae >= mean_mae).sum())
-        text = (f"**{name}.** At ratio{'s' if len(rows) > 1 else ''} {span(rows.ratio, 'g')}, test MAE "
+        text = (f"**{row.title}.** At ratio{'s' if len(rows) > 1 else ''} {span(rows.ratio, 'g')}, test MAE "
                 f"{span(rows.test_mae, '.2f')} ({span(rows.mae_increase_pct, '+.0f')}% vs the baseline); "
                 f"{worse} of {len(rows)} no better than the mean predictor. ")
-        if method not in ("structured_physical", "structured_physical_random", "scratch"):
+        if row.masked:
             held = (rows.sparsity - rows.sparsity_before_fine_tune).abs().max()
             text += (f"Sparsity {span(rows.sparsity_before_fine_tune, '.3f')} after pruning and "
                      f"{span(rows.sparsity, '.3f')} after fine-tuning (largest change {held:.4f}). ")
-        measured = (f"measured latency speedup {speedup_words(rows, verdicts, 'latency')} against a theoretical "
+        measured = (f"measured latency speedup {speedup_words(rows, verdicts, 'latency')} against a "
+                    f"theoretical "
                     if known(rows, "latency_speedup") else "theoretical speedup ")
-        text += (f"Effective parameters {span(rows.params_effective / 1e6, '.2f')} M of {base.params / 1e6:.2f} M "
+        text += (f"Effective parameters {span(rows.params_effective / 1e6, '.2f')} M of "
+                 f"{base.params / 1e6:.2f} M "
                  f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
                  f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; {measured}"
                  f"{span(rows.theoretical_speedup, '.2f')}×; "
@@ -279,7 +318,8 @@ def method_paragraphs(models, mean_mae):
         if "onnx_gzip_size_mb" in rows:
             onnx_speed = (f"speedup {speedup_words(rows, verdicts, 'onnx_latency')}, "
                           if known(rows, "onnx_latency_speedup") else "")
-            text += (f" In ONNX Runtime: {onnx_speed}ONNX file {span(rows.onnx_gzip_size_mb, '.1f')} MB gzipped "
+            text += (f" In ONNX Runtime: {onnx_speed}ONNX file {span(rows.onnx_gzip_size_mb, '.1f')} MB "
+                     f"gzipped "
                      f"vs {base.onnx_gzip_size_mb:.1f} MB.")
         paragraphs.append(text)
     return paragraphs
@@ -288,9 +328,12 @@ def method_paragraphs(models, mean_mae):
 def int8_line(results):
     cfg, cpu = results["config"], results["environment"].get("cpu_int8", {})
     return (f"INT8: every model's ONNX file quantized by ONNX Runtime (QDQ, per-channel int8 weights"
-            f"{' in 7 bits' if cfg.get('INT8_REDUCE_RANGE') else ''}, uint8 activations, {cfg.get('INT8_CALIBRATION_METHOD')} "
+            f"{' in 7 bits' if cfg.get('INT8_REDUCE_RANGE') else ''}, uint8 activations, "
+            f"{cfg.get('INT8_CALIBRATION_METHOD')} "
             f"calibration on {cfg.get('INT8_CALIBRATION_VIDEOS')} training videos; kept in FP32: "
-            f"{', '.join(cfg.get('INT8_KEEP_FP32') or []) or 'nothing'}). Test MAE through ONNX Runtime; speedups "
+            f"{', '.join(cfg.get('INT8_KEEP_FP32') or []) or 'nothing'}). Test MAE through ONNX Runtime; "
+            f"speedups "
             f"against the FP32 dense model in ONNX Runtime. The CPU's int8 dot-product instructions: "
-            f"{cpu.get('int8_dot_product', 'unknown')} ({cpu.get('cpu_model', 'model unknown')}); INT8 speed depends "
+            f"{cpu.get('int8_dot_product', 'unknown')} ({cpu.get('cpu_model', 'model unknown')}); INT8 speed "
+            f"depends "
             f"on them (VNNI, AMX or ARM dot products run int8 far faster than AVX2 alone).\n")

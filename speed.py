@@ -6,9 +6,18 @@ medians and its spread the lowest and highest round median. One model is "faster
 another only where their spreads do not overlap, otherwise "not distinguishable"; over several seeds a
 model's spread is pooled over its seeds (the lowest low, the highest high).
 """
+from collections import namedtuple
+
 import pandas as pd
 
-RUNTIMES = {"latency": "PyTorch", "onnx_latency": "ONNX Runtime", "int8_latency": "INT8"}  # field prefixes
+# The runtimes, by the prefix of their fields in a record (latency_ms, onnx_latency_low_ms, ...): the name
+# shown, the record's field naming the file each times (PyTorch: the checkpoint), and the runtime of the
+# baseline its speedups are against (INT8 against the FP32 dense model in ONNX Runtime). The one table of
+# runtimes: latency.py times by it, summary.md, the README and the figures name them by it.
+Runtime = namedtuple("Runtime", "name file reference")
+RUNTIMES = {"latency": Runtime("PyTorch", "checkpoint", "latency"),
+            "onnx_latency": Runtime("ONNX Runtime", "onnx_path", "onnx_latency"),
+            "int8_latency": Runtime("INT8", "int8_path", "onnx_latency")}
 WORDS = {"faster": "faster than", "slower": "slower than", "not distinguishable": "not distinguishable from"}
 
 
@@ -64,17 +73,20 @@ def with_cells(models):
     """Table cells: latency and speedup with their range over the rounds (one seed; numbers, for mean ±
     std, over several; the number alone in a run from before the rounds), and the speed verdicts."""
     models, seeds = models.copy(), models.seed.nunique()
-    for prefix in RUNTIMES:
+    for prefix, runtime in RUNTIMES.items():
         for middle, low, high, fmt in ((f"{prefix}_ms", f"{prefix}_low_ms", f"{prefix}_high_ms", ".3g"),
-                                       (f"{prefix}_speedup", f"{prefix}_speedup_low", f"{prefix}_speedup_high", ".2f")):
+                                       (f"{prefix}_speedup", f"{prefix}_speedup_low",
+                                        f"{prefix}_speedup_high", ".2f")):
             if middle in models:
                 models[middle.replace("_ms", "") + "_cell"] = (
                     models[middle] if seeds > 1 or low not in models
-                    else [cell(m, lo, hi, fmt) for m, lo, hi in zip(models[middle], models[low], models[high])])
+                    else [cell(m, lo, hi, fmt)
+                          for m, lo, hi in zip(models[middle], models[low], models[high])])
         if f"{prefix}_low_ms" in models:  # INT8 against the FP32 dense model, as its speedup
-            models[f"{prefix}_vs_baseline"] = verdicts(models, prefix, "onnx_latency" if prefix == "int8_latency" else None)
+            models[f"{prefix}_vs_baseline"] = verdicts(models, prefix, runtime.reference)
     if "int8_latency_low_ms" in models:
-        models["int8_vs_own_fp32"] = verdicts(models, "int8_latency", "onnx_latency", against=None)
+        models["int8_vs_own_fp32"] = verdicts(models, "int8_latency", RUNTIMES["int8_latency"].reference,
+                                              against=None)
     return models
 
 
@@ -84,21 +96,24 @@ def pytorch_mode(models):
 
 
 def protocol(results, models):
-    """summary.md's "Latency:" line: how latency was timed (in a run from before the rounds, once per model)."""
+    """summary.md's "Latency:" line: how latency was timed (in a run from before the rounds, once per
+    model)."""
     cfg, device = results["config"], results["environment"]["device"]
     runtimes = f"PyTorch {pytorch_mode(models)}" + (
         "; ONNX Runtime with its CPU execution provider" + (", FP32 and INT8" if cfg.get("INT8") else "")
         if cfg.get("ONNX_EXPORT") else "")
     if not cfg.get("LATENCY_ROUNDS"):
-        return (f"Latency: one video per call on {device}, median of {cfg['LATENCY_TIMED_RUNS']} runs after "
-                f"{cfg['LATENCY_WARMUP_RUNS']} warm-up runs, each model timed once, right after its training; {runtimes}.\n")
+        return (f"Latency: one video per call on {device}, median of {cfg['LATENCY_TIMED_RUNS']} runs "
+                f"after {cfg['LATENCY_WARMUP_RUNS']} warm-up runs, each model timed once, right after its "
+                f"training; {runtimes}.\n")
     pending = "latency_rounds" not in models or models.latency_rounds.isna().any()
-    return (f"Latency: every model timed once all were trained, in {cfg['LATENCY_ROUNDS']} interleaved rounds: each "
-            f"round times every model in every runtime once (one video per call on {device}, the median of "
-            f"{cfg['LATENCY_TIMED_RUNS']} runs after {cfg['LATENCY_WARMUP_RUNS']} warm-up runs), in an order "
-            f"shuffled from round to round with a fixed seed, so that no model always goes first. A latency is the "
-            f"median of the model's round medians, with the lowest and highest round median in brackets; a speedup's "
-            f"range is the baseline's lowest over the model's highest, and the other way round. One model is called "
-            f"faster or slower than another only where their ranges do not overlap, else \"not distinguishable\". "
-            f"{runtimes}." + (" Not timed yet: the latency phase runs once every model is trained." if pending else "")
+    return (f"Latency: every model timed once all were trained, in {cfg['LATENCY_ROUNDS']} interleaved "
+            f"rounds: each round times every model in every runtime once (one video per call on {device}, "
+            f"the median of {cfg['LATENCY_TIMED_RUNS']} runs after {cfg['LATENCY_WARMUP_RUNS']} warm-up "
+            f"runs), in an order shuffled from round to round with a fixed seed, so that no model always "
+            f"goes first. A latency is the median of the model's round medians, with the lowest and highest "
+            f"round median in brackets; a speedup's range is the baseline's lowest over the model's highest, "
+            f"and the other way round. One model is called faster or slower than another only where their "
+            f"ranges do not overlap, else \"not distinguishable\". {runtimes}."
+            + (" Not timed yet: the latency phase runs once every model is trained." if pending else "")
             + "\n")

@@ -79,16 +79,18 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
             raise
         except Exception as e:  # noqa: BLE001 (torch.load raises EOFError, UnpicklingError, KeyError...)
             raise config.ConfigError(f"{path} is not a checkpoint main.py saved ({type(e).__name__}: "
-                                     f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); give the .pt "
-                                     f"files of <results-dir>/checkpoints/seed<N>/") from None
+                                     f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); "
+                                     f"give the .pt files of <results-dir>/checkpoints/seed<N>/") from None
         num_frames, image_size = info.get("num_frames", num_frames), info.get("image_size", image_size)
-        models.append((f"{info.get('method', 'model')} {info.get('ratio', '')} ({os.path.basename(path)})", model))
+        title = f"{info.get('method', 'model')} {info.get('ratio', '')} ({os.path.basename(path)})"
+        models.append((title, model))
     return draw(models, figures_dir, name, num_frames, image_size)
 
 
 def main(argv):
     p = config.parser(__doc__)
-    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT.pt", help="checkpoints drawn below the dense model")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT.pt",
+                   help="checkpoints drawn below the dense model")
     p.usage += " [CHECKPOINT.pt ...]"
     cfg = config.load(argv, p)
     checkpoints = cfg.checkpoints
@@ -104,8 +106,9 @@ if __name__ == "__main__":
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (RuntimeError, KeyError, ValueError) as e:  # torch.load of a file that is not a checkpoint
-        print(f"error: a checkpoint cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-              f"give checkpoints that main.py saved", file=sys.stderr)
+        print(f"error: a checkpoint cannot be read ({type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}); give checkpoints that main.py saved",
+              file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to draw the figure", file=sys.stderr)

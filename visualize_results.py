@@ -23,18 +23,8 @@ import metrics  # noqa: E402
 from speed import pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
 
-STYLE = {method: (methods.LABELS[method], colour, marker, line) for method, colour, marker, line in [
-    ("baseline", "black", "*", "none"),
-    ("dense_control", "gray", "D", "none"),
-    ("unstructured", "#1b6ca8", "o", "-"),
-    ("structured", "#d1495b", "s", "--"),
-    ("structured_coupled_masked", "#8e6bbf", "v", "--"),
-    ("structured_physical", "#2e8540", "^", ":"),
-    ("unstructured_random", "#7fa7c9", "x", "-."),
-    ("structured_random", "#e89aa5", "+", "-."),
-    ("structured_physical_random", "#9cc9a4", "1", "-."),
-    ("scratch", "#c28f2c", "P", ":"),
-]}
+# (label, colour, marker, line style) of every method, in methods.py's order: its table's style columns
+STYLE = {method: (row.label, *row.style) for method, row in methods.METHODS.items()}
 COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.dpi": 150,
                      "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
@@ -47,14 +37,15 @@ def load(results_dir):
     results = pd.read_json(path, typ="series")
     models = pd.DataFrame(results["models"])
     if "checkpoint" in models:  # stored relative to the results folder, so that the run's folders can move
-        models["checkpoint"] = [p if not isinstance(p, str) or os.path.isabs(p) else os.path.join(results_dir, p)
-                                for p in models["checkpoint"]]
+        models["checkpoint"] = [p if not isinstance(p, str) or os.path.isabs(p)
+                                else os.path.join(results_dir, p) for p in models["checkpoint"]]
     return results, models
 
 
 def summarise(models, column):
     """Mean and sample std of a column per method and ratio (std is NaN for a single seed), by ratio."""
-    return models.groupby(["method", "ratio"])[column].agg(["mean", "std"]).reset_index().sort_values("ratio")
+    return (models.groupby(["method", "ratio"])[column].agg(["mean", "std"]).reset_index()
+            .sort_values("ratio"))
 
 
 def plot_methods(ax, models, x, y, with_baseline=True):
@@ -66,7 +57,8 @@ def plot_methods(ax, models, x, y, with_baseline=True):
         xs, ys = summarise(rows, x), summarise(rows, y)
         ax.errorbar(xs["mean"], ys["mean"], yerr=ys["std"].fillna(0), xerr=xs["std"].fillna(0),
                     label=label, color=colour, marker=marker, linestyle=line,
-                    markersize=9 if method == "baseline" else 5, capsize=2, zorder=3 if method == "baseline" else 2)
+                    markersize=9 if method == "baseline" else 5, capsize=2,
+                    zorder=3 if method == "baseline" else 2)
 
 
 def legend_below(fig, ax, ncol=3):
@@ -78,8 +70,55 @@ def legend_below(fig, ax, ncol=3):
 def from_baseline(models):
     """Every pruning method's rows plus the baseline as its ratio-0 point, so each line starts there."""
     base = models[models.method == "baseline"]
-    methods = [m for m in STYLE if m not in ("baseline", "dense_control") and (models.method == m).any()]
-    return pd.concat([models] + [base.assign(method=m) for m in methods])
+    pruned = [m for m in STYLE if m not in methods.DENSE and (models.method == m).any()]
+    return pd.concat([models] + [base.assign(method=m) for m in pruned])
+
+
+# The ticks a log axis may label, densest first: mantissas in every decade (1, 2, 5: 0.5, 1, 2, 5, 10 ms).
+MANTISSAS = [(1, 2, 3, 4, 5, 6, 8), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)]
+
+
+def plain(value):
+    """A tick label as a plain number: 0.05, 2, 40, 1000 (not 5×10⁻² or 10³)."""
+    return f"{value:.6g}" if 1e-4 <= abs(value) < 1e6 or value == 0 else f"{value:.0e}"
+
+
+def log_ticks(low, high, room):
+    """The labelled ticks of a log axis from `low` to `high`: the densest of MANTISSAS whose neighbours
+    lie at least `room` (a fraction of the axis, per label: room(label) -> fraction) apart, every tick
+    in view; beyond that, every n-th power of ten."""
+    span = np.log10(high / low)
+    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    candidates = [[m * 10.0 ** e for e in range(first, last + 1) for m in subs] for subs in MANTISSAS]
+    candidates += [[10.0 ** e for e in range(first, last + 1) if e % step == 0] for step in (2, 3, 5, 10)]
+    for ticks in candidates:
+        ticks = [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
+        where = [np.log10(t / low) / span for t in ticks]
+        gaps = [b - a for a, b in zip(where, where[1:])]
+        needed = [(room(plain(a)) + room(plain(b))) / 2 for a, b in zip(ticks, ticks[1:])]
+        if len(ticks) >= 2 and all(gap >= need for gap, need in zip(gaps, needed)):
+            return ticks
+    return [10.0 ** round(np.log10(np.sqrt(low * high)))]  # a view narrower than any two labels
+
+
+def plain_log_ticks(axis):
+    """Label a log axis (or a log colour bar) in plain numbers that never overlap: major ticks at the
+    densest 1-2-5 series (log_ticks) the axis has room for, unlabelled minor ticks at every mantissa.
+    Call it once the data are drawn (it reads the axis's view and size)."""
+    low, high = sorted(axis.get_view_interval())
+    fig, box = axis.axes.figure, axis.axes.get_position()
+    size = 72 * (box.height * fig.get_figheight() if axis.axis_name == "y"
+                 else box.width * fig.get_figwidth())  # the axis's length in points
+    font = matplotlib.font_manager.FontProperties(size=plt.rcParams[f"{axis.axis_name}tick.labelsize"])
+    points = font.get_size_in_points()
+
+    def room(label):  # the label's extent along the axis, with a gap of one character, in axis fractions
+        return ((0.62 * len(label) + 0.8) * points if axis.axis_name == "x" else 1.6 * points) / size
+    ticks = log_ticks(low, high, room)
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: plain(value)))
+    axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=np.arange(2, 10)))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def save(fig, figures_dir, name):
@@ -95,7 +134,8 @@ def mae_vs_compression(results, models, figures_dir):
     plot_methods(ax, models, "compression_ratio", "test_mae")
     ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
                label="mean predictor")
-    ax.set(xscale="log", xlabel="compression ratio (dense params / effective params)", ylabel="test MAE (EF %)")
+    ax.set(xscale="log", xlabel="compression ratio (dense params / effective params)",
+           ylabel="test MAE (EF %)")
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 2, 4, 8, 16, 32, 64]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -113,8 +153,9 @@ def latency(results, models, figures_dir):
         return []
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.6))
     plot_methods(left, from_baseline(models), "ratio", "latency_ms", with_baseline=False)
-    left.set(xlabel="pruning ratio (0 = baseline)", ylabel=f"latency (ms / video, {models.latency_device[0]})",
-             title="latency vs pruning ratio", ylim=(0, None))
+    left.set(xlabel="pruning ratio (0 = baseline)",
+             ylabel=f"latency (ms / video, {models.latency_device[0]})", title="latency vs pruning ratio",
+             ylim=(0, None))
     plot_methods(right, models, "latency_ms", "test_mae")
     front = edge_front.pareto(accuracy_and_speed(models), "latency_ms")
     right.step(front.latency_ms, front.mae, where="post", color="gray", linewidth=3, alpha=0.35,
@@ -130,7 +171,8 @@ def accuracy_and_speed(models):
     rows = models.groupby(["method", "ratio"], sort=False)
     found = rows[["latency_ms", "test_mae"]].mean().rename(columns={"test_mae": "mae"})
     if "latency_low_ms" in models:
-        found["latency_ms_low"], found["latency_ms_high"] = rows.latency_low_ms.min(), rows.latency_high_ms.max()
+        found["latency_ms_low"] = rows.latency_low_ms.min()
+        found["latency_ms_high"] = rows.latency_high_ms.max()
     return found.reset_index()
 
 
@@ -150,17 +192,17 @@ def size(results, models, figures_dir):
 
 
 def sparsity_fine_tune(results, models, figures_dir):
-    """Masked models only: physically pruned ones have no masks, their weights are gone."""
-    pruned = models[models.method.isin(["unstructured", "structured", "unstructured_random", "structured_random"])]
+    """The masked models that methods.py gives a bar label: physically pruned ones have no masks, their
+    weights are gone."""
+    short = {method: row.bar for method, row in methods.METHODS.items() if row.bar}
+    pruned = models[models.method.isin(list(short))]
     pruned = pruned.groupby(["method", "ratio"], sort=False).mean(numeric_only=True).reset_index()
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.6))
     x = range(len(pruned))
-    ax.bar([i - 0.2 for i in x], pruned.sparsity_before_fine_tune, width=0.4, color="white", edgecolor="black",
-           label="after pruning")
+    ax.bar([i - 0.2 for i in x], pruned.sparsity_before_fine_tune, width=0.4, color="white",
+           edgecolor="black", label="after pruning")
     ax.bar([i + 0.2 for i in x], pruned.sparsity, width=0.4, color="gray", edgecolor="black", hatch="//",
            label="after fine-tuning")
-    short = {"unstructured": "unstr.", "structured": "struct.", "unstructured_random": "unstr.\nrand.",
-             "structured_random": "struct.\nrand."}
     ax.set_xticks(list(x), [f"{short[m]}\n{r:g}" for m, r in zip(pruned.method, pruned.ratio)], fontsize=6)
     ax.set(ylabel="fraction of zero weights", ylim=(0, 1.05),
            title="masks removed before fine-tuning" if results["config"]["REMOVE_MASKS_BEFORE_FINE_TUNE"]
@@ -184,12 +226,13 @@ def training_curves(results, models, figures_dir):
     left.set(xlabel="epoch", ylabel="train MSE (EF %²)", title="baseline training", ylim=(0, None))
     for _, row in models[models.method != "baseline"].iterrows():
         label, colour, marker, line = STYLE[row.method]
-        right.plot(range(0, len(row.history["val_mae"]) + 1), [None] + row.history["val_mae"], color=colour,
-                   marker=marker, linestyle=line, markersize=3, alpha=0.4 + 0.6 * row.ratio)
+        right.plot(range(0, len(row.history["val_mae"]) + 1), [None] + row.history["val_mae"],
+                   color=colour, marker=marker, linestyle=line, markersize=3, alpha=0.4 + 0.6 * row.ratio)
     for method, (label, colour, marker, line) in STYLE.items():
         if method != "baseline" and (models.method == method).any():
             right.plot([], [], color=colour, marker=marker, linestyle=line, label=label)
-    right.set(xlabel="fine-tuning epoch", ylabel="val MAE (EF %)", title="fine-tuning (darker = higher ratio)")
+    right.set(xlabel="fine-tuning epoch", ylabel="val MAE (EF %)",
+              title="fine-tuning (darker = higher ratio)")
     right.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     right.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9, fontsize=6)
     fig.subplots_adjust(wspace=0.5)
@@ -216,7 +259,8 @@ def per_layer(results, models, figures_dir):
             ax.plot(range(len(fractions)), list(fractions.values()), marker=STYLE[method][2], markersize=3,
                     color=STYLE[method][1], alpha=0.4 + 0.6 * row.ratio, label=f"ratio {row.ratio:g}")
         ax.set_xticks(range(len(fractions)), list(fractions), rotation=90, fontsize=5)
-        ax.set(ylabel="fraction of weights kept", ylim=(0, 1.05), title=f"{STYLE[method][0]}: kept per layer")
+        ax.set(ylabel="fraction of weights kept", ylim=(0, 1.05),
+               title=f"{STYLE[method][0]}: kept per layer")
         ax.legend(loc="lower left", framealpha=0.9, ncol=3)
         paths += save(fig, figures_dir, f"per_layer_{method}")
     return paths
@@ -230,11 +274,12 @@ def onnx(results, models, figures_dir):
     plot_methods(left, models, "latency_speedup", "onnx_latency_speedup")
     top = max(models.latency_speedup.max(), models.onnx_latency_speedup.max()) * 1.1
     left.plot([0, top], [0, top], color="gray", linewidth=0.8, label="same speedup")
-    left.set(xlabel=f"PyTorch latency speedup (×, {pytorch_mode(models).split(' (')[0]})", ylabel="ONNX Runtime latency speedup (×)",
-             xlim=(0, top), ylim=(0, top), title="speedup vs baseline")
+    left.set(xlabel=f"PyTorch latency speedup (×, {pytorch_mode(models).split(' (')[0]})",
+             ylabel="ONNX Runtime latency speedup (×)", xlim=(0, top), ylim=(0, top),
+             title="speedup vs baseline")
     plot_methods(right, from_baseline(models), "ratio", "onnx_gzip_size_mb", with_baseline=False)
-    right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)", ylim=(0, None),
-              title="size on disk, compressed")
+    right.set(xlabel="pruning ratio (0 = baseline)", ylabel="gzip-compressed ONNX file (MB)",
+              ylim=(0, None), title="size on disk, compressed")
     legend_below(fig, left)
     fig.subplots_adjust(wspace=0.3)
     return save(fig, figures_dir, "onnx")
@@ -249,11 +294,12 @@ def sensitivity(results, models, figures_dir):
     criteria = {"l1_weights": "L1 weights (unstructured)", "l2_channels": "L2 channels (structured)"}
     shown = [c for c in criteria if (rows.criterion == c).any()]
     layers = list(dict.fromkeys(rows.layer))
-    table = rows.pivot_table(index=["criterion", "layer"], columns="ratio", values="val_mae_increase", aggfunc="mean")
+    table = rows.pivot_table(index=["criterion", "layer"], columns="ratio", values="val_mae_increase",
+                             aggfunc="mean")
     # log colours: one layer (the stem) can cost 100x more than the rest, which must still read apart
     norm = matplotlib.colors.LogNorm(vmin=0.1, vmax=max(float(table.to_numpy().max()), 1.0))
-    fig, axes = plt.subplots(1, len(shown), figsize=(2 * COLUMN_WIDTH, 0.5 + 0.16 * len(layers)), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(shown), figsize=(2 * COLUMN_WIDTH, 0.5 + 0.16 * len(layers)),
+                             squeeze=False, sharey=True)
     for ax, criterion in zip(axes[0], shown):
         grid = table.loc[criterion].reindex(layers)  # the head has no channel row: left blank
         image = ax.imshow(grid.clip(lower=0.1).to_numpy(), cmap="Reds", norm=norm, aspect="auto")
@@ -265,7 +311,8 @@ def sensitivity(results, models, figures_dir):
         ax.set_yticks(range(len(layers)), layers, fontsize=5)
         ax.set(xlabel="ratio of the layer pruned", title=criteria[criterion])
         ax.grid(False)
-    fig.colorbar(image, ax=list(axes[0]), label="val MAE increase (EF points, log scale)", shrink=0.8)
+    bar = fig.colorbar(image, ax=list(axes[0]), label="val MAE increase (EF points, log scale)", shrink=0.8)
+    plain_log_ticks(bar.ax.yaxis)
     base = rows.groupby("seed").dense_val_mae.first().mean()
     fig.suptitle(f"one layer pruned alone, no fine-tuning (dense val MAE {base:.2f})", fontsize=8)
     return save(fig, figures_dir, "sensitivity")
@@ -282,15 +329,19 @@ def edge(results, models, figures_dir):
                             (axes[1], "size_mb", "ONNX file (MB)")):
         for (method, precision), rows in points.groupby(["method", "precision"], sort=False):
             name, colour, marker, _ = STYLE[method]
+            # INT8 hollow: the face left empty, the edge in colour; a line marker (x, +, 1) has no face,
+            # and is drawn in its colour in both precisions
+            hollow = precision != "FP32" and matplotlib.markers.MarkerStyle(marker).is_filled()
             ax.scatter(rows[cost], rows.mae, marker=marker, s=40 if method == "baseline" else 22, zorder=3,
-                       color=colour if precision == "FP32" or marker in "x+" else "none", edgecolors=colour,
-                       label=f"{name}, {precision}")
+                       label=f"{name}, {precision}",
+                       **({"facecolors": "none", "edgecolors": colour} if hollow else {"color": colour}))
         front = edge_front.pareto(points, cost)
-        ax.step(front[cost], front.mae, where="post", color="gray", linewidth=3, alpha=0.35, label="Pareto front",
-                zorder=1)
+        ax.step(front[cost], front.mae, where="post", color="gray", linewidth=3, alpha=0.35,
+                label="Pareto front", zorder=1)
         ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
                    label="mean predictor")
-        ax.set(xscale="log", xlabel=label, ylabel="test MAE (EF %)")
+        ax.set(xscale="log", xlabel=label, ylabel="test MAE (EF %)" if ax is axes[0] else "")
+        plain_log_ticks(ax.xaxis)
     axes[0].set_title("accuracy vs speed (FP32 filled, INT8 hollow)")
     axes[1].set_title("accuracy vs size")
     legend_below(fig, axes[0], ncol=3)
@@ -308,19 +359,21 @@ def equal_size_figure(results, models, figures_dir):
         for method, (sizes, maes) in found[size].items():
             label, colour, marker, line = STYLE.get(method, (method, "black", "o", "-"))
             order = np.argsort(sizes)
-            ax.plot(sizes[order] / scale, maes[order], color=colour, marker=marker, linestyle=line, label=label)
+            ax.plot(sizes[order] / scale, maes[order], color=colour, marker=marker, linestyle=line,
+                    label=label)
         ax.axhline(results["mean_predictor"]["test_mae"], color="gray", linestyle="-.", linewidth=1,
                    label="mean predictor")
-        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)", ylabel="test MAE (EF %)" if ax is axes[0] else "")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.set(xscale="log", xlabel=f"{name} ({unit}, log)",
+               ylabel="test MAE (EF %)" if ax is axes[0] else "")
+        plain_log_ticks(ax.xaxis)
     axes[0].set_title("accuracy at equal effective parameters")
     axes[1].set_title("accuracy at equal effective FLOPs")
     legend_below(fig, axes[0], ncol=3)
     return save(fig, figures_dir, "equal_size")
 
 
-FIGURES = [mae_vs_compression, latency, size, equal_size_figure, sparsity_fine_tune, training_curves, per_layer, onnx, sensitivity, edge]
+FIGURES = [mae_vs_compression, latency, size, equal_size_figure, sparsity_fine_tune, training_curves,
+           per_layer, onnx, sensitivity, edge]
 
 
 def draw_all(results_dir, figures_dir):
@@ -338,8 +391,9 @@ if __name__ == "__main__":
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # results.json cut off or edited by hand
-        print(f"error: {os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from ({type(e).__name__}: "
-              f"{e}); it is damaged or not main.py's. Run main.py again to rewrite it.", file=sys.stderr)
+        print(f"error: {os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from "
+              f"({type(e).__name__}: {e}); it is damaged or not main.py's. Run main.py again to rewrite it.",
+              file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to draw the figures", file=sys.stderr)

@@ -18,7 +18,8 @@ VIDEOS = 100
 def model(method, ratio, errors, seed=42, params=11e6, flops=1e9):
     errors = np.asarray(errors, float)
     return {"name": f"{method}_{ratio:g}", "method": method, "ratio": ratio, "seed": seed,
-            "test_mae": float(np.abs(errors).mean()), "test_rmse": float(np.sqrt((errors ** 2).mean())), "test_r2": 0.5,
+            "test_mae": float(np.abs(errors).mean()), "test_rmse": float(np.sqrt((errors ** 2).mean())),
+            "test_r2": 0.5,
             "test_errors": errors.tolist(), "test_mae_before_fine_tune": 5.0, "params": 11e6,
             "params_nonzero": params, "params_effective": params,
             "flops": 1e9, "effective_flops": flops, "latency_ms": 10.0, "size_mb": 40.0,
@@ -37,7 +38,8 @@ def results(models):
                        "NONINFERIORITY_FRACTION": 0.1,
                        "BN_RECALIBRATION_BATCHES": 20},
             "splits": {"train": 8, "val": 4, "test": VIDEOS}, "pretrained": {"used": False, "reason": "off"},
-            "environment": {"device": "cpu", "device_name": "cpu", "torch_threads": 2, "python": "3", "torch": "2",
+            "environment": {"device": "cpu", "device_name": "cpu", "torch_threads": 2, "python": "3",
+                            "torch": "2",
                             "torchvision": "0", "torch_pruning": "1.6.1", "git_commit": None},
             "mean_predictor": {"ef": 55.0, "test_mae": 10.0}, "sensitivity": [], "models": models}
 
@@ -69,10 +71,12 @@ def run():
 def test_an_interval_containing_zero_but_beyond_the_margin_is_inconclusive(run):
     found, summary = run
     by, table = verdicts(found)
-    row = table[(table.kind == "vs baseline") & (table.method == "unstructured") & (table.ratio == 0.5)].iloc[0]
+    row = table[(table.kind == "vs baseline") & (table.method == "unstructured")
+                & (table.ratio == 0.5)].iloc[0]
     assert row.ci_low < 0 < row.ci_high and row.ci_high > row.margin and row.p_ni_holm > 0.025
     assert by[("vs baseline", "unstructured", 0.5)] == "inconclusive"
-    line = next(l for l in summary.splitlines() if l.startswith("| unstructured 0.5 ") and "| baseline " in l)
+    line = next(text for text in summary.splitlines()
+                if text.startswith("| unstructured 0.5 ") and "| baseline " in text)
     assert "inconclusive" in line and "no loss" not in line
 
 
@@ -213,7 +217,8 @@ def test_summary_compares_methods_at_equal_size(run):
     assert "MAE at equal effective parameters" in summary and "MAE at equal effective FLOPs" in summary
     import pandas as pd
     shown = equal_size.table(pd.DataFrame(found["models"]), "params_nonzero")
-    # structured 0.5 (6 M) read off unstructured's curve, between the control (11 M) and unstructured 0.5 (5 M)
+    # structured 0.5 (6 M) read off unstructured's curve, between the control (11 M) and unstructured 0.5
+    # (5 M)
     row = shown[shown["size of"] == "structured 0.5"].iloc[0]
     control, unstructured = (np.abs(found["models"][i]["test_errors"]).mean() for i in (1, 2))
     t = math.log(11e6 / 6e6) / math.log(11e6 / 5e6)

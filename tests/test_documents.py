@@ -10,9 +10,11 @@ import pytest
 from conftest import ROOT
 
 # a time, a ratio of speeds, a share, a size, a signed change: what a measurement looks like in prose
-MEASURED = re.compile(r"(?<![\w.])(?:[+−-]\d+\.\d+|\d+(?:\.\d+)?\s*(?:(?:ms|min|minutes|seconds|s|MB|GB|M|G)\b|×(?!\s*\d)|%))")
+MEASURED = re.compile(r"(?<![\w.])(?:[+−-]\d+\.\d+"
+                      r"|\d+(?:\.\d+)?\s*(?:(?:ms|min|minutes|seconds|s|MB|GB|M|G)\b|×(?!\s*\d)|%))")
 LEVELS = {"95%", "2.5%", "97.5%", "5%"}  # confidence and test levels: chosen, not measured
-DOCUMENTS = ["README.md", *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+DOCUMENTS = ["README.md",
+             *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 
 
 def prose(text):
@@ -32,7 +34,8 @@ def test_no_measured_number_is_typed_outside_a_generated_block(document):
 
 
 def test_the_check_finds_a_typed_timing_and_a_typed_change():
-    assert typed_numbers("The quick run took 5.5 min, masked 0.3 lost +0.29; see the table.") == ["5.5 min", "+0.29"]
+    assert typed_numbers("The quick run took 5.5 min, masked 0.3 lost +0.29; see the table.") == [
+        "5.5 min", "+0.29"]
     assert typed_numbers("<!-- generated: x from docs/a.json -->\n3.2 ms\n<!-- end generated -->\n") == []
 
 

@@ -15,11 +15,13 @@ from test_claims import model, results
 
 def test_every_round_times_every_model_once_in_an_order_that_changes(monkeypatch):
     called = []
-    monkeypatch.setattr(latency, "time_runs", lambda run, warmup, runs, synchronize: (called.append(run()), (1.0, 2.0))[1])
+    monkeypatch.setattr(latency, "time_runs",
+                        lambda run, warmup, runs, synchronize: (called.append(run()), (1.0, 2.0))[1])
     runners = {name: latency.Runner(lambda name=name: name, lambda: None, {}) for name in "abcde"}
     times = latency.rounds(runners, 4, warmup=1, runs=2)
     orders = [called[i:i + 5] for i in range(0, len(called), 5)]
-    assert len(orders) == 4 and all(sorted(order) == list("abcde") for order in orders)  # each model once a round
+    assert len(orders) == 4
+    assert all(sorted(order) == list("abcde") for order in orders)  # each model once a round
     assert len({tuple(order) for order in orders}) == 4  # the order changes from round to round
     assert len({order[0] for order in orders}) == 4  # and no model always goes first
     assert latency.orders("abcde", 4) == orders  # a fixed seed: the same orders in every run
@@ -29,7 +31,8 @@ def test_every_round_times_every_model_once_in_an_order_that_changes(monkeypatch
 def test_a_latency_is_the_median_of_the_round_medians_with_their_lowest_and_highest():
     fields = latency.summary("onnx_latency", [(7.0, 9.0), (6.5, 8.0), (7.5, 7.9)])
     assert fields == {"onnx_latency_ms": 7.0, "onnx_latency_low_ms": 6.5, "onnx_latency_high_ms": 7.5,
-                      "onnx_latency_p90_ms": 8.0, "onnx_latency_rounds": 3, "onnx_latency_round_ms": [7.0, 6.5, 7.5]}
+                      "onnx_latency_p90_ms": 8.0, "onnx_latency_rounds": 3,
+                      "onnx_latency_round_ms": [7.0, 6.5, 7.5]}
 
 
 def timed(method, seed, ms, low, high, prefix="latency"):
@@ -80,8 +83,11 @@ def test_the_summary_shows_each_latency_with_its_spread_and_ranks_only_beyond_it
     assert "| 6.71 (6.5–6.9) " in summary and "| 7.51 (6.6–7.7) " in summary
     assert "faster than the baseline at 0.5; not distinguishable from the baseline at 0.9" in summary
     assert "slower than the baseline at 0.5" in summary
-    row = next(line for line in summary.splitlines() if line.startswith("| unstructured ") and " 0.9 |" in line)
-    assert "| not distinguishable " in row  # Table 2's "Speed vs baseline"
+    row = next(line for line in summary.splitlines()
+               if line.startswith("| unstructured ") and " 0.9 |" in line)
+    assert "| 6.6 (6.4–6.8) " in row  # Table 2's latency, with its spread (its verdict: in the paragraph)
+    control = next(line for line in summary.splitlines() if line.startswith("| dense_control "))
+    assert "| not distinguishable " in control  # Table 1's "Speed vs baseline"
 
 
 def test_the_fastest_at_each_accuracy_level_is_faster_beyond_the_spread():
@@ -89,7 +95,7 @@ def test_the_fastest_at_each_accuracy_level_is_faster_beyond_the_spread():
                            "latency_ms": [6.7, 6.4, 1.3], "latency_ms_low": [6.5, 6.2, 1.2],
                            "latency_ms_high": [6.9, 6.6, 1.4]})
     assert edge.pareto(points, "latency_ms").label.tolist() == ["fast", "accurate"]
-    readings = points.drop(columns=["latency_ms_low", "latency_ms_high"])  # single readings: 0.3 ms would rank
+    readings = points.drop(columns=["latency_ms_low", "latency_ms_high"])  # one reading: 0.3 ms would rank
     assert edge.pareto(readings, "latency_ms").label.tolist() == ["fast", "close", "accurate"]
 
 
@@ -104,5 +110,6 @@ def test_reports_and_figures_of_a_run_not_timed_yet(tiny_run, tmp_path):
     summary = reports.write_results(found, str(tmp_path))
     assert "Not timed yet" in summary and "latency not timed yet" in summary and "Table 5" in summary
     assert "Fastest at each accuracy level: not timed yet" in summary
-    drawn = {p.rsplit("/", 1)[1] for p in visualize_results.draw_all(str(tmp_path), str(tmp_path / "figures"))}
+    drawn = {p.rsplit("/", 1)[1]
+             for p in visualize_results.draw_all(str(tmp_path), str(tmp_path / "figures"))}
     assert "mae_vs_compression.png" in drawn and "latency.png" not in drawn and "edge.png" not in drawn

@@ -24,9 +24,11 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
     results["models"][1]["test_mae"] = 99.125
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "r.json").write_text(json.dumps(results))
-    text = "before\n<!-- generated: quick_run from docs/r.json -->\nold table\n<!-- end generated -->\nafter\n"
+    text = ("before\n<!-- generated: quick_run from docs/r.json -->\nold table\n<!-- end generated -->\n"
+            "after\n")
     new = readme_tables.render(text, root=str(tmp_path))
-    assert "old table" not in new and "| 99.12 [" in new and new.startswith("before\n") and new.endswith("after\n")
+    assert "old table" not in new and "| 99.12 [" in new
+    assert new.startswith("before\n") and new.endswith("after\n")
     assert f"commit {results['environment']['git_commit']}" in new
 
 
@@ -68,11 +70,13 @@ def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_bey
     """A run timed in rounds shows [lowest–highest round] and marks a speedup whose range overlaps the
     baseline's "n.d."; a runtime without rounds (a run from before them) keeps its single readings."""
     results = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
-    middle = {"baseline": 10.0, "dense_control": 10.2, "structured_physical": 3.0}  # ms; others like the baseline
+    # ms; the others like the baseline
+    middle = {"baseline": 10.0, "dense_control": 10.2, "structured_physical": 3.0}
     for record in results["models"]:  # PyTorch in 3 rounds, ±3%: the dense control's overlaps the baseline's
         ms = middle.get(record["method"], 10.0)
         record.update(latency.summary("latency", [(0.97 * ms, 0), (ms, 0), (1.03 * ms, 0)]))
-        for key in ("onnx_latency_low_ms", "onnx_latency_high_ms", "onnx_latency_rounds", "onnx_latency_round_ms"):
+        for key in ("onnx_latency_low_ms", "onnx_latency_high_ms", "onnx_latency_rounds",
+                    "onnx_latency_round_ms"):
             record.pop(key, None)  # ONNX Runtime timed once, as before the rounds
         record["onnx_latency_speedup"] = 1.0
     latency.speedups(results["models"])
@@ -81,4 +85,5 @@ def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_bey
     physical = next(line for line in table if line.startswith("| coupled channels (removed) 0.5 "))
     assert "| 10.0 [9.7–10.3] (1.00×) |" in base
     assert "| 10.2 [9.9–10.5] (0.98×, n.d.) |" in control and "| 3.0 [2.9–3.1] (3.33×) |" in physical
-    assert "interleaved rounds" in table[-1] and f"| {results['models'][0]['onnx_latency_ms']:.1f} (1.00×) |" in base
+    assert "interleaved rounds" in table[-1]
+    assert f"| {results['models'][0]['onnx_latency_ms']:.1f} (1.00×) |" in base
