@@ -356,7 +356,8 @@ def device_problems(name):
     return []
 
 
-def validate(cfg):
+def _size_problems(cfg):
+    """Ratios, counts and the share of the GPU the clips may take."""
     problems = []
     for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS"):
         for r in getattr(cfg, name):
@@ -378,6 +379,12 @@ def validate(cfg):
                             f"got {cfg.CLIPS_ON_DEVICE!r}")
         else:
             cfg.CLIPS_ON_DEVICE = share
+    return problems
+
+
+def _choice_problems(cfg):
+    """Rates, schedules, the claims rule and INT8's settings."""
+    problems = []
     if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
         problems.append("learning rates must be positive")
     if cfg.PRUNING_SCOPE not in ("backbone", "all"):
@@ -405,6 +412,12 @@ def validate(cfg):
         problems.append("int8 quantizes the ONNX export: it needs onnx-export on")
     if cfg.LR_SCHEDULE not in ("constant", "cosine"):
         problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
+    return problems
+
+
+def _seed_and_folder_problems(cfg):
+    """Seeds (distinct, not negative), ratios listed once, folders given."""
+    problems = []
     if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):
         problems.append(f"seeds must be distinct and at least one, got {cfg.SEEDS}")
     for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS", "SENSITIVITY_RATIOS"):
@@ -418,6 +431,11 @@ def validate(cfg):
         value = getattr(cfg, name)
         if value is not None and not str(value).strip():
             problems.append(f"{_dashed(name)} is empty; give a folder")
-    problems += device_problems(cfg.DEVICE)
+    return problems
+
+
+def validate(cfg):
+    problems = (_size_problems(cfg) + _choice_problems(cfg) + _seed_and_folder_problems(cfg)
+                + device_problems(cfg.DEVICE))
     if problems:
         raise ConfigError("bad configuration: " + "; ".join(problems))
