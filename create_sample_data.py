@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import config
+from bookkeeping import folders
 
 FPS = 50
 SIZE = 112
@@ -151,12 +152,10 @@ def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, lo
         raise
     pool.shutdown()
     filelist = pd.DataFrame(rows, columns=COLUMNS)
-    tmp = os.path.join(root, "FileList.csv.tmp")
-    filelist.to_csv(tmp, index=False)
-    os.replace(tmp, os.path.join(root, "FileList.csv"))
-    with open(tmp, "w") as f:
-        json.dump({"seed": int(seed), "counts": [num_train, num_val, num_test]}, f)
-    os.replace(tmp, os.path.join(root, RECORD))  # written last: a folder with it is complete
+    folders.write_text(os.path.join(root, "FileList.csv"), filelist.to_csv(index=False))
+    # written last: a folder with it is complete
+    folders.write_text(os.path.join(root, RECORD),
+                       json.dumps({"seed": int(seed), "counts": [num_train, num_val, num_test]}))
     log(f"wrote {len(rows)} synthetic echo videos ({num_train}/{num_val}/{num_test} train/val/test) to "
         f"{root}")
     return filelist

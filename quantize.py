@@ -205,10 +205,13 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
     videos = _calibration_array(fp32_onnx_path, calibration_videos)
     tmp = f"{int8_path}.tmp"
     step = ["pre-processing (quant_pre_process)"]  # the step under way, for the message
-    try:
-        _quantize(fp32_onnx_path, videos, tmp, chosen, step)
-        difference = _check_int8(tmp, fp32_onnx_path, videos, step)
-        os.replace(tmp, int8_path)
+    checked = []
+
+    def write(written):
+        _quantize(fp32_onnx_path, videos, written, chosen, step)
+        checked.append(_check_int8(written, fp32_onnx_path, videos, step))
+    try:  # failures=(): the handler below tells a full disk from INT8's own failures
+        folders.write_atomic(int8_path, write, tmp=tmp, failures=())
     except Exception as e:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -219,7 +222,7 @@ def int8_export(fp32_onnx_path, calibration_videos, int8_path, **overrides):
         raise QuantizationError(f"INT8 quantization of {fp32_onnx_path} into {int8_path} failed at "
                                 f"{step[0]}: {type(e).__name__}: {str(e).strip()[:500]}") from e
     return {**chosen, "keep_fp32": list(chosen["keep_fp32"]), "calibration_videos": len(videos),
-            "calibration_max_abs_diff": difference}
+            "calibration_max_abs_diff": checked[0]}
 
 
 def _calibration_array(fp32_onnx_path, calibration_videos):

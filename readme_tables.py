@@ -27,6 +27,7 @@ import pandas as pd
 import claims
 import methods
 import speed
+from bookkeeping import folders
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BLOCK = re.compile(r"(<!-- generated: (\w+) from (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
@@ -364,9 +365,7 @@ def main(argv):
             stale += [f"{name}: {m[2]}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new))
                       if m[0] != n[0]]
         elif new != text:
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.write(new)
-            os.replace(path + ".tmp", path)
+            folders.write_text(path, new)
             print(f"{name}: {len(BLOCK.findall(text))} generated block(s) written")
     if args.check:
         print("stale: " + ", ".join(stale) if stale else "every generated block is current")

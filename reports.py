@@ -14,13 +14,6 @@ import methods
 import speed
 
 
-def write_atomic(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    folders.write_atomic(path, write)
-
-
 TIMED = [f"{p}{s}" for p in speed.RUNTIMES
          for s in ("_ms", "_low_ms", "_high_ms", "_speedup", "_speedup_low", "_speedup_high")]
 AGGREGATED = ["test_mae", "test_rmse", "test_r2", "mae_diff", "mae_diff_ci_low", "mae_diff_ci_high",
@@ -83,16 +76,17 @@ def write_results(results, results_dir, figures=()):
     """results.json (everything), results.csv (one row per model and seed), results_by_ratio.csv
     (mean ± std over seeds), sensitivity.csv (one row per layer, criterion, ratio and seed) and
     summary.md."""
-    write_atomic(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
+    folders.write_text(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
     rows = pd.DataFrame([{k: v for k, v in r.items() if k not in PER_VIDEO}
                          for r in results["models"]])
-    write_atomic(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
-    write_atomic(os.path.join(results_dir, "results_by_ratio.csv"), by_ratio(rows).to_csv(index=False))
+    folders.write_text(os.path.join(results_dir, "results.csv"), rows.to_csv(index=False))
+    folders.write_text(os.path.join(results_dir, "results_by_ratio.csv"),
+                       by_ratio(rows).to_csv(index=False))
     if results.get("sensitivity"):
-        write_atomic(os.path.join(results_dir, "sensitivity.csv"),
+        folders.write_text(os.path.join(results_dir, "sensitivity.csv"),
                      pd.DataFrame(results["sensitivity"]).to_csv(index=False))
     summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
-    write_atomic(os.path.join(results_dir, "summary.md"), summary)
+    folders.write_text(os.path.join(results_dir, "summary.md"), summary)
     return summary
 
 
