@@ -83,7 +83,8 @@ class Batches:
             return list(self.order.split(self.batch_size))
         generator = torch.Generator().manual_seed(self.seed + self.epoch)  # as DistributedSampler draws it
         permutation = torch.randperm(len(self.clips), generator=generator)
-        return [step[self.rank::self.world] for step in training_steps(permutation, self.batch_size, self.world)]
+        return [step[self.rank::self.world]
+                for step in training_steps(permutation, self.batch_size, self.world)]
 
     def __len__(self):
         if not self.shuffle:
@@ -106,10 +107,12 @@ class Batches:
                 clips, efs = ahead.result()
                 if i + 1 < len(batches):
                     ahead = pool.submit(self.pinned, batches[i + 1])
-                yield (normalize(clips.to(self.device, non_blocking=True)), efs.to(self.device, non_blocking=True))
+                yield (normalize(clips.to(self.device, non_blocking=True)),
+                       efs.to(self.device, non_blocking=True))
 
     def pinned(self, index):
         """A batch's clips and EFs gathered from host memory into pinned memory, for a copy that does not
         block (the caching host allocator reuses the buffer only once its copy is done)."""
-        clips = torch.empty((len(index),) + tuple(self.clips.shape[1:]), dtype=self.clips.dtype, pin_memory=True)
+        clips = torch.empty((len(index),) + tuple(self.clips.shape[1:]), dtype=self.clips.dtype,
+                            pin_memory=True)
         return torch.index_select(self.clips, 0, index, out=clips), self.efs[index].pin_memory()

@@ -22,7 +22,8 @@ def batchnorms(model):
 
 def buffers(model):
     """A copy of every BatchNorm's running statistics, to put back with restore()."""
-    return [{name: b.detach().clone() for name, b in m.named_buffers(recurse=False)} for m in batchnorms(model)]
+    return [{name: b.detach().clone() for name, b in m.named_buffers(recurse=False)}
+            for m in batchnorms(model)]
 
 
 @torch.no_grad()

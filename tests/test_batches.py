@@ -17,8 +17,10 @@ def clips(videos, frames=2, size=8, seed=0):
                          generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("videos, batch_size, world", [(37, 4, 2), (8, 4, 2), (9, 4, 2), (33, 4, 3), (5, 16, 2)])
-def test_every_training_video_is_used_once_per_epoch_by_processes_taking_the_same_steps(videos, batch_size, world):
+@pytest.mark.parametrize("videos, batch_size, world",
+                         [(37, 4, 2), (8, 4, 2), (9, 4, 2), (33, 4, 3), (5, 16, 2)])
+def test_every_training_video_is_used_once_per_epoch_by_processes_taking_the_same_steps(videos, batch_size,
+                                                                                        world):
     data = clips(videos)
     for epoch in (1, 2):
         shares = []
@@ -83,10 +85,13 @@ def test_decoding_on_every_core_gives_the_clips_one_thread_gives_and_fills_the_c
     def splits(cache):
         return {s: EchoNetVideoDataset(sample_root, s, 4, 32, cache_dir=cache) for s in ("train", "test")}
     one, many = splits(None), splits(str(tmp_path / "cache"))
-    assert dataset.decode(one, skip_bad=True, threads=1) == [] == dataset.decode(many, skip_bad=True, threads=4)
+    assert dataset.decode(one, skip_bad=True, threads=1) == [] \
+        == dataset.decode(many, skip_bad=True, threads=4)
     for name in ("train", "test"):
-        assert many[name].clips.dtype == torch.uint8 and many[name].clips.shape == (len(many[name]), 4, 32, 32, 3)
+        assert many[name].clips.dtype == torch.uint8
+        assert many[name].clips.shape == (len(many[name]), 4, 32, 32, 3)
         assert torch.equal(one[name].clips, many[name].clips)
-        assert np.array_equal(np.load(many[name].cache_path(many[name].names[-1])), many[name].clips[-1].numpy())
+        cached = np.load(many[name].cache_path(many[name].names[-1]))
+        assert np.array_equal(cached, many[name].clips[-1].numpy())
     video, ef = many["test"][1]  # a single item, as the ONNX check and INT8 calibration read it
     assert video.shape == (4, 3, 32, 32) and ef == pytest.approx(many["test"].efs[1])

@@ -14,8 +14,8 @@ from model import EFRegressionModel
 
 def batches(count=3, size=4, frames=2, image=32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(size, frames, 3, image, image, generator=g), 50 + 10 * torch.randn(size, generator=g))
-            for _ in range(count)]
+    return [(torch.randn(size, frames, 3, image, image, generator=g),
+             50 + 10 * torch.randn(size, generator=g)) for _ in range(count)]
 
 
 class Counting:

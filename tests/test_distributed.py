@@ -11,26 +11,30 @@ import torch
 from torch.utils.data import DataLoader
 
 import train
-from conftest import LEAN, ROOT, TINY
+from conftest import LEAN, ROOT, TINY, options
 from create_sample_data import create_sample_data
 from dataset import EchoNetVideoDataset
 from model import load_checkpoint
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun")
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="no torchrun")
 def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path):
     root = str(tmp_path / "echonet")
-    create_sample_data(root, num_train=8, num_val=3, num_test=5, seed=1, log=lambda *_: None)  # odd: no padding
+    # odd counts: a split two processes cannot share evenly, and no padding may count a video twice
+    create_sample_data(root, num_train=8, num_val=3, num_test=5, seed=1, log=lambda *_: None)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"), *TINY, *LEAN,
-                             "--data-root", root, "--onnx-export", "false", "--draw-figures", "false"],
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"),
+                             *TINY, *LEAN,
+                             *options(data_root=root, onnx_export="false", draw_figures="false")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert results["environment"]["world_size"] == 2
-    assert [r["name"] for r in results["models"]] == ["baseline", "dense_control_0", "unstructured_0.5", "structured_0.5",
-                                                      "structured_physical_0.5", "structured_coupled_masked_0.5"]
+    assert [r["name"] for r in results["models"]] == ["baseline", "dense_control_0", "unstructured_0.5",
+                                                      "structured_0.5", "structured_physical_0.5",
+                                                      "structured_coupled_masked_0.5"]
     assert all(r["test_videos"] == 5 for r in results["models"])
     # one process, every test video once, from the saved checkpoint: the same MAE
     test = DataLoader(EchoNetVideoDataset(root, "test", 2, 32), batch_size=4)

@@ -16,12 +16,13 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 import dataset
 import main
 import train
-from conftest import LEAN, TINY
+from conftest import LEAN, TINY, options, run_folders
 
 from dataset import DataError, EchoNetVideoDataset
 from model import EFRegressionModel
 
-KEYS = ["name", "seed", "test_mae", "test_rmse", "sparsity", "sparsity_before_fine_tune", "params_nonzero", "flops"]
+KEYS = ["name", "seed", "test_mae", "test_rmse", "sparsity", "sparsity_before_fine_tune", "params_nonzero",
+        "flops"]
 
 
 def rows(results_dir):
@@ -30,9 +31,8 @@ def rows(results_dir):
 
 
 def tiny_args(sample_root, out, *extra):
-    return [*TINY, "--data-root", sample_root, "--unstructured-pruning-ratios", "0.5,0.9",
-            "--results-dir", str(out / "results"), "--checkpoint-dir", str(out / "checkpoints"),
-            "--figures-dir", str(out / "figures"), "--cache-dir", str(out / "cache"), *extra]
+    return [*TINY, *options(data_root=sample_root, unstructured_pruning_ratios="0.5,0.9"), *run_folders(out),
+            *extra]
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -50,7 +50,8 @@ def test_a_model_cut_off_mid_training_continues_from_its_last_epoch(tmp_path, sc
 
     cpu = torch.device("cpu")
     uninterrupted = fresh_model()
-    train.train(uninterrupted, *loaders(), epochs=3, lr=1e-3, device=cpu, log=lambda *_: None, schedule=schedule)
+    train.train(uninterrupted, *loaders(), epochs=3, lr=1e-3, device=cpu, log=lambda *_: None,
+                schedule=schedule)
 
     def killed_after_epoch_2(message):
         if "epoch 2/3" in message:
@@ -144,9 +145,9 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here)
     shutil.copytree(sample_root, root)
     victim = pd.read_csv(root / "FileList.csv").FileName[0]
     (root / "Videos" / f"{victim}.avi").write_bytes(b"")
-    result = run_here("main.py", *TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "",
-                      "--structured-pruning-ratios", "", "--physical-structured-pruning", "false",
-                      "--onnx-export", "false", cwd=tmp_path)
+    dense_only = options(data_root=root, unstructured_pruning_ratios="", structured_pruning_ratios="",
+                         physical_structured_pruning="false", onnx_export="false")
+    result = run_here("main.py", *TINY, *LEAN, *dense_only, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"skipping {victim}" in result.stdout
     results = json.load(open(tmp_path / "results" / "results.json"))
@@ -155,13 +156,12 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here)
     assert f"{victim} (train)" in summary and "ONNX Runtime" not in summary  # ONNX is off in this run
     # the bad video replaced, as the skip message advises: the earlier results were measured without it
     shutil.copy(os.path.join(sample_root, "Videos", f"{victim}.avi"), root / "Videos" / f"{victim}.avi")
-    again = run_here("main.py", *TINY, *LEAN, "--data-root", str(root), "--unstructured-pruning-ratios", "",
-                     "--structured-pruning-ratios", "", "--physical-structured-pruning", "false",
-                     "--onnx-export", "false", cwd=tmp_path)
+    again = run_here("main.py", *TINY, *LEAN, *dense_only, cwd=tmp_path)
     assert again.returncode == 2 and "Traceback" not in again.stderr  # was: operands could not be broadcast
-    assert f"the skipped videos changed (readable again: {victim})" in again.stderr and "--fresh" in again.stderr
+    assert f"the skipped videos changed (readable again: {victim})" in again.stderr
+    assert "--fresh" in again.stderr
     (root / "Videos" / f"{victim}.avi").write_bytes(b"")  # bad again, and now the run is told to stop on it
-    fatal = run_here("main.py", *TINY, "--data-root", str(root), "--skip-bad-videos", "false", "--results-dir", "other",
+    fatal = run_here("main.py", *TINY, *options(data_root=root, skip_bad_videos="false", results_dir="other"),
                      cwd=tmp_path)
     assert fatal.returncode == 2 and f"{victim}.avi" in fatal.stderr and "Traceback" not in fatal.stderr
 
@@ -170,10 +170,11 @@ def test_skipped_videos_are_recorded_in_results(sample_root, tmp_path, run_here)
     (lambda f: f.iloc[0:0], "lists no videos"),
     (lambda f: f.assign(EF=f.EF.astype(object).where(f.index != 0, None)), "row 2 .* EF must be a number"),
     (lambda f: pd.concat([f, f.iloc[:1]]), "is listed more than once"),
-    (lambda f: f.assign(Split=f.Split.replace("VAL", "VALIDATION")), "unknown Split values \\['VALIDATION'\\]"),
+    (lambda f: f.assign(Split=f.Split.replace("VAL", "VALIDATION")),
+     "unknown Split values \\['VALIDATION'\\]"),
 ])
-def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sample_root, tiny_run, tmp_path, change, message,
-                                                                          run_here):
+def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sample_root, tiny_run, tmp_path,
+                                                                          change, message, run_here):
     root = tmp_path / "echonet"
     shutil.copytree(sample_root, root)
     filelist = pd.read_csv(root / "FileList.csv")
@@ -181,7 +182,7 @@ def test_bad_filelist_stops_with_a_clear_message_and_keeps_earlier_results(sampl
     out = tmp_path / "run"
     shutil.copytree(tiny_run[0] / "results", out / "results")
     before = (out / "results" / "results.json").read_bytes()
-    result = run_here("main.py", *TINY, "--data-root", str(root), "--results-dir", str(out / "results2"), cwd=out)
+    result = run_here("main.py", *TINY, *options(data_root=root, results_dir=out / "results2"), cwd=out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert (out / "results" / "results.json").read_bytes() == before
@@ -199,7 +200,8 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
     out = tmp_path / "run"
     shutil.copytree(tiny_run[0], out)
     other = str(out / "checkpoints" / "seed42" / "unstructured_0.5.pt")
-    shutil.copy(other, out / "checkpoints" / "seed42" / "baseline.pt")  # same shapes, but saved by another model
+    # same shapes, but saved by another model
+    shutil.copy(other, out / "checkpoints" / "seed42" / "baseline.pt")
     checkpoint = torch.load(other, weights_only=True)
     checkpoint["info"]["identity"] = "0123456789abcdef"
     torch.save(checkpoint, out / "checkpoints" / "seed42" / "baseline.pt")
@@ -213,9 +215,10 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
 @pytest.fixture(scope="module")
 def two_seeds(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds")
-    main.main(tiny_args(sample_root, out, *LEAN, "--seeds", "42,7", "--random-pruning-control", "true",
-                        "--unstructured-pruning-ratios", "0.9", "--physical-structured-pruning", "false",
-                        "--onnx-export", "false"))
+    main.main(tiny_args(sample_root, out, *LEAN, *options(seeds="42,7", random_pruning_control="true",
+                                                          unstructured_pruning_ratios="0.9",
+                                                          physical_structured_pruning="false",
+                                                          onnx_export="false")))
     return out
 
 
@@ -243,6 +246,7 @@ def test_the_same_seed_gives_identical_metrics(tiny_run, two_seeds):
     """Two separate runs on the CPU: every model of seed 42 has the same MAE and sparsity."""
     first = {r["name"]: r for r in rows(tiny_run[0] / "results")}
     second = [r for r in rows(two_seeds / "results") if r["seed"] == 42 and r["name"] in first]
-    assert [r["name"] for r in second] == ["baseline", "dense_control_0", "unstructured_0.9", "structured_0.5"]
+    assert [r["name"] for r in second] == ["baseline", "dense_control_0", "unstructured_0.9",
+                                           "structured_0.5"]
     for r in second:
         assert (r["test_mae"], r["sparsity"]) == (first[r["name"]]["test_mae"], first[r["name"]]["sparsity"])
