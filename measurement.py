@@ -18,12 +18,14 @@ def measure(model, cfg, checkpoint, inputs):
               **metrics.flops(model, cfg.NUM_FRAMES, cfg.IMAGE_SIZE), "checkpoint": checkpoint}
     clock.lap("pytorch")
     if cfg.ONNX_EXPORT:
-        record.update(onnx_runtime.export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos, sizes=False))
+        record.update(onnx_runtime.export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos,
+                                          sizes=False))
         clock.lap("onnx")
     if cfg.INT8:
         int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
-        quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path, method=cfg.INT8_CALIBRATION_METHOD,
-                             reduce_range=cfg.INT8_REDUCE_RANGE, keep_fp32=cfg.INT8_KEEP_FP32)
+        quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path,
+                             method=cfg.INT8_CALIBRATION_METHOD, reduce_range=cfg.INT8_REDUCE_RANGE,
+                             keep_fp32=cfg.INT8_KEEP_FP32)
         record.update(quantize.int8_metrics(int8_path, inputs.test, fp32_path=record["onnx_path"]))
         clock.lap("int8")
     # the files' gzip sizes side by side, one per core
@@ -53,8 +55,8 @@ def time_line(record):
     parts = ", ".join(f"{name} {record[f'seconds_{name}']:.1f} s" for name in ("pytorch", "onnx", "int8")
                       if f"seconds_{name}" in record)
     return (f"{record['name']} (seed {record['seed']}): trained in {record['seconds_training']:.1f} s "
-            f"({record['train_videos_per_s']:.1f} videos/s, {100 * record['data_wait_share']:.1f}% waiting for data; "
-            f"validation {record['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
+            f"({record['train_videos_per_s']:.1f} videos/s, {100 * record['data_wait_share']:.1f}% waiting "
+            f"for data; validation {record['eval_videos_per_s']:.0f} videos/s), measured in {parts}")
 
 
 def speed(history):

@@ -214,9 +214,10 @@ def unreachable(ratios, round_to):
             continue
         best = next((r / 100 for r in range(round(ratio * 100) - 1, 0, -1)
                      if abs(physical_reach(r / 100, round_to)[0] - r / 100) <= TOLERANCE), None)
-        problems.append(f"structured-pruning-ratios {ratio:g}: structured_physical (Torch-Pruning, channels rounded "
-                        f"to multiples of --physical-round-to {round_to}) removes {reached:.2f} of the channels, "
-                        f"not {ratio:g}; the highest ratio it reaches within {TOLERANCE} is {best:g}")
+        problems.append(f"structured-pruning-ratios {ratio:g}: structured_physical (Torch-Pruning, channels "
+                        f"rounded to multiples of --physical-round-to {round_to}) removes {reached:.2f} of "
+                        f"the channels, not {ratio:g}; the highest ratio it reaches within {TOLERANCE} is "
+                        f"{best:g}")
     return problems
 
 
@@ -245,7 +246,7 @@ def sparsity_schedule(ratio, steps):
 
 def apply(model, method, ratio, num_frames, image_size, round_to=1, scope="backbone"):
     """Prune `model` in place to `ratio` in one step."""
-    pruner = Pruner(model, method, ratio, num_frames, image_size, round_to, scope)
+    pruner = Pruner(model, method, ratio, num_frames, image_size, round_to=round_to, scope=scope)
     pruner.step()
     return model
 
@@ -270,6 +271,14 @@ class Pruner:
                                               random=method == "structured_physical_random")
                               if method in REMOVED else None)
         self.coupled = (ratio, num_frames, image_size, round_to)
+
+    @classmethod
+    def from_config(cls, model, method, ratio, cfg, **schedule):
+        """A Pruner at the configuration's input size (NUM_FRAMES, IMAGE_SIZE), channel rounding
+        (PHYSICAL_ROUND_TO) and scope (PRUNING_SCOPE); `schedule`: the other keywords of Pruner (steps,
+        remove_masks, after_step, ramp_end)."""
+        return cls(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, round_to=cfg.PHYSICAL_ROUND_TO,
+                   scope=cfg.PRUNING_SCOPE, **schedule)
 
     def step(self):
         """Prune to the next sparsity of the schedule, among the weights or channels still there."""

@@ -29,7 +29,8 @@ def layer_sensitivity(model, loader, device, ratios, scope="backbone", amp=False
     rows = []
     for name, layer in prune_utils.prunable_layers(model, scope):
         weight = layer.weight.detach().contiguous().clone()  # torch's pruning flattens with view()
-        norm = model.get_submodule(prune_utils.batchnorm_after(name)) if isinstance(layer, nn.Conv2d) else None
+        norm = (model.get_submodule(prune_utils.batchnorm_after(name)) if isinstance(layer, nn.Conv2d)
+                else None)
         affine = [p.detach().clone() for p in (norm.weight, norm.bias)] if norm else []
         for criterion, method in CRITERIA.items():
             if criterion == "l2_channels" and not isinstance(layer, nn.Conv2d):

@@ -4,7 +4,8 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGURED = ["main.py", "create_sample_data.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"]
+CONFIGURED = ["main.py", "create_sample_data.py", "visualize_results.py", "visualize_model_architecture.py",
+              "bench.py"]
 
 
 @pytest.mark.parametrize("script", CONFIGURED + ["check_gpu.py"])
@@ -22,7 +23,8 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
         assert "--num-epochs" not in text and "pruning:" not in text
         return
     assert "model and training:" in text and "pruning:" in text
-    assert "--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)" in text
+    assert ("--num-frames N frames per video, evenly spaced over the whole video (default 32; --quick 16)"
+            in text)
     assert "--not-results" not in text
     assert "--latency-rounds N Every model's latency is timed once all models are trained" in text
     assert "not overlap. (default 5; --quick 3)" in text
@@ -35,7 +37,8 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
 @pytest.mark.parametrize("script, args, message", [
     ("main.py", ["--num-epochs", "abc"], "main.py: error: argument --num-epochs: invalid int value: 'abc'"),
     ("main.py", ["--num-epoch", "3"], "main.py: error: unrecognized arguments: --num-epoch 3"),
-    ("main.py", ["--pruning-scope", "head"], "error: bad configuration: pruning-scope must be backbone or all"),
+    ("main.py", ["--pruning-scope", "head"],
+     "error: bad configuration: pruning-scope must be backbone or all"),
     ("bench.py", ["--repeat", "0"], "bench.py: error: --repeat must be at least 1"),
     ("visualize_model_architecture.py", ["--no-such-option"], "unrecognized arguments: --no-such-option"),
 ])

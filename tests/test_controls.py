@@ -20,7 +20,8 @@ def pruned(model, method, ratio):
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
 def test_the_masked_twin_masks_exactly_the_channels_torch_pruning_removes(trained, ratio):  # noqa: F811
-    removed, twin = pruned(trained, "structured_physical", ratio), pruned(trained, "structured_coupled_masked", ratio)
+    removed = pruned(trained, "structured_physical", ratio)
+    twin = pruned(trained, "structured_coupled_masked", ratio)
     assert prune_utils.achieved(twin, trained, "structured_coupled_masked")["channels"] == \
         prune_utils.achieved(removed, trained, "structured_physical")["channels"]
     # recalibrated on the same batches, the two are one network written two ways
@@ -30,7 +31,8 @@ def test_the_masked_twin_masks_exactly_the_channels_torch_pruning_removes(traine
     removed.eval(), twin.eval()
     with torch.no_grad():
         torch.testing.assert_close(twin(video), removed(video), atol=1e-4, rtol=1e-5)
-    assert metrics.effective_parameters(twin, FRAMES, SIZE) == metrics.effective_parameters(removed, FRAMES, SIZE)
+    assert (metrics.effective_parameters(twin, FRAMES, SIZE)
+            == metrics.effective_parameters(removed, FRAMES, SIZE))
     assert metrics.flops(twin, FRAMES, SIZE)["effective_flops"] == pytest.approx(
         metrics.flops(removed, FRAMES, SIZE)["effective_flops"], rel=1e-6)
 
@@ -44,7 +46,8 @@ def test_per_layer_l2_masks_choose_other_channels_than_the_coupled_groups(traine
 
 
 def test_a_masked_channel_counts_as_a_removed_one_in_the_parameters(trained):  # noqa: F811
-    twin, removed = pruned(trained, "structured_coupled_masked", 0.5), pruned(trained, "structured_physical", 0.5)
+    twin = pruned(trained, "structured_coupled_masked", 0.5)
+    removed = pruned(trained, "structured_physical", 0.5)
     nonzero_twin = metrics.parameter_counts(twin)[0]
     effective = metrics.effective_parameters(twin, FRAMES, SIZE)
     # the non-zero count keeps the next layers' weights on dead inputs; the effective count does not

@@ -5,7 +5,7 @@ import concurrent.futures
 import pytest
 
 import config
-from conftest import LEAN, TINY
+from conftest import LEAN, TINY, options
 
 
 def no_traceback(result):
@@ -13,10 +13,11 @@ def no_traceback(result):
 
 
 @pytest.mark.parametrize("option", ["--results-dir", "--checkpoint-dir", "--cache-dir"])
-def test_a_folder_that_cannot_be_written_stops_the_run_at_once_naming_it(option, sample_root, tmp_path, run_here):
+def test_a_folder_that_cannot_be_written_stops_the_run_at_once_naming_it(option, sample_root, tmp_path,
+                                                                         run_here):
     (tmp_path / "a_file").write_text("not a folder")
     blocked = str(tmp_path / "a_file" / "sub")
-    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, option, blocked, cwd=tmp_path)
+    result = run_here("main.py", *TINY, *LEAN, *options(data_root=sample_root), option, blocked, cwd=tmp_path)
     assert result.returncode == 2 and no_traceback(result)
     assert f"error: {option} {blocked}: cannot write there" in result.stderr
     assert "epoch" not in result.stdout  # before any training
@@ -29,7 +30,8 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, run_here, monkeypatch):
     for script in ("main.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"):
         result = run_here(script, cwd=tmp_path)
         assert result.returncode == 130 and no_traceback(result)
-        assert result.stderr.strip().count("\n") == 0 and "interrupted; run the same command again" in result.stderr
+        assert result.stderr.strip().count("\n") == 0
+        assert "interrupted; run the same command again" in result.stderr
 
 
 def test_ctrl_c_during_sample_generation_prints_one_line(tmp_path, run_here, monkeypatch):
@@ -70,7 +72,8 @@ def test_bench_data_on_a_missing_data_root_is_a_message(tmp_path, run_here):
 
 def test_an_unknown_device_is_refused_with_the_options(tmp_path, run_here):
     result = run_here("main.py", "--device", "gpu0", cwd=tmp_path)
-    assert result.returncode == 2 and no_traceback(result) and "device 'gpu0' is not a device" in result.stderr
+    assert result.returncode == 2 and no_traceback(result)
+    assert "device 'gpu0' is not a device" in result.stderr
 
 
 # --- messages name the cell as written, its row, and options ---------------------------------------------
@@ -99,7 +102,8 @@ def test_avi_in_any_case_is_stripped_and_an_empty_split_is_located(tmp_path):
         read()
 
 
-def test_summary_names_skipped_videos():  # and leaves out ONNX Runtime when it is off: test_resume's skipped run
+# and leaves out ONNX Runtime when it is off: test_resume's skipped run
+def test_summary_names_skipped_videos():
     import reports
     lines = reports.skipped_line([{"split": "TEST", "video": "0XBAD", "reason": "0 frames"}])
     assert len(lines) == 1 and "Skipped videos (1, unreadable" in lines[0] and "0XBAD (test)" in lines[0]
@@ -116,8 +120,9 @@ import torch  # noqa: E402
 from bookkeeping import folders  # noqa: E402
 
 
-@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
-                                     RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64")])
+@pytest.mark.parametrize("failure", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64")])
 def test_a_write_that_fails_removes_its_temporary_file_and_names_the_file(failure, tmp_path):
     path = str(tmp_path / "baseline.pt")
 
@@ -128,7 +133,8 @@ def test_a_write_that_fails_removes_its_temporary_file_and_names_the_file(failur
     with pytest.raises(folders.WriteFailed) as failed:
         folders.write_atomic(path, write, failures=(OSError, RuntimeError))
     message = str(failed.value)
-    assert message.startswith(f"cannot write {path} (") and f"{tmp_path} has " in message and "MB free" in message
+    assert message.startswith(f"cannot write {path} (")
+    assert f"{tmp_path} has " in message and "MB free" in message
     assert "run the same command again to continue" in message and os.listdir(tmp_path) == []
 
 
@@ -178,7 +184,8 @@ def test_a_garbled_owner_json_says_to_delete_it_not_to_archive_the_run(text, tmp
     with pytest.raises(config.ConfigError) as refused:
         run_identity.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
     message = str(refused.value)
-    assert message.startswith(f"{owner} cannot be read (") and f"delete {owner}: it is written again" in message
+    assert message.startswith(f"{owner} cannot be read (")
+    assert f"delete {owner}: it is written again" in message
     assert "--fresh" not in message and "another run" not in message
 
 
@@ -201,8 +208,8 @@ def test_a_data_folder_that_is_a_file_is_said_to_be_one(tmp_path):
 def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceback(models, tmp_path):
     cfg = config.load(["--results-dir", str(tmp_path)])
     (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
-    with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, ratio, "
-                                        "test_errors, test_mae).* Move it away"):
+    with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, "
+                                        "ratio, test_errors, test_mae).* Move it away"):
         ledger.earlier_results(cfg)
 
 
@@ -214,7 +221,8 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, run_here):
 
 
 def test_run_gpu_sh_without_cuda_refuses_and_starts_nothing(tmp_path):
-    result = subprocess.run(["bash", os.path.join(ROOT, "run_gpu.sh"), "--quick"], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable})
+    result = subprocess.run(["bash", os.path.join(ROOT, "run_gpu.sh"), "--quick"], capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable})
     assert result.returncode == 2 and "started main.py" not in result.stdout
     assert "error: CUDA is not available here" in result.stderr and "set ALLOW_CPU=1" in result.stderr

@@ -14,7 +14,7 @@ import config
 from bookkeeping import locks
 import prune_utils
 from bookkeeping import run_identity
-from conftest import LEAN, TINY
+from conftest import LEAN, TINY, options
 from create_sample_data import create_sample_data, sample_matches
 from dataset import DataError
 
@@ -35,8 +35,8 @@ def previous_for(cfg, ident, skipped=()):
 
 def test_checkpoints_live_in_the_results_folder_unless_asked_otherwise():
     assert config.load([]).CHECKPOINT_DIR == os.path.join("results", "checkpoints")
-    assert config.load(["--results-dir", "results_regrowth"]).CHECKPOINT_DIR == os.path.join("results_regrowth",
-                                                                                            "checkpoints")
+    assert (config.load(["--results-dir", "results_regrowth"]).CHECKPOINT_DIR
+            == os.path.join("results_regrowth", "checkpoints"))
     assert config.load(["--checkpoint-dir", "ck"]).CHECKPOINT_DIR == "ck"
 
 
@@ -48,7 +48,8 @@ def test_a_training_state_of_another_run_is_refused_not_continued(tmp_path):
     run_identity.check_training_state(state, first, print)  # the same run continues it
     with pytest.raises(config.ConfigError) as refused:
         run_identity.check_training_state(state, second, print)  # e.g. another --fine-tune-learning-rate
-    assert state in str(refused.value) and "another run" in str(refused.value) and "--fresh" in str(refused.value)
+    assert state in str(refused.value)
+    assert "another run" in str(refused.value) and "--fresh" in str(refused.value)
     os.remove(state[:-len(".pt")] + ".identity")  # a state nobody stamped is not continued either
     with pytest.raises(config.ConfigError, match="no identity beside it"):
         run_identity.check_training_state(state, first, print)
@@ -134,10 +135,11 @@ def test_fresh_never_archives_the_working_directory(folder, tmp_path, run_here):
     work = tmp_path / "project"
     work.mkdir()
     (work / "main.py").write_text("# mine")
-    result = run_here("main.py", *TINY, *LEAN, "--results-dir", folder, "--fresh", "--cache-dir", "cache",
+    result = run_here("main.py", *TINY, *LEAN, *options(results_dir=folder, cache_dir="cache"), "--fresh",
                       cwd=work)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"--fresh would archive --results-dir {folder}, which is (or holds) the working directory" in result.stderr
+    assert (f"--fresh would archive --results-dir {folder}, which is (or holds) the working directory"
+            in result.stderr)
     assert (work / "main.py").read_text() == "# mine" and not list(tmp_path.glob("*.old-*"))
 
 
@@ -176,19 +178,20 @@ def test_sample_data_records_its_seed_and_split_sizes(tmp_path):
 
 
 def test_duplicate_ratios_are_refused():
-    with pytest.raises(config.ConfigError, match="structured-pruning-ratios lists a ratio twice \\(0.5,0.5\\)"):
+    with pytest.raises(config.ConfigError,
+                       match="structured-pruning-ratios lists a ratio twice \\(0.5,0.5\\)"):
         config.load(["--structured-pruning-ratios", "0.5,0.5"])
 
 
 # --- 3. ratios as asked, or a clear stop ----------------------------------------------------------------
 
 def test_an_unreachable_physical_ratio_stops_before_training(sample_root, tmp_path, run_here):
-    result = run_here("main.py", *TINY, *LEAN, "--data-root", sample_root, "--structured-pruning-ratios", "0.99",
-                      "--onnx-export", "false", cwd=tmp_path)
+    result = run_here("main.py", *TINY, *LEAN, *options(data_root=sample_root, structured_pruning_ratios=0.99,
+                                                        onnx_export="false"), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "epoch" not in result.stdout
-    assert ("structured-pruning-ratios 0.99: structured_physical (Torch-Pruning, channels rounded to multiples of "
-            "--physical-round-to 8) removes 0.00 of the channels, not 0.99; the highest ratio it reaches within "
-            "0.05 is 0.91") in result.stderr
+    assert ("structured-pruning-ratios 0.99: structured_physical (Torch-Pruning, channels rounded to "
+            "multiples of --physical-round-to 8) removes 0.00 of the channels, not 0.99; the highest ratio "
+            "it reaches within 0.05 is 0.91") in result.stderr
     assert "--physical-structured-pruning false" in result.stderr and not (tmp_path / "results").exists()
 
 
@@ -215,7 +218,8 @@ def test_a_run_continued_with_another_number_of_processes_is_refused(tmp_path, m
     with pytest.raises(config.ConfigError) as refused:
         ledger.start_or_continue(cfg, previous_for(cfg, two), ident, [], print)
     message = str(refused.value)
-    assert "holds results of 2 process(es) (an effective batch of 2 x 4 videos); this run has 1 (1 x 4)" in message
+    assert ("holds results of 2 process(es) (an effective batch of 2 x 4 videos); this run has 1 (1 x 4)"
+            in message)
     assert "torchrun --nproc_per_node 2 main.py" in message and "--fresh" in message
     monkeypatch.setattr(run_identity.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(run_identity.dist, "get_world_size", lambda: 2)

@@ -93,11 +93,13 @@ def test_gradual_schedule_is_cubic_and_ends_at_the_ratio():
 
 
 def test_gradual_steps_are_spread_over_the_ramp_and_leave_the_rest_at_the_final_sparsity():
-    pruner = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=3, ramp_end=0.5)
+    pruner = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=3,
+                                ramp_end=0.5)
     assert pruner.due(12) == [0, 3, 6]           # the last step half way: 6 of 12 steps at 0.8
     assert pruner.due(4) == [0, 1, 2]
     assert pruner.due(1) == [0, 0, 0]            # one training step: all before it, none after the loop
-    late = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=4, ramp_end=0.99)
+    late = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=4,
+                              ramp_end=0.99)
     assert late.due(10)[-1] == 9                 # never after the last training step
     assert prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE).due(12) == [0]
 
@@ -134,8 +136,8 @@ def test_fine_tuning_takes_the_gradual_steps_when_due_and_keeps_a_model_at_the_f
         pruner.sparsity_after_pruning, abs=1e-12)
 
 
-@pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.7), ("unstructured_random", 0.8),
-                                           ("structured_random", 0.5)])
+@pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.7),
+                                           ("unstructured_random", 0.8), ("structured_random", 0.5)])
 def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zeros(trained, method, ratio):
     """Fine-tuned between steps, as in main.py; each step prunes only among the weights still there."""
     model = copy.deepcopy(trained)
@@ -143,7 +145,8 @@ def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zero
     zeros_before = None
     for target in prune_utils.sparsity_schedule(ratio, 3):
         pruner.step()
-        masks = {name: m.weight_mask.clone() for name, m in model.named_modules() if hasattr(m, "weight_mask")}
+        masks = {name: m.weight_mask.clone() for name, m in model.named_modules()
+                 if hasattr(m, "weight_mask")}
         if zeros_before is not None:   # once pruned, always pruned
             assert all(bool((masks[n][zeros_before[n] == 0] == 0).all()) for n in masks)
         zeros_before = masks
@@ -171,7 +174,8 @@ def test_gradual_physical_pruning_ends_with_the_one_shot_channel_counts(trained)
         fine_tune(model)
     one_shot = prune_utils.structured_physical(copy.deepcopy(trained), 0.5, FRAMES, SIZE, round_to=8)
     assert widths[0] > widths[1] >= widths[2] and widths[0] < 64
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in one_shot.state_dict().items()}
+    assert ({k: v.shape for k, v in model.state_dict().items()}
+            == {k: v.shape for k, v in one_shot.state_dict().items()})
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])

@@ -20,7 +20,7 @@ import main
 import metrics
 import onnx_runtime
 import reports
-from conftest import LEAN, ROOT, TINY, run_main
+from conftest import LEAN, ROOT, TINY, options, run_main
 
 # the baseline and one pruned model, exported to ONNX: only what the bookkeeping needs
 ARGS = [*TINY, *LEAN, "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "",
@@ -97,16 +97,18 @@ def test_a_kill_after_the_last_epoch_loses_no_training(step, sample_root, finish
     assert "baseline: continuing after epoch 1" in log or "baseline (seed 42): reusing" in log
     assert rows(tmp_path) == rows(finished_run)[:1]
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.training.pt"))
-    assert all(r["latency_rounds"] == r["onnx_latency_rounds"] == 3 for r in records(tmp_path))  # timed in full
+    # timed in full
+    assert all(r["latency_rounds"] == r["onnx_latency_rounds"] == 3 for r in saved_records(tmp_path))
 
 
-def records(folder):
+def saved_records(folder):
     with open(os.path.join(folder, "results", "results.json")) as f:
         return json.load(f)["models"]
 
 
-def test_records_without_round_latencies_are_timed_on_restart_and_a_timed_run_is_not(sample_root, finished_run,
-                                                                                    tmp_path, run_here):
+def test_records_without_round_latencies_are_timed_on_restart_and_a_timed_run_is_not(sample_root,
+                                                                                    finished_run, tmp_path,
+                                                                                    run_here):
     """A run stopped before its latency phase wrote records without latency: the same command times every
     model (nothing is trained again); started once more, the finished run is left as it is."""
     out = copy_of(finished_run, tmp_path)
@@ -118,19 +120,19 @@ def test_records_without_round_latencies_are_timed_on_restart_and_a_timed_run_is
     again = run_here("main.py", *args(sample_root), cwd=out)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "epoch 1/1" not in again.stdout and "latency: 3 models, 6 model-runtime pairs in 3" in again.stdout
-    timed = records(out)
+    timed = saved_records(out)
     assert rows(out) == rows(finished_run)
     assert all(r["latency_rounds"] == 3 and r["latency_low_ms"] <= r["latency_ms"] <= r["latency_high_ms"]
                and "onnx_latency_speedup" in r for r in timed)
     once_more = run_here("main.py", *args(sample_root), cwd=out)
     assert once_more.returncode == 0 and "latency:" not in once_more.stdout
-    assert records(out) == timed
+    assert saved_records(out) == timed
 
 
 def test_killed_by_sigkill_after_the_baseline_the_run_continues_without_retraining(sample_root, finished_run,
                                                                                      tmp_path, run_here):
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = tmp_path / "results" / "results.json"
     deadline = time.time() + 300
     while not (results.is_file() and results.stat().st_size) and time.time() < deadline:
@@ -157,14 +159,16 @@ def test_fresh_archives_earlier_results_and_starts_again(sample_root, finished_r
     assert "baseline epoch 1/1" in result.stdout and rows(out) == rows(finished_run)[:1]
 
 
-def test_another_run_pointed_at_this_runs_checkpoints_is_refused(sample_root, finished_run, tmp_path, run_here):
+def test_another_run_pointed_at_this_runs_checkpoints_is_refused(sample_root, finished_run, tmp_path,
+                                                                  run_here):
     """Another fine-tuning learning rate, another results folder, this run's checkpoint folder: refused
     before any training, and nothing of the first run is continued, reused or overwritten."""
     out = copy_of(finished_run, tmp_path)
     checkpoints = out / "results" / "checkpoints"
     before = {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()}
-    result = run_here("main.py", *args(sample_root), "--fine-tune-learning-rate", "1e-3", "--results-dir", "other",
-                      "--checkpoint-dir", "results/checkpoints", cwd=out)
+    result = run_here("main.py", *args(sample_root),
+                      *options(fine_tune_learning_rate="1e-3", results_dir="other",
+                               checkpoint_dir="results/checkpoints"), cwd=out)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "epoch 1/1" not in result.stdout
     assert "checkpoint folder results/checkpoints belongs to another run (its owner.json" in result.stderr
     assert {p: p.read_bytes() for p in checkpoints.rglob("*") if p.is_file()} == before
@@ -176,9 +180,11 @@ def test_moved_folders_keep_the_run_whole(sample_root, finished_run, tmp_path, r
     (out / "results").rename(out / "moved")
     result = run_here("main.py", *args(sample_root), "--results-dir", "moved", cwd=out)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "epoch 1/1" not in result.stdout and "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
+    assert "epoch 1/1" not in result.stdout
+    assert "unstructured_0.5 (seed 42): reusing moved/checkpoints" in result.stdout
     records = json.loads((out / "moved" / "results.json").read_text())["models"]
-    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt", "checkpoints/seed42/dense_control_0.pt",
+    assert [r["checkpoint"] for r in records] == ["checkpoints/seed42/baseline.pt",
+                                                   "checkpoints/seed42/dense_control_0.pt",
                                                    "checkpoints/seed42/unstructured_0.5.pt"]
 
 
@@ -201,12 +207,13 @@ def test_a_damaged_baseline_checkpoint_with_pruned_models_from_it_stops_the_run(
     result = run_main(*args(sample_root), cwd=out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the baseline checkpoint results/checkpoints/seed42/baseline.pt is damaged" in result.stderr
-    assert "Restore results/checkpoints/seed42/baseline.pt from a backup, or run with --fresh" in result.stderr
+    assert ("Restore results/checkpoints/seed42/baseline.pt from a backup, or run with --fresh"
+            in result.stderr)
     assert (out / "results" / "results.json").read_bytes() == before
 
 
-def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run, tmp_path,
-                                                                             run_here):
+def test_a_damaged_pruned_checkpoint_is_set_aside_and_its_model_trained_again(sample_root, finished_run,
+                                                                             tmp_path, run_here):
     out = copy_of(finished_run, tmp_path)
     path = out / "results" / "checkpoints" / "seed42" / "unstructured_0.5.pt"
     path.write_bytes(path.read_bytes()[:1000])
@@ -237,15 +244,16 @@ def test_a_damaged_cache_file_is_rebuilt_from_its_video(sample_root, finished_ru
     cached.write_bytes(cached.read_bytes()[:100])
     result = run_here("main.py", *args(sample_root), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"cache file cache/{cached.name} cannot be read" in result.stdout and "rebuilding it from" in result.stdout
+    assert f"cache file cache/{cached.name} cannot be read" in result.stdout
+    assert "rebuilding it from" in result.stdout
     assert np.array_equal(np.load(cached), intact)
     assert rows(out) == rows(finished_run)
 
 
-def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(sample_root, finished_run, tmp_path,
-                                                                               run_here):
-    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(sample_root, finished_run,
+                                                                               tmp_path, run_here):
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args(sample_root)],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "results" / locks.LOCK_FILE
     deadline = time.time() + 120
     while not lock.is_file() and time.time() < deadline:
@@ -258,7 +266,8 @@ def test_a_second_run_on_the_same_folder_stops_at_once_and_the_first_completes(s
     assert rows(tmp_path) == rows(finished_run) and not lock.exists()
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, tmp_path, capsys, monkeypatch):
+def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, tmp_path, capsys,
+                                                     monkeypatch):
     out = copy_of(finished_run, tmp_path)
     monkeypatch.chdir(out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -266,7 +275,8 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root, finished_run, 
     (out / "results" / locks.LOCK_FILE).write_text(
         json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "2026-01-01 00:00:00"}))
     main.main(args(sample_root))
-    assert f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over" in capsys.readouterr().out
+    assert (f"(pid {dead.pid}, started 2026-01-01 00:00:00) is no longer running; taking over"
+            in capsys.readouterr().out)
     assert not (out / "results" / locks.LOCK_FILE).exists()
 
 
@@ -276,7 +286,7 @@ def test_a_continued_run_stopped_while_it_reuses_its_models_loses_no_record(writ
     """Started again on a finished run, stopped after its 1st or 2nd rewrite of results.json (while it
     reuses): every record is still there, and the next start trains nothing and times nothing again."""
     out = copy_of(finished_run, tmp_path)
-    before = records(out)
+    before = saved_records(out)
     monkeypatch.chdir(out)
     real, count = reports.write_results, []
 
@@ -288,13 +298,13 @@ def test_a_continued_run_stopped_while_it_reuses_its_models_loses_no_record(writ
     monkeypatch.setattr(reports, "write_results", write_then_stop)
     with pytest.raises(Killed):
         main.main(args(sample_root))
-    assert records(out) == before
+    assert saved_records(out) == before
     monkeypatch.setattr(reports, "write_results", real)
     capsys.readouterr()
     main.main(args(sample_root))
     log = capsys.readouterr().out
     assert "epoch 1/1" not in log and "latency:" not in log and "3 finished model(s) are reused" in log
-    assert records(out) == before
+    assert saved_records(out) == before
 
 
 def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
@@ -372,13 +382,14 @@ def test_an_onnx_export_missing_before_the_latency_phase_is_exported_again(damag
                                                                            tmp_path, run_here):
     out = untimed_copy(finished_run, tmp_path)
     onnx = out / "results" / "checkpoints" / "seed42" / "unstructured_0.5.onnx"
-    intact = records(finished_run)[2]["onnx_size_mb"]
+    intact = saved_records(finished_run)[2]["onnx_size_mb"]
     onnx.unlink() if damage == "missing" else onnx.write_bytes(b"not an onnx model")
     result = run_here("main.py", *args(sample_root), cwd=out)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert ("exporting unstructured_0.5 (seed 42) to ONNX again from "
-            "results/checkpoints/seed42/unstructured_0.5.pt") in result.stdout and "epoch 1/1" not in result.stdout
-    record = records(out)[2]
+            "results/checkpoints/seed42/unstructured_0.5.pt") in result.stdout
+    assert "epoch 1/1" not in result.stdout
+    record = saved_records(out)[2]
     assert record["onnx_latency_rounds"] == 3 and record["onnx_size_mb"] == pytest.approx(intact, rel=1e-3)
     assert rows(out) == rows(finished_run)
 
@@ -393,4 +404,5 @@ def test_an_int8_export_missing_before_the_latency_phase_is_refused_with_the_rem
         latency.session_or_export(record, "int8_latency", path, cfg, None, print)
     message = str(refused.value)
     assert message.startswith(f"{path} is missing. It is the INT8 export of structured_0.5 (seed 42)")
-    assert f"Restore it from a backup, or move {tmp_path}/checkpoints/seed42/structured_0.5.pt aside" in message
+    assert (f"Restore it from a backup, or move {tmp_path}/checkpoints/seed42/structured_0.5.pt aside"
+            in message)

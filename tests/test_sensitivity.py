@@ -29,13 +29,14 @@ def test_the_grid_covers_every_layer_criterion_and_ratio_and_leaves_the_model_un
     model, loader = model_and_loader
     before = copy.deepcopy(model.state_dict())
     # BatchNorm recalibrated on one batch after each pruning: the statistics are put back after each
-    dense, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5, 0.9], batches=loader,
-                                                num_batches=1)
+    dense, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.5, 0.9],
+                                                batches=loader, num_batches=1)
     convs = [name.replace("backbone.", "") for name, _ in prune_utils.prunable_layers(model)]
     assert len(convs) == 20 and "head" not in convs
     assert len(rows) == 20 * 2 * 2
     assert {(r["layer"], r["criterion"], r["ratio"]) for r in rows} == {
-        (layer, criterion, ratio) for layer in convs for criterion in sensitivity.CRITERIA for ratio in (0.5, 0.9)}
+        (layer, criterion, ratio) for layer in convs for criterion in sensitivity.CRITERIA
+        for ratio in (0.5, 0.9)}
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert dense == pytest.approx(train.evaluate(model, loader, torch.device("cpu"))["mae"])
@@ -48,7 +49,8 @@ def test_the_grid_covers_every_layer_criterion_and_ratio_and_leaves_the_model_un
 
 def test_each_row_is_the_model_with_that_one_layer_pruned(model_and_loader):
     model, loader = model_and_loader
-    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.7], batches=loader, num_batches=1)
+    _, rows = sensitivity.layer_sensitivity(model, loader, torch.device("cpu"), [0.7], batches=loader,
+                                            num_batches=1)
     row = next(r for r in rows if r["layer"] == "layer3.1.conv2" and r["criterion"] == "l1_weights")
     pruned = copy.deepcopy(model)
     layer = pruned.backbone.layer3[1].conv2
