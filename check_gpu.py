@@ -122,7 +122,7 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
         add("sensitivity", {"eval_videos": (1 + prunings) * val,
                             "recalibration_videos": prunings * recalibration})
     for method, _ in plan:
-        if method == "scratch":  # prune_utils.SCRATCH: the baseline's recipe, NUM_EPOCHS + FINE_TUNE_EPOCHS
+        if method in ("scratch", "scratch_kd"):  # prune_utils.SCRATCH: NUM_EPOCHS + FINE_TUNE_EPOCHS
             add("pruned_models", model(cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, 0, 1, 0))
         elif pruning_steps == 1:  # one-shot: validation and test right after pruning, fine-tuning, test
             add("pruned_models", model(cfg.FINE_TUNE_EPOCHS, 1, 2, 1))

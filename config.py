@@ -94,6 +94,21 @@ SCRATCH_CONTROL = True
 # model, and "right after pruning" and the sensitivity measure the stale statistics
 # (docs/methodology.md, "A fair comparison"). 0 turns it off.
 BN_RECALIBRATION_BATCHES = 20
+# Recovering accuracy at high compression (docs/methodology.md, "Channel allocation"). Channel allocations of
+# removed channels besides the uniform one (structured_physical), each pruned to the uniform model's
+# effective FLOPs at the same ratio (allocation.py): "global" (Torch-Pruning's global ranking, the head
+# protected). One-shot.
+CHANNEL_ALLOCATIONS = []
+# FLOP budgets: each adds the removed-channel models (structured_physical, its random control, the
+# allocations, the small net) at the uniform ratio that needs this many times fewer FLOPs than the
+# baseline, within allocation.BUDGET_TOLERANCE (the channel rounding moves FLOPs in steps).
+TARGET_FLOPS_SPEEDUPS = []
+# These methods ("scratch" and "dense_control" too) are also fine-tuned (trained) with distillation from
+# the dense baseline, as <method>_kd: the loss (1 - w) x MSE to the label + w x MSE to the baseline's
+# prediction for the same video (Hinton et al. 2015, for regression), w = DISTILLATION_WEIGHT, chosen on
+# the validation split (docs/methodology.md). The baseline's predictions are computed once per seed.
+DISTILLED_METHODS = []
+DISTILLATION_WEIGHT = 0.5
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
 # ratios and measure validation MAE without fine-tuning (results/sensitivity.csv, a heatmap).
@@ -229,10 +244,14 @@ def _show(value):
     return str(value).lower() if value is None or isinstance(value, bool) else str(value)
 
 
-def _type(default):
-    """The argparse type of a constant, from its default (a list: comma-separated, its first element's type);
-    its __name__ is the type that argparse's error message names."""
-    like = (default or [0.0])[0] if isinstance(default, list) else default
+# What an empty list's elements are, since its default cannot say (config_types.KINDS names the kind).
+_empty_list_element = {"a list of texts in quotes": "", "a list of numbers": 0.0, "a list of whole numbers": 0}
+
+
+def _type(default, kind=None):
+    """The argparse type of a constant, from its default (a list: comma-separated, its first element's type,
+    an empty one's from its `kind`); its __name__ is the type that argparse's error message names."""
+    like = (default or [_empty_list_element.get(kind, 0.0)])[0] if isinstance(default, list) else default
 
     def scalar(t):
         t = t.strip()
@@ -304,7 +323,8 @@ def parser(description=None):
             text = re.sub(r"\b([A-Z][A-Z0-9_]+|True|False|None)\b", option, text)
             quick = f"; --quick {_show(QUICK[name])}" if name in QUICK else ""
             text += f" (default {_show(default)}{quick})"
-            group.add_argument(f"--{_dashed(name)}", dest=name, type=_type(default),
+            group.add_argument(f"--{_dashed(name)}", dest=name,
+                               type=_type(default, config_types.KIND.get(name)),
                                default=argparse.SUPPRESS, metavar=_metavar(default),
                                help=text.replace("%", "%%"))
     return p
@@ -412,6 +432,30 @@ def _choice_problems(cfg):
         problems.append("int8 quantizes the ONNX export: it needs onnx-export on")
     if cfg.LR_SCHEDULE not in ("constant", "cosine"):
         problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
+    return problems + _recovery_problems(cfg)
+
+
+def _recovery_problems(cfg):
+    """Channel allocations, FLOP budgets and distillation."""
+    problems = []
+    if set(cfg.CHANNEL_ALLOCATIONS) - {"global"}:
+        problems.append(f"channel-allocations takes global, got {cfg.CHANNEL_ALLOCATIONS}")
+    if (cfg.CHANNEL_ALLOCATIONS or cfg.TARGET_FLOPS_SPEEDUPS) and not cfg.PHYSICAL_STRUCTURED_PRUNING:
+        problems.append("channel-allocations and target-flops-speedups prune removed channels: they need "
+                        "physical-structured-pruning true")
+    if cfg.CHANNEL_ALLOCATIONS and cfg.PRUNING_SCHEDULE != "oneshot":
+        problems.append("channel-allocations are matched in FLOPs in one step: use pruning-schedule oneshot")
+    if any(s <= 1 for s in cfg.TARGET_FLOPS_SPEEDUPS):
+        problems.append(f"target-flops-speedups are how many times fewer FLOPs, above 1, got "
+                        f"{_show(cfg.TARGET_FLOPS_SPEEDUPS)}")
+    import methods  # the method table (no torch)
+    known = [m for m in methods.METHODS if m != "baseline" and not m.endswith("_kd")]
+    if set(cfg.DISTILLED_METHODS) - set(known):
+        problems.append(f"distilled-methods takes methods of the run ({', '.join(known)}), got "
+                        f"{cfg.DISTILLED_METHODS}")
+    if not 0 <= cfg.DISTILLATION_WEIGHT <= 1:
+        problems.append(f"distillation-weight is a share of the loss from 0 to 1, got "
+                        f"{cfg.DISTILLATION_WEIGHT}")
     return problems
 
 

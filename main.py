@@ -12,7 +12,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 # first: a syntax error or an unknown name in config.py is one message (exit 2)
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import allocation
 import batches
 import batchnorm
 from bookkeeping import ledger
@@ -62,7 +63,8 @@ def seed_everything(seed):
 class SeedContext:
     """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
     epoch logs, and the run's configuration, data loaders, device, measuring inputs (`measuring_inputs`)
-    and training EFs (the head's initialisation)."""
+    and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
+    loader "distill" (with_teacher)."""
     seed: int
     folder: str
     cfg: SimpleNamespace
@@ -105,21 +107,47 @@ def compare_to_baseline(record, baseline, cfg, control=None):
 def seed_run(ctx):
     """Every model's run starts from its seed alone, so a continued run repeats an uninterrupted one."""
     seed_everything(ctx.seed)
-    ctx.loaders["train"].seed = ctx.seed
+    for loader in ("train", "distill"):
+        if loader in ctx.loaders:
+            ctx.loaders[loader].seed = ctx.seed
 
 
-def fit(ctx, model, name, *, epochs, lr, pruner=None):
+def with_teacher(ctx, baseline_model):
+    """ctx with the loader "distill": the training batches, each video's target (its label, the dense
+    baseline's prediction for it), the predictions made once, on the device, for the whole split."""
+    in_order = copy.copy(ctx.loaders["train"])  # shares the clips
+    in_order.shuffle = False
+    teacher, labels = train.predict(baseline_model, in_order, ctx.device, ctx.cfg.AMP)
+    distill = copy.copy(ctx.loaders["train"])
+    distill.efs = torch.stack([labels, teacher], 1).to(distill.efs.device)
+    return replace(ctx, loaders={**ctx.loaders, "distill": distill})
+
+
+def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
     """Train `model` (train.train), continuing from its training state when an earlier run of the same
-    inputs left one, and logging each epoch to its CSV beside the checkpoint."""
+    inputs left one, and logging each epoch to its CSV beside the checkpoint. distilled: on the labels
+    and the dense baseline's predictions (with_teacher), DISTILLATION_WEIGHT the latter's share."""
     state = ledger.training_state_path(ctx.folder, name)
     if train.is_main():
         run_identity.check_training_state(state, ctx.inputs.identity, log)
     train.barrier()
-    return train.train(model, ctx.loaders["train"], ctx.loaders["val"], epochs=epochs, lr=lr,
-                       device=ctx.device, desc=name, log=log, state_path=state, amp=ctx.cfg.AMP,
-                       schedule=ctx.cfg.LR_SCHEDULE,
+    return train.train(model, ctx.loaders["distill" if distilled else "train"], ctx.loaders["val"],
+                       epochs=epochs, lr=lr, device=ctx.device, desc=name, log=log, state_path=state,
+                       amp=ctx.cfg.AMP, schedule=ctx.cfg.LR_SCHEDULE,
                        pruner=pruner, channels_last=ctx.cfg.CHANNELS_LAST,
-                       epoch_log=ledger.epoch_log_path(ctx.folder, name))
+                       epoch_log=ledger.epoch_log_path(ctx.folder, name),
+                       distillation_weight=ctx.cfg.DISTILLATION_WEIGHT if distilled else None)
+
+
+def recovery_fields(ctx, method, ratio):
+    """What a record says of distillation and of the FLOP budget its ratio was solved for."""
+    fields = {}
+    if method.endswith(prune_utils.DISTILLED):
+        fields["distillation_weight"] = ctx.cfg.DISTILLATION_WEIGHT
+    budgets = [s for s, r in budget_ratios(ctx.cfg).items() if r == ratio]
+    if budgets and prune_utils.base_method(method) in REMOVED_PLAN:
+        fields["target_flops_speedup"] = budgets[0]
+    return fields
 
 
 def finish(ctx, model, record):
@@ -201,10 +229,10 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
     after pruning is the one fine-tuned (a random control's mask included), and it competes with the
     fine-tuning epochs on validation, as train.train does for a step it takes itself."""
     cfg, loaders, device = ctx.cfg, ctx.loaders, ctx.device
-    name = f"{method}_{ratio:g}"
+    name, pruning = f"{method}_{ratio:g}", prune_utils.base_method(method)
     seed_run(ctx)
     model = copy.deepcopy(baseline_model)
-    pruner = prune_utils.Pruner.from_config(model, method, ratio, cfg, steps=pruning_steps(cfg),
+    pruner = prune_utils.Pruner.from_config(model, pruning, ratio, cfg, steps=pruning_steps(cfg),
                                             remove_masks=cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
                                             after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END)
     pruned = None
@@ -215,11 +243,11 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
         mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
     else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
         one_shot = copy.deepcopy(baseline_model)
-        prune_utils.Pruner.from_config(one_shot, method, ratio, cfg, after_step=recalibration(ctx)).step()
+        prune_utils.Pruner.from_config(one_shot, pruning, ratio, cfg, after_step=recalibration(ctx)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
     history = fit(ctx, model, name, epochs=cfg.FINE_TUNE_EPOCHS, lr=cfg.FINE_TUNE_LEARNING_RATE,
-                  pruner=pruner)
+                  pruner=pruner, distilled=pruning != method)
     if pruned is not None:
         keep_if_better(model, history, *pruned)
     prune_utils.make_permanent(model)
@@ -228,26 +256,30 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
               "sparsity_before_fine_tune": pruner.sparsity_after_pruning, "pruning_steps": pruner.steps,
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
               "bn_recalibration_batches": cfg.BN_RECALIBRATION_BATCHES, "history": history,
-              **prune_utils.achieved(model, baseline_model, method, cfg.PRUNING_SCOPE)}
+              **prune_utils.achieved(model, baseline_model, pruning, cfg.PRUNING_SCOPE), **pruner.allocation,
+              **recovery_fields(ctx, method, ratio)}
     finish(ctx, model, record)
     return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
 
 
-def run_scratch(ctx, baseline_model, baseline, ratio, control=None):
+def run_scratch(ctx, baseline_model, baseline, method, ratio, control=None):
     """The small network from scratch (Liu et al. 2019's Scratch-E): structured_physical's architecture at
     `ratio`, a fresh random initialisation (never ImageNet's), trained by the baseline's recipe for the
-    baseline's epochs plus the fine-tuning epochs, so it gets the training the pruned model got in all."""
+    baseline's epochs plus the fine-tuning epochs, so it gets the training the pruned model got in all.
+    method: scratch, or scratch_kd (trained with distillation from the dense baseline)."""
     cfg = ctx.cfg
-    name = f"{prune_utils.SCRATCH}_{ratio:g}"
+    name = f"{method}_{ratio:g}"
     seed_run(ctx)
     model = prune_utils.scratch_model(ratio, float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)),
                                       num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
                                       round_to=cfg.PHYSICAL_ROUND_TO)
-    history = fit(ctx, model, name, epochs=cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, lr=cfg.LEARNING_RATE)
-    record = {"name": name, "method": prune_utils.SCRATCH, "ratio": ratio, "seed": ctx.seed,
+    history = fit(ctx, model, name, epochs=cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, lr=cfg.LEARNING_RATE,
+                  distilled=method != prune_utils.SCRATCH)
+    record = {"name": name, "method": method, "ratio": ratio, "seed": ctx.seed,
               "pretrained": False, **test_metrics(ctx, model), "val_mae": min(history["val_mae"]),
               "history": history,
-              **prune_utils.achieved(model, baseline_model, "structured_physical", cfg.PRUNING_SCOPE)}
+              **prune_utils.achieved(model, baseline_model, "structured_physical", cfg.PRUNING_SCOPE),
+              **recovery_fields(ctx, method, ratio)}
     finish(ctx, model, record)
     record["sparsity_before_fine_tune"] = record.get("sparsity")
     return compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
@@ -266,23 +298,41 @@ def prefixed(prefix, values):
     return {prefix + k: v for k, v in values.items()}
 
 
+# The methods that remove channels, pruned at the FLOP budgets' ratios too.
+REMOVED_PLAN = ("structured_physical", "structured_physical_global", "structured_physical_random",
+                prune_utils.SCRATCH)
+
+
+def budget_ratios(cfg):
+    """{FLOP speed-up: the structured_physical ratio that reaches it} of TARGET_FLOPS_SPEEDUPS."""
+    return {speedup: allocation.ratio_for_speedup(speedup, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+            for speedup in cfg.TARGET_FLOPS_SPEEDUPS}
+
+
 def pruning_plan(cfg):
     """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
-    compared to it; none when nothing is pruned), then unstructured, structured, and the others."""
+    compared to it; none when nothing is pruned), then unstructured, structured, and the others; the
+    methods that remove channels at the FLOP budgets' ratios too; each distilled method right after
+    its model fine-tuned on the labels alone."""
     channels = cfg.STRUCTURED_PRUNING_RATIOS
+    removed = channels + [r for r in budget_ratios(cfg).values() if r not in channels]
     methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", channels)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING:
-        methods.append(("structured_physical", channels))
+        methods.append(("structured_physical", removed))
+        methods += [(f"structured_physical_{allocation}", removed) for allocation in cfg.CHANNEL_ALLOCATIONS]
         if pruning_steps(cfg) == 1:  # the masked twin reads its channels off one Torch-Pruning step
             methods.append(("structured_coupled_masked", channels))
     if cfg.RANDOM_PRUNING_CONTROL:
         methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured_random", channels)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.RANDOM_REMOVAL_CONTROL:
-        methods.append(("structured_physical_random", channels))
+        methods.append(("structured_physical_random", removed))
     if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.SCRATCH_CONTROL:
-        methods.append((prune_utils.SCRATCH, channels))
+        methods.append((prune_utils.SCRATCH, removed))
     pruned = [(method, ratio) for method, ratios in methods for ratio in ratios]
-    return [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
+    plan = [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
+    distilled = set(cfg.DISTILLED_METHODS)
+    return [(m + suffix, ratio) for m, ratio in plan
+            for suffix in ("", prune_utils.DISTILLED)[:1 + (m in distilled)]]
 
 
 # --- the experiment ------------------------------------------------------------------------------
@@ -311,6 +361,7 @@ def main(argv):
                                                                                 cfg.PHYSICAL_ROUND_TO)):
         raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
                                  "--physical-structured-pruning false.")
+    budget_ratios(cfg)  # a FLOP budget the channel rounding cannot meet stops the run now, before training
     if train.is_main():
         folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
         locks.lock(cfg.RESULTS_DIR, log)
@@ -421,14 +472,16 @@ def run_seed(experiment, seed):
         experiment.clock.lap("sensitivity")
         if train.is_main():
             reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR)
+    if cfg.DISTILLED_METHODS:
+        ctx = with_teacher(ctx, baseline_model)
 
     control = None  # the dense control of this seed, first in the plan
     for method, ratio in pruning_plan(cfg):
         earlier = reused(experiment, ctx, f"{method}_{ratio:g}")
         if earlier:
             record = earlier[0]
-        elif method == prune_utils.SCRATCH:
-            record = run_scratch(ctx, baseline_model, baseline, ratio, control=control)
+        elif prune_utils.base_method(method) == prune_utils.SCRATCH:
+            record = run_scratch(ctx, baseline_model, baseline, method, ratio, control=control)
         else:
             record = run_pruned(ctx, baseline_model, baseline, method, ratio, control=control)
         control = record if method == prune_utils.CONTROL else control
@@ -483,7 +536,8 @@ def wrap_up(experiment):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed) as e:
+    except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed,
+            allocation.AllocationError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except locks.FolderInUse as e:

@@ -33,6 +33,10 @@ METHODS = {
                                         kind="structured", masked=True, style=("#8e6bbf", "v", "--")),
     "structured_physical": Method("coupled channels (removed)", "Coupled channels, removed (Torch-Pruning)",
                                   kind="structured", style=("#2e8540", "^", ":")),
+    "structured_physical_global": Method("coupled channels, global allocation (removed)",
+                                         "Coupled channels, removed, allocated by Torch-Pruning's global "
+                                         "ranking at the uniform model's FLOPs",
+                                         kind="structured", style=("#0b6e4f", "<", ":")),
     "unstructured_random": Method("random unstructured", "Control: unstructured, random weights",
                                   kind="unstructured", masked=True, bar="unstr.\nrand.",
                                   style=("#7fa7c9", "x", "-.")),
@@ -46,16 +50,30 @@ METHODS = {
                       "Control: structured_physical's architecture trained from scratch",
                       kind="structured", style=("#c28f2c", "P", ":")),
 }
+# Every method but the baseline, fine-tuned (the small net: trained) with distillation from the dense
+# baseline: its name with prune_utils.DISTILLED, its colour and marker with a line of its own.
+def distilled(row):
+    line = "none" if row.style[2] == "none" else (0, (1, 1))
+    return row._replace(label=row.label + " + distillation", bar=None, style=(row.style[0], "h", line),
+                        title=row.title and row.title + ", distilled from the dense model")
+
+
+METHODS.update({f"{method}_kd": distilled(row) for method, row in list(METHODS.items())
+                if method != "baseline"})
 LABELS = {method: row.label for method, row in METHODS.items()}
 DENSE = [method for method, row in METHODS.items() if row.kind == "dense"]
 
 # Method pairs compared at equal ratios (claims.py): masking against removal of the same channels; the
 # criterion and structure (coupled groups against per-layer norms, both masked); each criterion against
-# its random control; pruning the trained baseline against training its small architecture from scratch.
+# its random control; pruning the trained baseline against training its small architecture from scratch;
+# the global channel allocation against the uniform one, at the same FLOPs.
 PAIRS = [("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
          ("unstructured", "unstructured_random"), ("structured", "structured_random"),
          ("structured_physical", "structured_physical_random"), ("structured_physical", "scratch"),
-         ("structured_physical", "unstructured"), ("structured", "unstructured")]
+         ("structured_physical", "unstructured"), ("structured", "unstructured"),
+         ("structured_physical_global", "structured_physical")]
+# ... and every distilled model against the same method fine-tuned on the labels alone
+PAIRS += [(method, method[:-len("_kd")]) for method in METHODS if method.endswith("_kd")]
 
 
 def label(method):

@@ -11,7 +11,12 @@ structured_coupled_masked  its masked twin: exactly the channels structured_phys
                            (conv and BatchNorm) instead. Removing masked channels is an exact rewrite
                            of the network, so the twin and the removed model predict the same right
                            after pruning: what separates them is latency and size alone
+structured_physical_global structured_physical's removal with the channels allocated across the layers
+                           by Torch-Pruning's global ranking, at the uniform model's effective FLOPs for
+                           the same ratio (allocation.py)
 structured and structured_coupled_masked differ in criterion and structure, not in masking.
+A method's name ending in _kd (structured_physical_kd) is that method fine-tuned with distillation from
+the dense baseline (main.py, DISTILLED_METHODS).
 
 No method prunes the regression head (Linear 512 -> 1) itself (PRUNING_SCOPE "backbone"): its 512
 weights are 0.005% of the model, yet global magnitude pruning removed most of them at 0.8 and the
@@ -47,8 +52,11 @@ import metrics
 
 METHODS = ("unstructured", "structured", "structured_physical", "structured_coupled_masked")
 RANDOM_METHODS = ("unstructured_random", "structured_random", "structured_physical_random")
-REMOVED = ("structured_physical", "structured_physical_random")  # methods that make a smaller network
-ONE_SHOT_ONLY = ("structured_coupled_masked",)  # its channels are read off a one-step Torch-Pruning pass
+ALLOCATED = ("structured_physical_global",)  # allocation.py's
+REMOVED = ("structured_physical", "structured_physical_random") + ALLOCATED  # methods that make a smaller net
+# channels read off a one-step Torch-Pruning pass; FLOPs matched by pruning copies in one step
+ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED
+DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
 CONTROL = "dense_control"
 SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (main.run_scratch)
 SCOPES = ("backbone", "all")
@@ -59,6 +67,11 @@ def prunable_layers(model, scope="backbone"):
     """(name, module) of every layer a method may prune: each Conv2d, and the head with scope "all"."""
     return [(name, m) for name, m in model.named_modules()
             if isinstance(m, nn.Conv2d) or (scope == "all" and isinstance(m, nn.Linear))]
+
+
+def base_method(method):
+    """The pruning method of a model's method: structured_physical_kd is structured_physical, distilled."""
+    return method[:-len(DISTILLED)] if method.endswith(DISTILLED) else method
 
 
 def pruned_so_far(module, dim=None):
@@ -107,19 +120,23 @@ def batchnorm_after(conv_name):
     return f"{parent}.{'1' if leaf == '0' else leaf.replace('conv', 'bn')}"
 
 
-def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1, random=False):
+def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1, random=False, *,
+                    global_pruning=False, max_ratio=1.0, importance=None):
     """Torch-Pruning's pruner for the lowest-L2 output channels of every conv group, `steps` steps on
     the cubic ramp. Its dependency graph keeps coupled layers consistent (residual additions,
     BatchNorm, downsample branches, the next layer's inputs). The head's output is never pruned.
     Kept channels are rounded down to a multiple of round_to at every step, so the last step keeps
-    exactly the one-shot counts. random: random groups instead (the counts are the same)."""
+    exactly the one-shot counts. random: random groups instead (the counts are the same).
+    global_pruning, max_ratio and importance: allocation.py's."""
     device = next(model.parameters()).device
     example = torch.zeros(1, num_frames, 3, image_size, image_size, device=device)
-    importance = tp.importance.RandomImportance() if random else tp.importance.MagnitudeImportance(p=2)
+    if importance is None:
+        importance = tp.importance.RandomImportance() if random else tp.importance.MagnitudeImportance(p=2)
     return tp.pruner.BasePruner(
         model, example, importance=importance, pruning_ratio=ratio,
         iterative_steps=steps, iterative_pruning_ratio_scheduler=lambda r, n: [0.0] + sparsity_schedule(r, n),
-        ignored_layers=[model.head], round_to=round_to if round_to > 1 else None)
+        ignored_layers=[model.head], round_to=round_to if round_to > 1 else None,
+        global_pruning=global_pruning, max_pruning_ratio=max_ratio)
 
 
 def structured_physical(model, ratio, num_frames, image_size, round_to=1):
@@ -258,7 +275,7 @@ class Pruner:
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
                  remove_masks=False, after_step=None, ramp_end=0.5):
-        known = METHODS + RANDOM_METHODS + (CONTROL,)
+        known = METHODS + RANDOM_METHODS + ALLOCATED + (CONTROL,)
         if method not in known:
             raise ValueError(f"unknown pruning method {method!r}; one of {known}")
         if method in ONE_SHOT_ONLY and steps > 1:
@@ -267,9 +284,17 @@ class Pruner:
         self.after_step = after_step
         self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
         self.targets = sparsity_schedule(ratio, steps)
-        self.torch_pruning = (physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
-                                              random=method == "structured_physical_random")
-                              if method in REMOVED else None)
+        self.allocation = {}  # what an allocation reached (allocation.allocated_pruner)
+        if method in ALLOCATED:
+            import allocation
+            self.torch_pruning, self.allocation = allocation.allocated_pruner(
+                model, allocation.ALLOCATIONS[method], ratio, num_frames=num_frames, image_size=image_size,
+                round_to=round_to)
+        elif method in REMOVED:
+            self.torch_pruning = physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
+                                                 random=method == "structured_physical_random")
+        else:
+            self.torch_pruning = None
         self.coupled = (ratio, num_frames, image_size, round_to)
 
     @classmethod

@@ -314,9 +314,57 @@ def run_time(results):
             f"({parts}; `results.json`'s `phases`).\n")
 
 
+RECOVERY = ["structured_physical", "structured_physical_kd", "structured_physical_global",
+            "structured_physical_global_kd", "scratch", "scratch_kd"]
+
+
+def recovery(results):
+    """The allocations and distillation at each FLOP budget (the uniform model's ratio): the mean test MAE
+    over the seeds, its ratio to the baseline's, the change against the baseline with the verdict of the
+    run's rule (its margin the run's NONINFERIORITY_FRACTION), FLOPs against the uniform model's, and
+    the PyTorch speed-up; then every comparison at equal FLOPs, and what the highest budget shows."""
+    models, table = by_model(results), claims.for_run(results)
+    versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
+    base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
+    ratios = sorted({ratio for method, ratio in models if method == "structured_physical"})
+    lines = ["| budget | model | test MAE, mean ± std | × baseline | ΔMAE vs baseline [95% interval] | "
+             "verdict | effective FLOPs (M), × uniform | PyTorch speed-up |", "|" + "---|" * 8]
+    for ratio in ratios:
+        uniform = np.mean([r["effective_flops"] for r in models[("structured_physical", ratio)]])
+        for method in [m for m in RECOVERY if (m, ratio) in models]:
+            rows, claim = models[(method, ratio)], versus.get((method, ratio))
+            flops = np.mean([r["effective_flops"] for r in rows])
+            lines.append("| " + " | ".join([
+                f"{results['models'][0]['effective_flops'] / uniform:.1f}× fewer FLOPs (ratio {ratio:g})",
+                methods.label(method), mean_std([r["test_mae"] for r in rows]),
+                f"{np.mean([r['test_mae'] / base[r['seed']] for r in rows]):.2f}",
+                interval(claim._asdict()) if claim else "", claim.verdict if claim else "",
+                f"{flops / 1e6:.0f}, {flops / uniform:.3f}",
+                f"{np.mean([r['latency_speedup'] for r in rows]):.2f}×" if "latency_speedup" in rows[0]
+                else ""]) + " |")
+    pairs = table[(table.kind == "same ratio") & table.method.isin(RECOVERY) & table.reference.isin(RECOVERY)]
+    return "\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + "\n\n" + \
+        claims.claims_table(pairs)
+
+
+def highest_budget(results, versus, ratio):
+    """Whether any combination at the highest budget is shown within the margin of the baseline."""
+    fraction = results["config"].get("NONINFERIORITY_FRACTION")
+    found = [(method, versus[(method, ratio)]) for method in RECOVERY if (method, ratio) in versus]
+    shown = [methods.label(m) for m, claim in found
+             if claim.verdict.startswith(("non-inferior", "no loss", "better"))]
+    best = min(found, key=lambda item: item[1].change)
+    return (f"At the highest budget (ratio {ratio:g}), by the run's rule (margin {fraction:g} of the "
+            f"baseline's MAE, that is within {1 + fraction:.2f}× of it, Holm-adjusted over the run's "
+            f"comparisons): "
+            + (f"shown for {', '.join(shown)}." if shown else
+               f"no combination is shown within it; the smallest loss is {methods.label(best[0])}'s, "
+               f"{best[1].change:+.2f} [{best[1].ci_low:+.2f}, {best[1].ci_high:+.2f}] ({best[1].verdict})."))
+
+
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
           "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
-          "run_time": run_time}
+          "run_time": run_time, "recovery": recovery}
 
 
 def stamp(results, path):

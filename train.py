@@ -155,10 +155,11 @@ class Training:
     optimizer (new after every pruning step), the best validation MAE and weights so far, the history."""
 
     def __init__(self, model, train_loader, val_loader, *, epochs, lr, device, amp, schedule, pruner,
-                 channels_last):
+                 channels_last, distillation_weight=None):
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
         self.epochs, self.lr, self.device = epochs, lr, device
         self.amp, self.schedule, self.pruner = amp, schedule, pruner
+        self.distillation_weight = distillation_weight
         self.layout = torch.channels_last if channels_last else torch.preserve_format
         model.to(device, memory_format=self.layout)
         self.dtype = precision(device, amp)
@@ -234,12 +235,21 @@ class Training:
         video, ef = video.to(self.device, non_blocking=True), ef.to(self.device, non_blocking=True)
         with autocast(self.device, self.dtype):
             predicted = self.net(video)
-        loss = self.loss_fn(predicted.float(), ef)
+        loss = self.loss(predicted.float(), ef)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss
+
+    def loss(self, predicted, target):
+        """MSE to the label; with distillation, whose targets are (label, the dense model's prediction),
+        (1 - w) x MSE to the label + w x MSE to the dense model's prediction."""
+        if self.distillation_weight is None:
+            return self.loss_fn(predicted, target)
+        label, teacher = target.unbind(1)
+        w = self.distillation_weight
+        return (1 - w) * self.loss_fn(predicted, label) + w * self.loss_fn(predicted, teacher)
 
     def train_epoch(self, epoch, desc):
         """One epoch's training steps, with the pruning steps due among them; returns the train MSE
@@ -315,7 +325,8 @@ class Training:
 
 
 def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log=print, state_path=None,
-          amp=False, schedule="constant", pruner=None, channels_last=False, epoch_log=None):
+          amp=False, schedule="constant", pruner=None, channels_last=False, epoch_log=None,
+          distillation_weight=None):
     """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
     pruner (prune_utils.Pruner): pruned step by step during training (Training.take_due_pruning_steps);
     the model returned has the final sparsity.
@@ -327,11 +338,14 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     epoch_log: a CSV path, one row per finished epoch (EPOCH_LOG_COLUMNS), appended as each ends;
     seconds is the epoch's wall time, its pruning steps, training and validation.
     train_loader, val_loader: batches.Batches (or any iterables of (video, ef) batches).
+    distillation_weight w: the training targets are (label, the dense model's prediction) pairs, and the
+    loss (1 - w) x MSE to the label + w x MSE to the prediction (train loss is that mixed loss).
     Returns the history: train loss, val MAE, learning rate (at the epoch's last step), sparsity and
     seconds per epoch, best epoch, seconds, and where the time went (training and validation seconds
     and videos, the seconds the steps waited for their batches)."""
     run = Training(model, train_loader, val_loader, epochs=epochs, lr=lr, device=device, amp=amp,
-                   schedule=schedule, pruner=pruner, channels_last=channels_last)
+                   schedule=schedule, pruner=pruner, channels_last=channels_last,
+                   distillation_weight=distillation_weight)
     if state_path and os.path.isfile(state_path):
         first_epoch = run.resume(state_path, log, desc)
     else:

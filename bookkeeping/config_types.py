@@ -21,14 +21,16 @@ KINDS = {  # what a constant takes: its names
                       "NUM_EPOCHS SEED PRUNING_STEPS PHYSICAL_ROUND_TO FINE_TUNE_EPOCHS "
                       "BN_RECALIBRATION_BATCHES BOOTSTRAP_SAMPLES LATENCY_WARMUP_RUNS LATENCY_TIMED_RUNS "
                       "LATENCY_ROUNDS INT8_CALIBRATION_VIDEOS",
-    "a number": "LEARNING_RATE PRUNING_RAMP_END FINE_TUNE_LEARNING_RATE ALPHA NONINFERIORITY_FRACTION",
+    "a number": "LEARNING_RATE PRUNING_RAMP_END FINE_TUNE_LEARNING_RATE ALPHA NONINFERIORITY_FRACTION "
+                "DISTILLATION_WEIGHT",
     "text in quotes": "SAMPLE_DATA_ROOT DATA_ROOT CACHE_DIR LR_SCHEDULE DEVICE PRUNING_SCOPE "
                       "PRUNING_SCHEDULE INT8_CALIBRATION_METHOD RESULTS_DIR FIGURES_DIR",
     "text in quotes or None": "PRETRAINED_PATH CHECKPOINT_DIR",
     '"auto" or a number': "CLIPS_ON_DEVICE",
     "a list of whole numbers": "SEEDS",
-    "a list of numbers": "UNSTRUCTURED_PRUNING_RATIOS STRUCTURED_PRUNING_RATIOS SENSITIVITY_RATIOS",
-    "a list of texts in quotes": "INT8_KEEP_FP32 NOT_RESULTS",
+    "a list of numbers": "UNSTRUCTURED_PRUNING_RATIOS STRUCTURED_PRUNING_RATIOS SENSITIVITY_RATIOS "
+                         "TARGET_FLOPS_SPEEDUPS",
+    "a list of texts in quotes": "INT8_KEEP_FP32 NOT_RESULTS CHANNEL_ALLOCATIONS DISTILLED_METHODS",
 }
 KIND = {name: kind for kind, names in KINDS.items() for name in names.split()}
 ELEMENT = {"a list of whole numbers": "a whole number", "a list of numbers": "a number",
