@@ -245,7 +245,8 @@ def _show(value):
 
 
 # What an empty list's elements are, since its default cannot say (config_types.KINDS names the kind).
-_empty_list_element = {"a list of texts in quotes": "", "a list of numbers": 0.0, "a list of whole numbers": 0}
+_empty_list_element = {"a list of texts in quotes": "", "a list of numbers": 0.0,
+                       "a list of whole numbers": 0}
 
 
 def _type(default, kind=None):

@@ -318,15 +318,17 @@ RECOVERY = ["structured_physical", "structured_physical_kd", "structured_physica
             "structured_physical_global_kd", "scratch", "scratch_kd"]
 
 
-def recovery(results):
+def recovery(results, highest_only=False):
     """The allocations and distillation at each FLOP budget (the uniform model's ratio): the mean test MAE
     over the seeds, its ratio to the baseline's, the change against the baseline with the verdict of the
     run's rule (its margin the run's NONINFERIORITY_FRACTION), FLOPs against the uniform model's, and
-    the PyTorch speed-up; then every comparison at equal FLOPs, and what the highest budget shows."""
+    the PyTorch speed-up; then what the highest budget shows, and every comparison at equal FLOPs
+    (highest_only: the highest budget's rows and what it shows)."""
     models, table = by_model(results), claims.for_run(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
     ratios = sorted({ratio for method, ratio in models if method == "structured_physical"})
+    ratios = ratios[-1:] if highest_only else ratios
     lines = ["| budget | model | test MAE, mean ± std | × baseline | ΔMAE vs baseline [95% interval] | "
              "verdict | effective FLOPs (M), × uniform | PyTorch speed-up |", "|" + "---|" * 8]
     for ratio in ratios:
@@ -342,9 +344,11 @@ def recovery(results):
                 f"{flops / 1e6:.0f}, {flops / uniform:.3f}",
                 f"{np.mean([r['latency_speedup'] for r in rows]):.2f}×" if "latency_speedup" in rows[0]
                 else ""]) + " |")
+    text = "\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + "\n"
+    if highest_only:
+        return text
     pairs = table[(table.kind == "same ratio") & table.method.isin(RECOVERY) & table.reference.isin(RECOVERY)]
-    return "\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + "\n\n" + \
-        claims.claims_table(pairs)
+    return text + "\n" + claims.claims_table(pairs)
 
 
 def highest_budget(results, versus, ratio):
@@ -364,7 +368,8 @@ def highest_budget(results, versus, ratio):
 
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
           "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
-          "run_time": run_time, "recovery": recovery}
+          "run_time": run_time, "recovery": recovery,
+          "recovery_headline": lambda results: recovery(results, highest_only=True)}
 
 
 def stamp(results, path):

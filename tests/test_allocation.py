@@ -23,7 +23,7 @@ def convs(model):
     return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-@pytest.mark.parametrize("speedup", [2.0, 4.0])
+@pytest.mark.parametrize("speedup", [4.0])  # 2.0: test_distillation's run
 def test_a_flop_budget_is_met_by_the_uniform_ratio_it_is_turned_into(speedup):
     ratio = allocation.ratio_for_speedup(speedup, SIZE, round_to=8)
     dense_flops = allocation.uniform_flops(0.0, SIZE, 8)
@@ -38,7 +38,7 @@ def test_a_budget_no_ratio_reaches_is_refused_with_the_option_named():
 
 
 @pytest.mark.parametrize("method", prune_utils.ALLOCATED)
-@pytest.mark.parametrize("ratio", [0.5, 0.7])
+@pytest.mark.parametrize("ratio", [0.7])  # 0.5 and a budget's ratio: test_distillation's run
 def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwise(dense, method, ratio):
     uniform = copy.deepcopy(dense)
     prune_utils.Pruner(uniform, "structured_physical", ratio, 1, SIZE, round_to=8).step()

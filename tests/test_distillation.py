@@ -62,7 +62,8 @@ def recovery_run(sample_root, tmp_path_factory):
     result = run_main(*TINY, *LEAN, *options(data_root=sample_root,
                                              channel_allocations="global",
                                              target_flops_speedups=2, distilled_methods="structured_physical",
-                                             distillation_weight=0, onnx_export="false"),
+                                             distillation_weight=0, onnx_export="false",
+                                             unstructured_pruning_ratios=""),
                       *run_folders(out), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "results" / "results.json") as f:
