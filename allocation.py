@@ -13,7 +13,7 @@ ratio) is found by bisection on a copy of the model, so the allocations compare 
 construction (within FLOPS_TOLERANCE; the record says what was reached). FLOPs are counted for one frame:
 the backbone's cost is linear in the frames, so the ratios carry over to any clip length.
 
-ratio_for_speedup turns a FLOP budget (--target-flops-speedup 4: four times fewer FLOPs than the baseline)
+ratio_for_speedup turns a FLOP budget (--target-flops-speedups 4: four times fewer FLOPs than the baseline)
 into the uniform ratio that reaches it within BUDGET_TOLERANCE; every allocation then meets that model's
 FLOPs as above.
 """

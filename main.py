@@ -145,7 +145,7 @@ def recovery_fields(ctx, method, ratio):
     if method.endswith(prune_utils.DISTILLED):
         fields["distillation_weight"] = ctx.cfg.DISTILLATION_WEIGHT
     budgets = [s for s, r in budget_ratios(ctx.cfg).items() if r == ratio]
-    if budgets and prune_utils.base_method(method) in REMOVED_PLAN:
+    if budgets and prune_utils.base_method(method) in prune_utils.REMOVED + (prune_utils.SCRATCH,):
         fields["target_flops_speedup"] = budgets[0]
     return fields
 
@@ -296,11 +296,6 @@ def keep_if_better(model, history, val_mae, state):
 
 def prefixed(prefix, values):
     return {prefix + k: v for k, v in values.items()}
-
-
-# The methods that remove channels, pruned at the FLOP budgets' ratios too.
-REMOVED_PLAN = ("structured_physical", "structured_physical_global", "structured_physical_random",
-                prune_utils.SCRATCH)
 
 
 def budget_ratios(cfg):
