@@ -4,9 +4,8 @@ uniform      every coupled group loses the same share of its channels (structure
 global       Torch-Pruning's global ranking: every group's channels ranked together by their L2
              importance (normalised within the group), so a group loses more where its channels matter
              less; the head protected, no group losing more than MAX_LAYER_RATIO
-
-A sensitivity-guided allocation (ratios from the run's layer sensitivity) is not here: neither rule tried
-met the uniform model's FLOPs within FLOPS_TOLERANCE (docs/methodology.md, "Channel allocation").
+sensitivity  the run's layer sensitivity (sensitivity.py, validation split) decides how many channels each
+             group loses; which ones, as in uniform, by L2 importance within the group (sensitivity_plan)
 
 An allocation at ratio r is pruned to the effective FLOPs of the uniform model at r: its knob (the global
 ratio) is found by bisection on a copy of the model, so the allocations compare at equal FLOPs by
@@ -19,7 +18,12 @@ FLOPs as above.
 """
 import copy
 import functools
+import math
 
+import numpy as np
+import torch
+import torch.nn as nn
+import torch_pruning as tp
 
 import metrics
 import prune_utils
@@ -30,7 +34,8 @@ FLOPS_TOLERANCE = 0.03  # an allocation's FLOPs are within this share of the uni
 BUDGET_TOLERANCE = 0.10
 MAX_LAYER_RATIO = 0.9   # no group of an allocation loses more than this share of its channels
 BISECTION_STEPS = 24    # enough for a knob within 1e-7 of its range; the search stops once within a third
-ALLOCATIONS = {"structured_physical": "uniform", "structured_physical_global": "global"}
+ALLOCATIONS = {"structured_physical": "uniform", "structured_physical_global": "global",
+               "structured_physical_sensitivity": "sensitivity"}
 
 
 class AllocationError(ValueError):
@@ -71,12 +76,16 @@ def ratio_for_speedup(speedup, image_size, round_to):
     return ratio
 
 
-def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_to):
-    """(Torch-Pruning pruner for `model`, what was reached): the allocation's knob found by bisection so the
-    pruned model's FLOPs meet the uniform model's at `ratio`; an AllocationError if they cannot."""
-    if allocation != "global":
-        raise ValueError(f"unknown allocation {allocation!r}: global")
+def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_to, sensitivity=()):
+    """(pruner for `model`, what was reached): the allocation pruned to the uniform model's FLOPs at `ratio`
+    (global: its knob found by bisection; sensitivity: sensitivity_plan); an AllocationError if it cannot.
+    sensitivity: the seed's rows of sensitivity.layer_sensitivity."""
+    if allocation not in ("global", "sensitivity"):
+        raise ValueError(f"unknown allocation {allocation!r}: global, sensitivity")
     target = uniform_flops(ratio, image_size, round_to)
+    if allocation == "sensitivity":
+        return counted_pruner(model, ratio, sensitivity, target=target, num_frames=num_frames,
+                              image_size=image_size, round_to=round_to)
 
     def make(net, knob):
         return prune_utils.physical_pruner(net, knob, num_frames, image_size, round_to,
@@ -104,3 +113,149 @@ def bisect_flops(model, make, low, high, *, target, image_size):
             break
         low, high = (knob, high) if reached > target else (low, knob)
     return best
+
+
+class ChannelPlan:
+    """The coupled groups of a ResNet (Torch-Pruning's dependency graph, each named by its first conv) and
+    the FLOPs of one frame for any channels kept per group, counted as torch.utils.flop_counter does
+    (2 per multiply-add of every conv and of the head), so a greedy search can try thousands of
+    allocations without pruning a model for each."""
+
+    def __init__(self, model, image_size):
+        model = copy.deepcopy(model).eval()
+        names = {id(m): name for name, m in model.named_modules()}
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=frames(model, image_size))
+        self.channels, self.members, out_group, in_group = {}, {}, {}, {}
+        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=[nn.Conv2d]):
+            root = names[id(group[0].dep.target.module)]
+            self.channels[root], self.members[root] = graph.get_out_channels(group[0].dep.target.module), []
+            for item in group:
+                module, name = item.dep.target.module, names.get(id(item.dep.target.module))
+                if isinstance(module, nn.Conv2d) and graph.is_out_channel_pruning_fn(item.dep.handler):
+                    out_group[name] = root
+                    self.members[root].append(name)
+                elif isinstance(module, (nn.Conv2d, nn.Linear)) and graph.is_in_channel_pruning_fn(
+                        item.dep.handler):
+                    in_group[name] = root
+        pixels = output_pixels(model, image_size)
+        self.terms = []  # (out group or fixed count, in group or fixed count, FLOPs per channel pair)
+        for name, m in model.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                kernel = m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) else 1
+                self.terms.append((out_group.get(name, m.weight.shape[0]),
+                                   in_group.get(name, m.weight.shape[1]), 2 * kernel * pixels[name]))
+
+    def flops(self, kept):
+        count = lambda g: kept[g] if isinstance(g, str) else g  # noqa: E731
+        return sum(count(out) * count(inp) * per_pair for out, inp, per_pair in self.terms)
+
+
+def frames(model, image_size, num_frames=1):
+    return torch.zeros(1, num_frames, 3, image_size, image_size, device=next(model.parameters()).device)
+
+
+@torch.no_grad()
+def output_pixels(model, image_size):
+    """{conv or linear name: output pixels of one frame} (1 for a linear layer)."""
+    pixels, hooks = {}, []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            hooks.append(m.register_forward_hook(lambda m, i, out, name=name: pixels.__setitem__(
+                name, out[0, 0].numel() if out.dim() == 4 else 1)))
+    model(frames(model, image_size))
+    for hook in hooks:
+        hook.remove()
+    return pixels
+
+
+def loss_curves(plan, sensitivity):
+    """{group: f(removed share) -> validation MAE increase}: the sum over the group's convs of each conv's
+    measured increase when its channels are pruned alone (criterion l2_channels), linear between the
+    measured ratios from 0 at 0, made non-decreasing (a loss that falls is noise), extended past the last
+    ratio by the last slope. Summing treats the convs' losses as additive: the group loses them together."""
+    measured = {}
+    for row in sensitivity:
+        if row["criterion"] == "l2_channels":
+            point = (row["ratio"], row["val_mae_increase"])
+            measured.setdefault("backbone." + row["layer"], []).append(point)
+    missing = [conv for convs in plan.members.values() for conv in convs if conv not in measured]
+    if missing:
+        raise AllocationError(f"the sensitivity allocation needs every conv's layer sensitivity; none for "
+                              f"{', '.join(missing[:3])}: run with --sensitivity true")
+
+    def curve(conv):
+        ratios, losses = zip(*sorted([(0.0, 0.0)] + measured[conv]))
+        losses = np.maximum.accumulate(losses)
+        slope = (losses[-1] - losses[-2]) / (ratios[-1] - ratios[-2])
+        return lambda r: float(np.interp(r, ratios, losses)) + slope * max(0.0, r - ratios[-1])
+    curves = {g: [curve(conv) for conv in convs] for g, convs in plan.members.items()}
+    return {g: (lambda r, parts=parts: sum(part(r) for part in parts)) for g, parts in curves.items()}
+
+
+def sensitivity_plan(plan, curves, *, target, round_to):
+    """{group: channels removed}: greedy from the dense model, each step taking round_to channels from the
+    group whose measured loss grows least per FLOP saved (ties: the group pruned least so far, so that
+    where the curves tell nothing the allocation is the uniform one), until the FLOPs reach `target`. A
+    step that would fall below FLOPS_TOLERANCE / 2 under it is not taken while another lands closer.
+    No group keeps fewer than round_to channels or loses more than MAX_LAYER_RATIO of them."""
+    kept = {g: c - c % round_to for g, c in plan.channels.items()}
+    floor = {g: max(round_to, math.ceil(c * (1 - MAX_LAYER_RATIO) / round_to) * round_to)
+             for g, c in plan.channels.items()}
+    removed_share = lambda g, k: 1 - k / plan.channels[g]  # noqa: E731
+    flops = plan.flops(kept)
+    while flops > target:
+        steps = []
+        for g in (g for g in kept if kept[g] - round_to >= floor[g]):
+            after = plan.flops({**kept, g: kept[g] - round_to})
+            loss = curves[g](removed_share(g, kept[g] - round_to)) - curves[g](removed_share(g, kept[g]))
+            steps.append((after < target * (1 - FLOPS_TOLERANCE / 2), loss / (flops - after),
+                          removed_share(g, kept[g]), g, after))
+        if not steps:
+            break
+        undershoots, _, _, g, after = min(steps)
+        if undershoots:  # every step overshoots: take the one that lands nearest and stop
+            _, _, _, g, after = min(steps, key=lambda s: abs(s[4] - target))
+            kept[g], flops = kept[g] - round_to, after
+            break
+        kept[g], flops = kept[g] - round_to, after
+    return {g: plan.channels[g] - k for g, k in kept.items()}
+
+
+class CountedPruner:
+    """Removes `removed[group]` channels from each group of `model`, those of lowest L2 importance within
+    the group (Torch-Pruning's MagnitudeImportance(p=2), structured_physical's criterion), every group's
+    importance measured before any is pruned, as Torch-Pruning's own pruner does."""
+
+    def __init__(self, model, removed, num_frames, image_size):
+        self.model, self.removed, self.num_frames, self.image_size = model, removed, num_frames, image_size
+
+    def step(self):
+        model = self.model
+        names = {id(m): name for name, m in model.named_modules()}
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=frames(model, self.image_size,
+                                                                                   self.num_frames))
+        importance, chosen = tp.importance.MagnitudeImportance(p=2), []
+        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=[nn.Conv2d]):
+            count = self.removed.get(names[id(group[0].dep.target.module)], 0)
+            if count:
+                lowest = torch.argsort(importance(group))[:count].tolist()
+                chosen.append((group[0].dep.target.module, group[0].dep.handler, lowest))
+        for root, handler, lowest in chosen:
+            graph.get_pruning_group(root, handler, lowest).prune()
+
+
+def counted_pruner(model, ratio, sensitivity, *, target, num_frames, image_size, round_to):
+    """(CountedPruner of the sensitivity allocation, what was reached), checked on a pruned copy."""
+    plan = ChannelPlan(model, image_size)
+    removed = sensitivity_plan(plan, loss_curves(plan, sensitivity), target=target, round_to=round_to)
+    probe = copy.deepcopy(model)
+    CountedPruner(probe, removed, num_frames, image_size).step()
+    reached = frame_flops(probe, image_size)
+    if abs(reached / target - 1) > FLOPS_TOLERANCE:
+        raise AllocationError(f"the sensitivity allocation at ratio {ratio:g} reaches "
+                              f"{reached / target:.3f}x the uniform model's FLOPs, not within "
+                              f"{FLOPS_TOLERANCE:.0%}")
+    shares = {g: removed[g] / plan.channels[g] for g in removed}
+    return CountedPruner(model, removed, num_frames, image_size), {
+        "allocation": "sensitivity", "allocation_knob": None, "allocation_flops_vs_uniform": reached / target,
+        "allocation_removed_shares": shares}

@@ -97,7 +97,8 @@ BN_RECALIBRATION_BATCHES = 20
 # Recovering accuracy at high compression (docs/methodology.md, "Channel allocation"). Channel allocations of
 # removed channels besides the uniform one (structured_physical), each pruned to the uniform model's
 # effective FLOPs at the same ratio (allocation.py): "global" (Torch-Pruning's global ranking, the head
-# protected). One-shot.
+# protected), "sensitivity" (each group's share from the run's layer sensitivity; needs SENSITIVITY).
+# One-shot.
 CHANNEL_ALLOCATIONS = []
 # FLOP budgets: each adds the removed-channel models (structured_physical, its random control, the
 # allocations, the small net) at the uniform ratio that needs this many times fewer FLOPs than the
@@ -439,8 +440,11 @@ def _choice_problems(cfg):
 def _recovery_problems(cfg):
     """Channel allocations, FLOP budgets and distillation."""
     problems = []
-    if set(cfg.CHANNEL_ALLOCATIONS) - {"global"}:
-        problems.append(f"channel-allocations takes global, got {cfg.CHANNEL_ALLOCATIONS}")
+    if set(cfg.CHANNEL_ALLOCATIONS) - {"global", "sensitivity"}:
+        problems.append(f"channel-allocations takes global and sensitivity, got {cfg.CHANNEL_ALLOCATIONS}")
+    if "sensitivity" in cfg.CHANNEL_ALLOCATIONS and not cfg.SENSITIVITY:
+        problems.append("channel-allocations sensitivity allocates from the layer sensitivity: it needs "
+                        "sensitivity true")
     if (cfg.CHANNEL_ALLOCATIONS or cfg.TARGET_FLOPS_SPEEDUPS) and not cfg.PHYSICAL_STRUCTURED_PRUNING:
         problems.append("channel-allocations and target-flops-speedups prune removed channels: they need "
                         "physical-structured-pruning true")

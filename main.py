@@ -64,7 +64,8 @@ class SeedContext:
     """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
     epoch logs, and the run's configuration, data loaders, device, measuring inputs (`measuring_inputs`)
     and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
-    loader "distill" (with_teacher)."""
+    loader "distill" (with_teacher); once measured, the seed's layer sensitivity (the sensitivity
+    allocation's)."""
     seed: int
     folder: str
     cfg: SimpleNamespace
@@ -72,6 +73,7 @@ class SeedContext:
     device: torch.device
     inputs: SimpleNamespace
     train_efs: np.ndarray
+    sensitivity: tuple = ()
 
 
 def test_metrics(ctx, model):
@@ -234,7 +236,8 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
     model = copy.deepcopy(baseline_model)
     pruner = prune_utils.Pruner.from_config(model, pruning, ratio, cfg, steps=pruning_steps(cfg),
                                             remove_masks=cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-                                            after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END)
+                                            after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END,
+                                            sensitivity=ctx.sensitivity)
     pruned = None
     if pruner.steps == 1:
         pruner.step()
@@ -464,6 +467,7 @@ def run_seed(experiment, seed):
     if cfg.SENSITIVITY:
         rows = [r for r in experiment.earlier.get("sensitivity", []) if r["seed"] == seed]
         results["sensitivity"] += rows or run_sensitivity(ctx, baseline_model)
+        ctx = replace(ctx, sensitivity=tuple(r for r in results["sensitivity"] if r["seed"] == seed))
         experiment.clock.lap("sensitivity")
         if train.is_main():
             reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR)

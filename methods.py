@@ -37,6 +37,10 @@ METHODS = {
                                          "Coupled channels, removed, allocated by Torch-Pruning's global "
                                          "ranking at the uniform model's FLOPs",
                                          kind="structured", style=("#0b6e4f", "<", ":")),
+    "structured_physical_sensitivity": Method("coupled channels, sensitivity allocation (removed)",
+                                              "Coupled channels, removed, allocated by the layer sensitivity "
+                                              "at the uniform model's FLOPs",
+                                              kind="structured", style=("#5a8f29", ">", ":")),
     "unstructured_random": Method("random unstructured", "Control: unstructured, random weights",
                                   kind="unstructured", masked=True, bar="unstr.\nrand.",
                                   style=("#7fa7c9", "x", "-.")),
@@ -66,12 +70,13 @@ DENSE = [method for method, row in METHODS.items() if row.kind == "dense"]
 # Method pairs compared at equal ratios (claims.py): masking against removal of the same channels; the
 # criterion and structure (coupled groups against per-layer norms, both masked); each criterion against
 # its random control; pruning the trained baseline against training its small architecture from scratch;
-# the global channel allocation against the uniform one, at the same FLOPs.
+# each channel allocation against the uniform one, at the same FLOPs.
 PAIRS = [("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
          ("unstructured", "unstructured_random"), ("structured", "structured_random"),
          ("structured_physical", "structured_physical_random"), ("structured_physical", "scratch"),
          ("structured_physical", "unstructured"), ("structured", "unstructured"),
-         ("structured_physical_global", "structured_physical")]
+         ("structured_physical_global", "structured_physical"),
+         ("structured_physical_sensitivity", "structured_physical")]
 # ... and every distilled model against the same method fine-tuned on the labels alone
 PAIRS += [(method, method[:-len("_kd")]) for method in METHODS if method.endswith("_kd")]
 

@@ -14,6 +14,7 @@ structured_coupled_masked  its masked twin: exactly the channels structured_phys
 structured_physical_global structured_physical's removal with the channels allocated across the layers
                            by Torch-Pruning's global ranking, at the uniform model's effective FLOPs for
                            the same ratio (allocation.py)
+structured_physical_sensitivity  the same, with the channels allocated from the run's layer sensitivity
 structured and structured_coupled_masked differ in criterion and structure, not in masking.
 A method's name ending in _kd (structured_physical_kd) is that method fine-tuned with distillation from
 the dense baseline (main.py, DISTILLED_METHODS).
@@ -52,7 +53,7 @@ import metrics
 
 METHODS = ("unstructured", "structured", "structured_physical", "structured_coupled_masked")
 RANDOM_METHODS = ("unstructured_random", "structured_random", "structured_physical_random")
-ALLOCATED = ("structured_physical_global",)  # allocation.py's
+ALLOCATED = ("structured_physical_global", "structured_physical_sensitivity")  # allocation.py's
 REMOVED = ("structured_physical", "structured_physical_random") + ALLOCATED  # methods that make a smaller net
 # channels read off a one-step Torch-Pruning pass; FLOPs matched by pruning copies in one step
 ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED
@@ -271,10 +272,11 @@ def apply(model, method, ratio, num_frames, image_size, round_to=1, scope="backb
 class Pruner:
     """Prunes `model` in place to `ratio` in `steps` calls of step(): the one pruning entry point of
     the experiment. steps=1 is one-shot pruning. after_step(model): called after every step, before
-    the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there)."""
+    the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there).
+    sensitivity: the seed's layer sensitivity rows, for structured_physical_sensitivity."""
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
-                 remove_masks=False, after_step=None, ramp_end=0.5):
+                 remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=()):
         known = METHODS + RANDOM_METHODS + ALLOCATED + (CONTROL,)
         if method not in known:
             raise ValueError(f"unknown pruning method {method!r}; one of {known}")
@@ -289,7 +291,7 @@ class Pruner:
             import allocation
             self.torch_pruning, self.allocation = allocation.allocated_pruner(
                 model, allocation.ALLOCATIONS[method], ratio, num_frames=num_frames, image_size=image_size,
-                round_to=round_to)
+                round_to=round_to, sensitivity=sensitivity)
         elif method in REMOVED:
             self.torch_pruning = physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
                                                  random=method == "structured_physical_random")
@@ -301,7 +303,7 @@ class Pruner:
     def from_config(cls, model, method, ratio, cfg, **schedule):
         """A Pruner at the configuration's input size (NUM_FRAMES, IMAGE_SIZE), channel rounding
         (PHYSICAL_ROUND_TO) and scope (PRUNING_SCOPE); `schedule`: the other keywords of Pruner (steps,
-        remove_masks, after_step, ramp_end)."""
+        remove_masks, after_step, ramp_end, sensitivity)."""
         return cls(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, round_to=cfg.PHYSICAL_ROUND_TO,
                    scope=cfg.PRUNING_SCOPE, **schedule)
 

@@ -315,7 +315,9 @@ def run_time(results):
 
 
 RECOVERY = ["structured_physical", "structured_physical_kd", "structured_physical_global",
-            "structured_physical_global_kd", "scratch", "scratch_kd"]
+            "structured_physical_global_kd", "structured_physical_sensitivity",
+            "structured_physical_sensitivity_kd", "scratch", "scratch_kd"]
+RECOVERY_DENSE = ["dense_control", "dense_control_kd"]  # the first rows: nothing pruned
 
 
 def recovery(results, highest_only=False):
@@ -331,14 +333,18 @@ def recovery(results, highest_only=False):
     ratios = ratios[-1:] if highest_only else ratios
     lines = ["| budget | model | test MAE, mean ± std | × baseline | ΔMAE vs baseline [95% interval] | "
              "verdict | effective FLOPs (M), × uniform | PyTorch speed-up |", "|" + "---|" * 8]
+    dense_flops = results["models"][0]["effective_flops"]
+    budgets = [] if highest_only else [("none (dense)", 0.0, dense_flops, RECOVERY_DENSE)]
     for ratio in ratios:
         uniform = np.mean([r["effective_flops"] for r in models[("structured_physical", ratio)]])
-        for method in [m for m in RECOVERY if (m, ratio) in models]:
+        budget = f"{dense_flops / uniform:.1f}× fewer FLOPs (ratio {ratio:g})"
+        budgets.append((budget, ratio, uniform, RECOVERY))
+    for budget, ratio, uniform, shown in budgets:
+        for method in [m for m in shown if (m, ratio) in models]:
             rows, claim = models[(method, ratio)], versus.get((method, ratio))
             flops = np.mean([r["effective_flops"] for r in rows])
             lines.append("| " + " | ".join([
-                f"{results['models'][0]['effective_flops'] / uniform:.1f}× fewer FLOPs (ratio {ratio:g})",
-                methods.label(method), mean_std([r["test_mae"] for r in rows]),
+                budget, methods.label(method), mean_std([r["test_mae"] for r in rows]),
                 f"{np.mean([r['test_mae'] / base[r['seed']] for r in rows]):.2f}",
                 interval(claim._asdict()) if claim else "", claim.verdict if claim else "",
                 f"{flops / 1e6:.0f}, {flops / uniform:.3f}",
@@ -347,7 +353,8 @@ def recovery(results, highest_only=False):
     text = "\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + "\n"
     if highest_only:
         return text
-    pairs = table[(table.kind == "same ratio") & table.method.isin(RECOVERY) & table.reference.isin(RECOVERY)]
+    compared = RECOVERY + RECOVERY_DENSE
+    pairs = table[(table.kind == "same ratio") & table.method.isin(compared) & table.reference.isin(compared)]
     return text + "\n" + claims.claims_table(pairs)
 
 

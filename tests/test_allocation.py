@@ -1,5 +1,6 @@
-"""Channels allocated where they matter, compared at equal size: the global allocation of removed channels
-reaches the uniform model's FLOPs at the same ratio, and a FLOP budget is met."""
+"""Channels allocated where they matter, compared at equal size: the global and the sensitivity allocations
+of removed channels reach the uniform model's FLOPs at the same ratio, the sensitivity allocation takes its
+channels where the measured loss is small, and a FLOP budget is met."""
 import copy
 
 import pytest
@@ -17,6 +18,16 @@ SIZE = 32
 def dense():
     torch.manual_seed(0)
     return EFRegressionModel(55.0)
+
+
+@pytest.fixture(scope="module")
+def sensitivity(dense):
+    """Made-up layer sensitivity, as sensitivity.layer_sensitivity records it: layer1's and layer4's convs
+    lose nothing when pruned, layer2's and layer3's a lot, the stem little."""
+    losses = {"layer1": 0.0, "layer2": 2.0, "layer3": 2.0, "layer4": 0.0, "conv1": 0.1}
+    return [{"layer": name.replace("backbone.", ""), "criterion": "l2_channels", "ratio": ratio,
+             "val_mae_increase": losses[name.split(".")[1]] * ratio}
+            for name, m in dense.named_modules() if isinstance(m, nn.Conv2d) for ratio in (0.5, 0.9)]
 
 
 def convs(model):
@@ -39,11 +50,12 @@ def test_a_budget_no_ratio_reaches_is_refused_with_the_option_named():
 
 @pytest.mark.parametrize("method", prune_utils.ALLOCATED)
 @pytest.mark.parametrize("ratio", [0.7])  # 0.5 and a budget's ratio: test_distillation's run
-def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwise(dense, method, ratio):
+def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwise(dense, sensitivity, method,
+                                                                                   ratio):
     uniform = copy.deepcopy(dense)
     prune_utils.Pruner(uniform, "structured_physical", ratio, 1, SIZE, round_to=8).step()
     model = copy.deepcopy(dense)
-    pruner = prune_utils.Pruner(model, method, ratio, 1, SIZE, round_to=8)
+    pruner = prune_utils.Pruner(model, method, ratio, 1, SIZE, round_to=8, sensitivity=sensitivity)
     pruner.step()
     target = allocation.frame_flops(uniform, SIZE)
     assert abs(allocation.frame_flops(model, SIZE) / target - 1) <= allocation.FLOPS_TOLERANCE
@@ -58,3 +70,40 @@ def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwi
 def test_allocations_are_one_shot_only(dense):
     with pytest.raises(ValueError, match="one-shot only"):
         prune_utils.Pruner(copy.deepcopy(dense), "structured_physical_global", 0.5, 1, SIZE, steps=3)
+
+
+def test_the_channel_plan_counts_flops_as_the_flop_counter_does(dense):
+    plan = allocation.ChannelPlan(dense, SIZE)
+    assert plan.flops(plan.channels) == allocation.frame_flops(dense, SIZE)
+    uniform = copy.deepcopy(dense)
+    prune_utils.structured_physical(uniform, 0.7, 1, SIZE, 8)
+    kept = {group: uniform.get_submodule(group).out_channels for group in plan.channels}
+    assert plan.flops(kept) == allocation.frame_flops(uniform, SIZE)
+
+
+def test_counted_channels_are_the_ones_structured_physical_removes(dense):
+    """Given the uniform model's counts, the sensitivity allocation's pruner removes the same channels:
+    the allocations differ in how many channels each group loses, not in which."""
+    uniform = copy.deepcopy(dense)
+    prune_utils.structured_physical(uniform, 0.5, 1, SIZE, 8)
+    plan = allocation.ChannelPlan(dense, SIZE)
+    removed = {g: c - uniform.get_submodule(g).out_channels for g, c in plan.channels.items()}
+    counted = copy.deepcopy(dense)
+    allocation.CountedPruner(counted, removed, 1, SIZE).step()
+    pairs = zip(uniform.state_dict().items(), counted.state_dict().items())
+    assert all(a == b and torch.equal(x, y) for (a, x), (b, y) in pairs)
+
+
+def test_the_sensitivity_allocation_prunes_where_the_measured_loss_is_small(dense, sensitivity):
+    model, ratio = copy.deepcopy(dense), 0.5
+    prune_utils.Pruner(model, "structured_physical_sensitivity", ratio, 1, SIZE, round_to=8,
+                       sensitivity=sensitivity).step()
+    removed = {name: 1 - c / dense.get_submodule(name).out_channels for name, c in convs(model).items()}
+    free = [share for name, share in removed.items() if name.split(".")[1] in ("layer1", "layer4")]
+    costly = [share for name, share in removed.items() if name.split(".")[1] in ("layer2", "layer3")]
+    assert min(free) > max(costly) and min(free) > ratio
+
+
+def test_the_sensitivity_allocation_without_the_sensitivity_is_refused_with_the_option_named(dense):
+    with pytest.raises(allocation.AllocationError, match="--sensitivity true"):
+        prune_utils.Pruner(copy.deepcopy(dense), "structured_physical_sensitivity", 0.5, 1, SIZE, round_to=8)

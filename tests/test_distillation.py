@@ -56,11 +56,12 @@ def test_weight_one_learns_the_dense_models_predictions_not_the_labels():
 
 @pytest.fixture(scope="module")
 def recovery_run(sample_root, tmp_path_factory):
-    """A tiny run with the global allocation, a FLOP budget of 2x, and structured_physical distilled at
-    weight 0."""
+    """A tiny run with the global and sensitivity allocations, a FLOP budget of 2x, and structured_physical
+    distilled at weight 0."""
     out = tmp_path_factory.mktemp("recovery")
     result = run_main(*TINY, *LEAN, *options(data_root=sample_root,
-                                             channel_allocations="global",
+                                             channel_allocations="global,sensitivity", sensitivity="true",
+                                             sensitivity_ratios="0.5",
                                              target_flops_speedups=2, distilled_methods="structured_physical",
                                              distillation_weight=0, onnx_export="false",
                                              unstructured_pruning_ratios=""),
@@ -83,18 +84,18 @@ def test_allocations_are_measured_at_the_uniform_models_flops(recovery_run):
                   and m["method"] == "structured_physical")
     for ratio in (0.5, budget["ratio"]):
         uniform = recovery_run[f"structured_physical_{ratio:g}"]
-        for method in ("structured_physical_global",):
+        for method in ("structured_physical_global", "structured_physical_sensitivity"):
             model = recovery_run[f"{method}_{ratio:g}"]
             flops = model["effective_flops"] / uniform["effective_flops"]
             assert abs(flops - 1) <= allocation.FLOPS_TOLERANCE
             assert model["channels"] != uniform["channels"]
-            assert model["allocation"] == "global"
+            assert model["allocation"] == allocation.ALLOCATIONS[method]
 
 
 def test_a_flop_budget_is_reached_within_its_tolerance_and_recorded(recovery_run):
     budgeted = [m for m in recovery_run.values() if "target_flops_speedup" in m]
     assert {m["method"] for m in budgeted} >= {"structured_physical", "structured_physical_global",
-                                                "structured_physical_kd"}
+                                                "structured_physical_sensitivity", "structured_physical_kd"}
     for model in budgeted:
         assert abs(model["theoretical_speedup"] / 2 - 1) <= allocation.BUDGET_TOLERANCE
         assert model["latency_ms"] > 0 and model["latency_speedup"] > 0  # the latency it reached
