@@ -65,7 +65,8 @@ class SeedContext:
     epoch logs, and the run's configuration, data loaders, device, measuring inputs (`measuring_inputs`)
     and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
     loader "distill" (with_teacher); once measured, the seed's layer sensitivity (the sensitivity
-    allocation's)."""
+    allocation's); with the loader "distill", how far the baseline's predictions for the training
+    videos are from their labels (teacher_train_mae: how much a distillation target can add)."""
     seed: int
     folder: str
     cfg: SimpleNamespace
@@ -74,6 +75,7 @@ class SeedContext:
     inputs: SimpleNamespace
     train_efs: np.ndarray
     sensitivity: tuple = ()
+    teacher_train_mae: float = None
 
 
 def test_metrics(ctx, model):
@@ -122,7 +124,10 @@ def with_teacher(ctx, baseline_model):
     teacher, labels = train.predict(baseline_model, in_order, ctx.device, ctx.cfg.AMP)
     distill = copy.copy(ctx.loaders["train"])
     distill.efs = torch.stack([labels, teacher], 1).to(distill.efs.device)
-    return replace(ctx, loaders={**ctx.loaders, "distill": distill})
+    gap = (teacher - labels).abs().mean().item()
+    log(f"distillation (seed {ctx.seed}): the baseline's predictions for the training videos are "
+        f"{gap:.2f} EF points from their labels on average")
+    return replace(ctx, loaders={**ctx.loaders, "distill": distill}, teacher_train_mae=gap)
 
 
 def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
@@ -145,7 +150,8 @@ def recovery_fields(ctx, method, ratio):
     """What a record says of distillation and of the FLOP budget its ratio was solved for."""
     fields = {}
     if method.endswith(prune_utils.DISTILLED):
-        fields["distillation_weight"] = ctx.cfg.DISTILLATION_WEIGHT
+        fields.update(distillation_weight=ctx.cfg.DISTILLATION_WEIGHT,
+                      teacher_train_mae=ctx.teacher_train_mae)
     budgets = [s for s, r in budget_ratios(ctx.cfg).items() if r == ratio]
     if budgets and prune_utils.base_method(method) in prune_utils.REMOVED + (prune_utils.SCRATCH,):
         fields["target_flops_speedup"] = budgets[0]

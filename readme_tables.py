@@ -350,12 +350,25 @@ def recovery(results, highest_only=False):
                 f"{flops / 1e6:.0f}, {flops / uniform:.3f}",
                 f"{np.mean([r['latency_speedup'] for r in rows]):.2f}×" if "latency_speedup" in rows[0]
                 else ""]) + " |")
-    text = "\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + "\n"
+    text = ("\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + teacher_gap(results)
+            + "\n")
     if highest_only:
         return text
     compared = RECOVERY + RECOVERY_DENSE
     pairs = table[(table.kind == "same ratio") & table.method.isin(compared) & table.reference.isin(compared)]
     return text + "\n" + claims.claims_table(pairs)
+
+
+def teacher_gap(results):
+    """What distillation's second target adds: how far the baseline's predictions for the training videos
+    are from their labels, against its error on the test videos (means over the seeds)."""
+    gaps = {r["seed"]: r["teacher_train_mae"] for r in results["models"] if r.get("teacher_train_mae")}
+    if not gaps:
+        return ""
+    test = np.mean([r["test_mae"] for r in results["models"] if r["method"] == "baseline"])
+    return (f" The dense baseline's predictions for the training videos, distillation's second target, are "
+            f"{np.mean(list(gaps.values())):.2f} EF points from their labels on average, against its test "
+            f"MAE of {test:.2f}.")
 
 
 def highest_budget(results, versus, ratio):
@@ -373,10 +386,46 @@ def highest_budget(results, versus, ratio):
                f"{best[1].change:+.2f} [{best[1].ci_low:+.2f}, {best[1].ci_high:+.2f}] ({best[1].verdict})."))
 
 
+def distilled_val_maes(run):
+    """{distilled method: validation MAE} of one weight's run, at its highest ratio, with the same methods
+    fine-tuned on the labels alone (the model each kept: its best epoch on validation)."""
+    models = by_model(run)
+    ratio = max(ratio for method, ratio in models if method.endswith("_kd"))
+    kd = [method for method, r in models if r == ratio and method.endswith("_kd")]
+    return ratio, {m: [r["val_mae"] for r in models[(m, ratio)]] for m in kd + [m[:-3] for m in kd]}
+
+
+def chosen_weight(*runs):
+    """The weight whose distilled models have the lowest mean validation MAE (one run per weight)."""
+    means = {run["config"]["DISTILLATION_WEIGHT"]: np.mean([np.mean(v) for m, v in distilled_val_maes(run)[1]
+                                                            .items() if m.endswith("_kd")]) for run in runs}
+    return min(means, key=means.get)
+
+
+def distillation_weight(*runs):
+    """How the distillation weight was chosen: one run per candidate weight, alike in everything else, each
+    distilled model's validation MAE at the highest ratio and their mean (the labels alone, weight 0,
+    from the same runs' plain models); the lowest mean wins. No test number is read."""
+    runs = sorted(runs, key=lambda run: run["config"]["DISTILLATION_WEIGHT"])
+    ratio, first = distilled_val_maes(runs[0])
+    kd = [m for m in first if m.endswith("_kd")]
+    lines = ["| weight w | " + " | ".join(methods.label(m[:-3]) for m in kd) + " | mean |",
+             "|" + "---|" * (len(kd) + 2)]
+    for w, maes in [(0.0, {m: first[m[:-3]] for m in kd})] + [
+            (run["config"]["DISTILLATION_WEIGHT"], distilled_val_maes(run)[1]) for run in runs]:
+        values = [np.mean(maes[m]) for m in kd]
+        lines.append(f"| {w:g}{' (labels alone)' if w == 0 else ''} | "
+                     + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
+    seeds = ", ".join(str(s) for s in runs[0]["config"]["SEEDS"])
+    return ("\n".join(lines) + f"\n\nValidation MAE at ratio {ratio:g}, seed {seeds}, "
+            f"{runs[0]['splits']['val']} validation videos. Chosen: w = {chosen_weight(*runs):g}.\n")
+
+
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
           "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
           "run_time": run_time, "recovery": recovery,
-          "recovery_headline": lambda results: recovery(results, highest_only=True)}
+          "recovery_headline": lambda results: recovery(results, highest_only=True),
+          "distillation_weight": distillation_weight}
 
 
 def stamp(results, path):

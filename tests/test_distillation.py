@@ -77,6 +77,8 @@ def test_distilled_at_weight_zero_reproduces_plain_fine_tuning_in_a_run(recovery
     assert distilled["test_errors"] == plain["test_errors"]
     assert distilled["history"]["train_loss"] == plain["history"]["train_loss"]
     assert distilled["channels"] == plain["channels"]
+    # what the second target can add: the dense model's distance from the labels on the training videos
+    assert distilled["teacher_train_mae"] > 0 and "teacher_train_mae" not in plain
 
 
 def test_allocations_are_measured_at_the_uniform_models_flops(recovery_run):

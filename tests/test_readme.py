@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+import config
 import latency
 import readme_tables
 from conftest import ROOT
@@ -87,3 +88,37 @@ def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_bey
     assert "| 10.2 [9.9–10.5] (0.98×, n.d.) |" in control and "| 3.0 [2.9–3.1] (3.33×) |" in physical
     assert "interleaved rounds" in table[-1]
     assert f"| {results['models'][0]['onnx_latency_ms']:.1f} (1.00×) |" in base
+
+
+def weight_run(weight, val_maes):
+    """A run of one candidate distillation weight: {method: validation MAE} at ratio 0.7, seed 42."""
+    models = [{"method": "baseline", "ratio": 0.0, "seed": 42, "val_mae": 3.0}]
+    models += [{"method": m, "ratio": 0.7, "seed": 42, "val_mae": v} for m, v in val_maes.items()]
+    return {"config": {"DISTILLATION_WEIGHT": weight, "SEEDS": [42]}, "splits": {"val": 60}, "models": models}
+
+
+def test_the_distillation_weight_is_the_one_with_the_lowest_mean_validation_mae():
+    plain = {"structured_physical": 5.0, "structured_physical_global": 6.0}
+    runs = [weight_run(0.25, {**plain, "structured_physical_kd": 4.9, "structured_physical_global_kd": 6.3}),
+            weight_run(0.5, {**plain, "structured_physical_kd": 5.1, "structured_physical_global_kd": 5.9}),
+            weight_run(1.0, {**plain, "structured_physical_kd": 4.0, "structured_physical_global_kd": 9.0})]
+    assert readme_tables.chosen_weight(*runs) == 0.5  # means 5.6, 5.5, 6.5: not the best single model's
+    table = readme_tables.distillation_weight(*reversed(runs)).splitlines()
+    assert table[2] == "| 0 (labels alone) | 5.000 | 6.000 | 5.500 |"
+    assert [line.split(" | ")[0] for line in table[3:6]] == ["| 0.25", "| 0.5", "| 1"]
+    assert table[-1].endswith("Chosen: w = 0.5.")
+
+
+def test_the_recovery_run_distils_with_the_weight_chosen_on_validation():
+    """The committed result run used the weight the committed weight runs chose, and config.py's default is
+    that weight."""
+    text = open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8").read()
+    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == "distillation_weight").split(",")
+    runs = [json.load(open(os.path.join(ROOT, path))) for path in paths]
+    alike = [{k: v for k, v in run["config"].items() if k not in run["config"]["NOT_RESULTS"]
+              and k != "DISTILLATION_WEIGHT"} for run in runs]
+    assert len(runs) > 2 and all(a == alike[0] for a in alike)  # the weight runs differ in the weight alone
+    recovery = json.load(open(os.path.join(ROOT, "docs", "recovery_results.json")))
+    chosen = readme_tables.chosen_weight(*runs)
+    assert recovery["config"]["DISTILLATION_WEIGHT"] == chosen == config.DISTILLATION_WEIGHT
+    assert {r["distillation_weight"] for r in recovery["models"] if r["method"].endswith("_kd")} == {chosen}
