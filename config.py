@@ -107,9 +107,10 @@ TARGET_FLOPS_SPEEDUPS = []
 # These methods ("scratch" and "dense_control" too) are also fine-tuned (trained) with distillation from
 # the dense baseline, as <method>_kd: the loss (1 - w) x MSE to the label + w x MSE to the baseline's
 # prediction for the same video (Hinton et al. 2015, for regression), w = DISTILLATION_WEIGHT, chosen on
-# the validation split (docs/methodology.md). The baseline's predictions are computed once per seed.
+# the validation split (docs/results.md, "The distillation weight"). The baseline's predictions are
+# computed once per seed.
 DISTILLED_METHODS = []
-DISTILLATION_WEIGHT = 0.5
+DISTILLATION_WEIGHT = 1.0
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
 # ratios and measure validation MAE without fine-tuning (results/sensitivity.csv, a heatmap).

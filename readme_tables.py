@@ -411,14 +411,18 @@ def distillation_weight(*runs):
     kd = [m for m in first if m.endswith("_kd")]
     lines = ["| weight w | " + " | ".join(methods.label(m[:-3]) for m in kd) + " | mean |",
              "|" + "---|" * (len(kd) + 2)]
+    means = {}
     for w, maes in [(0.0, {m: first[m[:-3]] for m in kd})] + [
             (run["config"]["DISTILLATION_WEIGHT"], distilled_val_maes(run)[1]) for run in runs]:
         values = [np.mean(maes[m]) for m in kd]
+        means[w] = np.mean(values)
         lines.append(f"| {w:g}{' (labels alone)' if w == 0 else ''} | "
-                     + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
-    seeds = ", ".join(str(s) for s in runs[0]["config"]["SEEDS"])
+                     + " | ".join(f"{v:.3f}" for v in values) + f" | {means[w]:.3f} |")
+    seeds, chosen = ", ".join(str(s) for s in runs[0]["config"]["SEEDS"]), chosen_weight(*runs)
+    plain = ("; the labels alone did better on validation than every weight tried"
+             if means[0.0] < means[chosen] else "")
     return ("\n".join(lines) + f"\n\nValidation MAE at ratio {ratio:g}, seed {seeds}, "
-            f"{runs[0]['splits']['val']} validation videos. Chosen: w = {chosen_weight(*runs):g}.\n")
+            f"{runs[0]['splits']['val']} validation videos. Chosen: w = {chosen:g}{plain}.\n")
 
 
 TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
