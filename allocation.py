@@ -4,8 +4,9 @@ uniform      every coupled group loses the same share of its channels (structure
 global       Torch-Pruning's global ranking: every group's channels ranked together by their L2
              importance (normalised within the group), so a group loses more where its channels matter
              less; the head protected, no group losing more than MAX_LAYER_RATIO
-sensitivity  the run's layer sensitivity (sensitivity.py, validation split) decides how many channels each
-             group loses; which ones, as in uniform, by L2 importance within the group (sensitivity_plan)
+sensitivity  the run's coupled-group sensitivity (sensitivity.group_sensitivity: each group removed alone,
+             on the validation split) decides how many channels each group loses; which ones, as in
+             uniform, by L2 importance within the group (sensitivity_plan)
 
 An allocation at ratio r is pruned to the effective FLOPs of the uniform model at r: its knob (the global
 ratio) is found by bisection on a copy of the model, so the allocations compare at equal FLOPs by
@@ -79,7 +80,7 @@ def ratio_for_speedup(speedup, image_size, round_to):
 def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_to, sensitivity=()):
     """(pruner for `model`, what was reached): the allocation pruned to the uniform model's FLOPs at `ratio`
     (global: its knob found by bisection; sensitivity: sensitivity_plan); an AllocationError if it cannot.
-    sensitivity: the seed's rows of sensitivity.layer_sensitivity."""
+    sensitivity: the seed's rows of sensitivity.group_sensitivity."""
     if allocation not in ("global", "sensitivity"):
         raise ValueError(f"unknown allocation {allocation!r}: global, sensitivity")
     target = uniform_flops(ratio, image_size, round_to)
@@ -169,55 +170,63 @@ def output_pixels(model, image_size):
 
 
 def loss_curves(plan, sensitivity):
-    """{group: f(removed share) -> validation MAE increase}: the sum over the group's convs of each conv's
-    measured increase when its channels are pruned alone (criterion l2_channels), linear between the
-    measured ratios from 0 at 0, made non-decreasing (a loss that falls is noise), extended past the last
-    ratio by the last slope. Summing treats the convs' losses as additive: the group loses them together."""
+    """{group: f(removed share) -> validation MAE increase}: the group's measured increases when its
+    channels are removed alone (sensitivity.group_sensitivity), linear between the measured shares from 0
+    at 0, made non-decreasing (a loss that falls is noise), extended past the last share by the last
+    slope."""
     measured = {}
     for row in sensitivity:
-        if row["criterion"] == "l2_channels":
-            point = (row["ratio"], row["val_mae_increase"])
-            measured.setdefault("backbone." + row["layer"], []).append(point)
-    missing = [conv for convs in plan.members.values() for conv in convs if conv not in measured]
+        share = row["removed"] / row["channels"]
+        measured.setdefault(row["group"], []).append((share, row["val_mae_increase"]))
+    missing = [group for group in plan.channels if group not in measured]
     if missing:
-        raise AllocationError(f"the sensitivity allocation needs every conv's layer sensitivity; none for "
-                              f"{', '.join(missing[:3])}: run with --sensitivity true")
+        raise AllocationError(f"the sensitivity allocation needs every coupled group's sensitivity; none for "
+                              f"{', '.join(missing[:3])} (main.py measures it when channel-allocations names "
+                              f"sensitivity)")
 
-    def curve(conv):
-        ratios, losses = zip(*sorted([(0.0, 0.0)] + measured[conv]))
+    def curve(points):
+        shares, losses = zip(*sorted([(0.0, 0.0)] + points))
         losses = np.maximum.accumulate(losses)
-        slope = (losses[-1] - losses[-2]) / (ratios[-1] - ratios[-2])
-        return lambda r: float(np.interp(r, ratios, losses)) + slope * max(0.0, r - ratios[-1])
-    curves = {g: [curve(conv) for conv in convs] for g, convs in plan.members.items()}
-    return {g: (lambda r, parts=parts: sum(part(r) for part in parts)) for g, parts in curves.items()}
+        slope = (losses[-1] - losses[-2]) / (shares[-1] - shares[-2])
+        return lambda share: float(np.interp(share, shares, losses)) + slope * max(0.0, share - shares[-1])
+    return {group: curve(points) for group, points in measured.items()}
 
 
 def sensitivity_plan(plan, curves, *, target, round_to):
-    """{group: channels removed}: greedy from the dense model, each step taking round_to channels from the
-    group whose measured loss grows least per FLOP saved (ties: the group pruned least so far, so that
-    where the curves tell nothing the allocation is the uniform one), until the FLOPs reach `target`. A
-    step that would fall below FLOPS_TOLERANCE / 2 under it is not taken while another lands closer.
-    No group keeps fewer than round_to channels or loses more than MAX_LAYER_RATIO of them."""
-    kept = {g: c - c % round_to for g, c in plan.channels.items()}
+    """{group: channels removed}, in steps of round_to channels. Down: from the dense model, each step
+    removes channels from the group whose measured loss grows least per FLOP saved (ties: the group
+    pruned least so far, so that where the curves tell nothing the allocation is the uniform one), until
+    the FLOPs are at or below `target`. The last step can overshoot where only coarse steps are left
+    (groups at their floor, a stem or a residual stream whose step is a large share of what remains), so
+    up: while more than FLOPS_TOLERANCE / 2 below, channels go back to the group whose loss falls most per
+    FLOP restored (ties: the group pruned most), never above FLOPS_TOLERANCE / 2 over the target. No
+    group keeps fewer than round_to channels or loses more than MAX_LAYER_RATIO of them."""
+    full = {g: c - c % round_to for g, c in plan.channels.items()}
     floor = {g: max(round_to, math.ceil(c * (1 - MAX_LAYER_RATIO) / round_to) * round_to)
              for g, c in plan.channels.items()}
-    removed_share = lambda g, k: 1 - k / plan.channels[g]  # noqa: E731
+    kept = dict(full)
     flops = plan.flops(kept)
+
+    def moved(g, change):
+        """(loss change, FLOPs after, share kept now) of group g's count moved by `change` channels."""
+        share = lambda k: 1 - k / plan.channels[g]  # noqa: E731
+        return (curves[g](share(kept[g] + change)) - curves[g](share(kept[g])),
+                plan.flops({**kept, g: kept[g] + change}), kept[g] / plan.channels[g])
     while flops > target:
-        steps = []
-        for g in (g for g in kept if kept[g] - round_to >= floor[g]):
-            after = plan.flops({**kept, g: kept[g] - round_to})
-            loss = curves[g](removed_share(g, kept[g] - round_to)) - curves[g](removed_share(g, kept[g]))
-            steps.append((after < target * (1 - FLOPS_TOLERANCE / 2), loss / (flops - after),
-                          removed_share(g, kept[g]), g, after))
+        steps = [(grown / (flops - after), -share, g, after) for g in kept if kept[g] - round_to >= floor[g]
+                 for grown, after, share in [moved(g, -round_to)]]
         if not steps:
             break
-        undershoots, _, _, g, after = min(steps)
-        if undershoots:  # every step overshoots: take the one that lands nearest and stop
-            _, _, _, g, after = min(steps, key=lambda s: abs(s[4] - target))
-            kept[g], flops = kept[g] - round_to, after
+        _, _, g, flops = min(steps)
+        kept[g] -= round_to
+    ceiling = target * (1 + FLOPS_TOLERANCE / 2)
+    while flops < target * (1 - FLOPS_TOLERANCE / 2):
+        steps = [(grown / (after - flops), share, g, after) for g in kept if kept[g] + round_to <= full[g]
+                 for grown, after, share in [moved(g, round_to)] if after <= ceiling]
+        if not steps:
             break
-        kept[g], flops = kept[g] - round_to, after
+        _, _, g, flops = min(steps)
+        kept[g] += round_to
     return {g: plan.channels[g] - k for g, k in kept.items()}
 
 

@@ -95,7 +95,8 @@ def describe():
 
 def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
     """{phase: {unit: count}} (UNITS) of `python main.py` with configuration cfg, as main.run does it.
-    sizes: (train, val, test) videos; layers: (prunable layers, of which Conv2d) in the pruning scope;
+    sizes: (train, val, test) videos; layers: (prunable layers, of which Conv2d) in the pruning scope,
+    and the backbone's coupled channel groups;
     plan: main.pruning_plan(cfg), the (method, ratio) of every model after the baseline, for each seed;
     pruning_steps: main.pruning_steps(cfg). cfg.ONNX_EXPORT and cfg.INT8 are taken as resolved (None
     counts as off). Pure: no measurement, no file."""
@@ -117,10 +118,14 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
     counts = {phase: {} for phase in PHASES}
     counts["data_preparation"]["decoded_videos"] = train + val + test
     add("baseline", model(cfg.NUM_EPOCHS, 0, 1, 0))  # the test pass after training
-    if cfg.SENSITIVITY:  # each layer by L1 weights, each Conv2d by L2 channels, at every ratio; dense once
-        prunings = (layers[0] + layers[1]) * len(cfg.SENSITIVITY_RATIOS)
+    if cfg.SENSITIVITY:  # each layer by L1 weights, each Conv2d by L2 channels, at every ratio; dense as
+        prunings = (layers[0] + layers[1]) * len(cfg.SENSITIVITY_RATIOS)  # trained and recalibrated
+        add("sensitivity", {"eval_videos": (2 + prunings) * val,
+                            "recalibration_videos": (1 + prunings) * recalibration})
+    if "sensitivity" in cfg.CHANNEL_ALLOCATIONS:  # each coupled group at every ratio; dense recalibrated
+        prunings = layers[2] * len(cfg.SENSITIVITY_RATIOS)
         add("sensitivity", {"eval_videos": (1 + prunings) * val,
-                            "recalibration_videos": prunings * recalibration})
+                            "recalibration_videos": (1 + prunings) * recalibration})
     for method, _ in plan:
         if method in ("scratch", "scratch_kd"):  # prune_utils.SCRATCH: NUM_EPOCHS + FINE_TUNE_EPOCHS
             add("pruned_models", model(cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, 0, 1, 0))
@@ -157,13 +162,15 @@ def split_sizes(cfg):
 
 
 def run_counts(cfg, sizes):
-    """work_counts for cfg, with main.py's plan and the model's prunable layers."""
+    """work_counts for cfg, with main.py's plan and the model's prunable layers and coupled groups."""
+    import allocation
     import main as experiment
     import prune_utils
     from model import EFRegressionModel
     layers = prune_utils.prunable_layers(EFRegressionModel(), cfg.PRUNING_SCOPE)
     convs = sum(isinstance(m, torch.nn.Conv2d) for _, m in layers)
-    return work_counts(cfg, sizes, (len(layers), convs), experiment.pruning_plan(cfg),
+    groups = len(allocation.ChannelPlan(EFRegressionModel(), cfg.IMAGE_SIZE).channels)
+    return work_counts(cfg, sizes, (len(layers), convs, groups), experiment.pruning_plan(cfg),
                        experiment.pruning_steps(cfg))
 
 

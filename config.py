@@ -97,8 +97,8 @@ BN_RECALIBRATION_BATCHES = 20
 # Recovering accuracy at high compression (docs/methodology.md, "Channel allocation"). Channel allocations of
 # removed channels besides the uniform one (structured_physical), each pruned to the uniform model's
 # effective FLOPs at the same ratio (allocation.py): "global" (Torch-Pruning's global ranking, the head
-# protected), "sensitivity" (each group's share from the run's layer sensitivity; needs SENSITIVITY).
-# One-shot.
+# protected), "sensitivity" (each group's share from the sensitivity of each coupled group, removed alone
+# at SENSITIVITY_RATIOS on the validation split, measured after the baseline). One-shot.
 CHANNEL_ALLOCATIONS = []
 # FLOP budgets: each adds the removed-channel models (structured_physical, its random control, the
 # allocations, the small net) at the uniform ratio that needs this many times fewer FLOPs than the
@@ -113,7 +113,8 @@ DISTILLED_METHODS = []
 DISTILLATION_WEIGHT = 1.0
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
-# ratios and measure validation MAE without fine-tuning (results/sensitivity.csv, a heatmap).
+# ratios and measure validation MAE without fine-tuning, against the dense model with its BatchNorm
+# recalibrated alike (results/sensitivity.csv, a heatmap).
 SENSITIVITY = True
 SENSITIVITY_RATIOS = [0.3, 0.5, 0.7, 0.9]  # the ratios each layer is pruned to, alone
 
@@ -144,6 +145,9 @@ ONNX_EXPORT = None        # export every model to ONNX and time it in ONNX Runti
 # int8 weights, uint8 activations), calibrated on training videos only, and measured like FP32 (test
 # MAE through ONNX Runtime, latency, size). Settings chosen on the validation split (docs/onnx_int8.md).
 INT8 = None               # quantize every model to INT8; None: when ONNX_EXPORT is on
+# Each checkpoint's and ONNX file's gzip-compressed size besides its size on disk (zeros compress: what masks
+# save in storage). Compressing a full-size ResNet-18 file takes about a second of a core.
+GZIP_SIZES = True
 INT8_CALIBRATION_VIDEOS = 64        # training videos the activation ranges are calibrated on
 INT8_CALIBRATION_METHOD = "minmax"  # "minmax", "entropy" or "percentile"
 INT8_REDUCE_RANGE = True  # 7-bit weights: without VNNI, x86 int8 kernels saturate on 8-bit products
@@ -443,9 +447,6 @@ def _recovery_problems(cfg):
     problems = []
     if set(cfg.CHANNEL_ALLOCATIONS) - {"global", "sensitivity"}:
         problems.append(f"channel-allocations takes global and sensitivity, got {cfg.CHANNEL_ALLOCATIONS}")
-    if "sensitivity" in cfg.CHANNEL_ALLOCATIONS and not cfg.SENSITIVITY:
-        problems.append("channel-allocations sensitivity allocates from the layer sensitivity: it needs "
-                        "sensitivity true")
     if (cfg.CHANNEL_ALLOCATIONS or cfg.TARGET_FLOPS_SPEEDUPS) and not cfg.PHYSICAL_STRUCTURED_PRUNING:
         problems.append("channel-allocations and target-flops-speedups prune removed channels: they need "
                         "physical-structured-pruning true")

@@ -64,9 +64,9 @@ class SeedContext:
     """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
     epoch logs, and the run's configuration, data loaders, device, measuring inputs (`measuring_inputs`)
     and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
-    loader "distill" (with_teacher); once measured, the seed's layer sensitivity (the sensitivity
-    allocation's); with the loader "distill", how far the baseline's predictions for the training
-    videos are from their labels (teacher_train_mae: how much a distillation target can add)."""
+    loader "distill" (with_teacher) and how far the baseline's predictions for the training videos are
+    from their labels (teacher_train_mae: what a distillation target can add); once measured, the seed's
+    coupled-group sensitivity (the sensitivity allocation's, sensitivity.group_sensitivity)."""
     seed: int
     folder: str
     cfg: SimpleNamespace
@@ -205,8 +205,43 @@ def run_sensitivity(ctx, model):
     worst = max(rows, key=lambda r: r["val_mae_increase"])
     log(f"layer sensitivity (seed {ctx.seed}): {len(rows)} single-layer prunings evaluated on validation in "
         f"{seconds:.0f} s; largest loss: {worst['layer']} by {worst['criterion']} at {worst['ratio']:g}, "
-        f"val MAE {dense_mae:.2f} -> {worst['val_mae']:.2f}")
+        f"val MAE {worst['recalibrated_dense_val_mae']:.2f} -> {worst['val_mae']:.2f} (recalibrated; "
+        f"{dense_mae:.2f} as trained)")
     return [{"seed": ctx.seed, "dense_val_mae": dense_mae, "seconds": seconds, **r} for r in rows]
+
+
+def run_group_sensitivity(ctx, model):
+    """Each coupled group's channels removed alone, as run_sensitivity measures a layer: what the
+    sensitivity allocation allocates from."""
+    cfg = ctx.cfg
+    start = time.perf_counter()
+    rows = sensitivity.group_sensitivity(model, ctx.loaders["val"], ctx.device, cfg.SENSITIVITY_RATIOS,
+                                         num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
+                                         round_to=cfg.PHYSICAL_ROUND_TO, amp=cfg.AMP,
+                                         batches=recalibration_batches(ctx.loaders, ctx.seed),
+                                         num_batches=cfg.BN_RECALIBRATION_BATCHES)
+    seconds = time.perf_counter() - start
+    log(f"coupled-group sensitivity (seed {ctx.seed}): {len(rows)} groups removed alone, evaluated on "
+        f"validation in {seconds:.0f} s")
+    return [{"seed": ctx.seed, "seconds": seconds, **r} for r in rows]
+
+
+def seed_sensitivity(experiment, ctx, model):
+    """The seed's layer sensitivity (SENSITIVITY) and, for the sensitivity allocation, its coupled-group
+    sensitivity, each measured once (an earlier run's rows reused) and written as soon as measured.
+    Returns ctx with the group rows."""
+    cfg, results = experiment.cfg, experiment.results
+    wanted = {"sensitivity": cfg.SENSITIVITY and run_sensitivity,
+              "group_sensitivity": "sensitivity" in cfg.CHANNEL_ALLOCATIONS and run_group_sensitivity}
+    for key, measure in wanted.items():
+        if measure:
+            rows = [r for r in experiment.earlier.get(key, []) if r["seed"] == ctx.seed]
+            results[key] += rows or measure(ctx, model)
+    if any(wanted.values()):
+        experiment.clock.lap("sensitivity")
+        if train.is_main():
+            reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR)
+    return replace(ctx, sensitivity=tuple(r for r in results["group_sensitivity"] if r["seed"] == ctx.seed))
 
 
 def pruning_steps(cfg):
@@ -402,7 +437,8 @@ def set_up(cfg, device, steady_allocator):
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "identity": identity,
                "environment": provenance.environment(device, steady_allocator),
                "splits": {name: len(split) for name, split in splits.items()}, "skipped_videos": skipped,
-               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [], "models": [],
+               "mean_predictor": {"ef": mean_ef, "test_mae": mean_mae}, "sensitivity": [],
+               "group_sensitivity": [], "models": [],
                "phases": clock.laps, "clips_on_device": loaders["train"].resident,
                "started": time.strftime("%Y-%m-%d %H:%M %Z")}
     inputs = measuring_inputs(cfg, splits, identity)
@@ -467,16 +503,10 @@ def run_seed(experiment, seed):
     """One seed's models, each recorded as it finishes: the baseline, its layer sensitivity, then every
     pruned model and control of the plan, the dense control first. A model an earlier run finished is
     reused, not trained again."""
-    cfg, results = experiment.cfg, experiment.results
+    cfg = experiment.cfg
     ctx = seed_context(experiment, seed)
     baseline, baseline_model = seed_baseline(experiment, ctx)
-    if cfg.SENSITIVITY:
-        rows = [r for r in experiment.earlier.get("sensitivity", []) if r["seed"] == seed]
-        results["sensitivity"] += rows or run_sensitivity(ctx, baseline_model)
-        ctx = replace(ctx, sensitivity=tuple(r for r in results["sensitivity"] if r["seed"] == seed))
-        experiment.clock.lap("sensitivity")
-        if train.is_main():
-            reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR)
+    ctx = seed_sensitivity(experiment, ctx, baseline_model)
     if cfg.DISTILLED_METHODS:
         ctx = with_teacher(ctx, baseline_model)
 

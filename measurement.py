@@ -26,10 +26,12 @@ def measure(model, cfg, checkpoint, inputs):
         quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path,
                              method=cfg.INT8_CALIBRATION_METHOD, reduce_range=cfg.INT8_REDUCE_RANGE,
                              keep_fp32=cfg.INT8_KEEP_FP32)
-        record.update(quantize.int8_metrics(int8_path, inputs.test, fp32_path=record["onnx_path"]))
+        record.update(quantize.int8_metrics(int8_path, inputs.test, fp32_path=record["onnx_path"],
+                                            gzip=cfg.GZIP_SIZES))
         clock.lap("int8")
-    # the files' gzip sizes side by side, one per core
-    sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []))
+    # the files' sizes (gzip: compressed side by side, one per core)
+    sizes = metrics.file_sizes_of([checkpoint] + ([record["onnx_path"]] if cfg.ONNX_EXPORT else []),
+                                  gzip=cfg.GZIP_SIZES)
     record.update(sizes[0])
     if cfg.ONNX_EXPORT:
         record.update(onnx_runtime.size_fields(sizes[1]))

@@ -155,14 +155,16 @@ def live_channels(inputs, layer):
     return (inputs != 0).flatten(0, -2).any(0)
 
 
-def file_sizes_of(paths):
+def file_sizes_of(paths, gzip=True):
     """file_sizes of several files at once: zlib releases the GIL, so each compresses on its own core."""
     with ThreadPoolExecutor(len(paths)) as pool:
-        return list(pool.map(file_sizes, paths))
+        return list(pool.map(lambda path: file_sizes(path, gzip), paths))
 
 
-def file_sizes(path):
-    """Size on disk and gzip-compressed size in MB (zeros compress; dense kernels do not care)."""
+def file_sizes(path, gzip=True):
+    """Size on disk in MB and, with gzip, gzip-compressed (zeros compress; dense kernels do not care)."""
+    if not gzip:
+        return {"size_mb": os.path.getsize(path) / 1e6}
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip format
     compressed = 0
     with open(path, "rb") as f:

@@ -28,7 +28,7 @@ def session(path, threads=None, optimized=True):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def export(model, path, videos, sizes=True):
+def export(model, path, videos, sizes=True, gzip=True):
     """Export to ONNX (dynamic batch axis) and check it against PyTorch on `videos` in ONNX Runtime's CPU
     execution provider. Its latency is timed with every other model's (latency.py)."""
     model = copy.deepcopy(model).eval().cpu()
@@ -41,9 +41,9 @@ def export(model, path, videos, sizes=True):
         expected = model(videos).numpy()
     actual = checker.run(None, {"video": videos.numpy()})[0]
     result = {"onnx_max_abs_diff": float(np.abs(actual - expected).max()), "onnx_path": path}
-    return {**result, **size_fields(metrics.file_sizes(path))} if sizes else result
+    return {**result, **size_fields(metrics.file_sizes(path, gzip))} if sizes else result
 
 
 def size_fields(sizes):
     """metrics.file_sizes of an ONNX file, under the names the records use."""
-    return {"onnx_size_mb": sizes["size_mb"], "onnx_gzip_size_mb": sizes["gzip_size_mb"]}
+    return {f"onnx_{name}": value for name, value in sizes.items()}

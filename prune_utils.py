@@ -14,7 +14,8 @@ structured_coupled_masked  its masked twin: exactly the channels structured_phys
 structured_physical_global structured_physical's removal with the channels allocated across the layers
                            by Torch-Pruning's global ranking, at the uniform model's effective FLOPs for
                            the same ratio (allocation.py)
-structured_physical_sensitivity  the same, with the channels allocated from the run's layer sensitivity
+structured_physical_sensitivity  the same, with the channels allocated from the run's sensitivity of each
+                           coupled group
 structured and structured_coupled_masked differ in criterion and structure, not in masking.
 A method's name ending in _kd (structured_physical_kd) is that method fine-tuned with distillation from
 the dense baseline (main.py, DISTILLED_METHODS).
@@ -273,7 +274,7 @@ class Pruner:
     """Prunes `model` in place to `ratio` in `steps` calls of step(): the one pruning entry point of
     the experiment. steps=1 is one-shot pruning. after_step(model): called after every step, before
     the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there).
-    sensitivity: the seed's layer sensitivity rows, for structured_physical_sensitivity."""
+    sensitivity: the seed's coupled-group sensitivity rows, for structured_physical_sensitivity."""
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
                  remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=()):

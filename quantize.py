@@ -330,11 +330,12 @@ def predict_all(sessions, data, batch_size=16):
     return ([np.concatenate(p).astype(np.float64).ravel() for p in predicted], np.concatenate(target).ravel())
 
 
-def int8_metrics(int8_path, test_data, fp32_path=None, compare_videos=4):
+def int8_metrics(int8_path, test_data, fp32_path=None, compare_videos=4, gzip=True):
     """Test MAE, RMSE, R² and per-video errors of the INT8 model through ONNX Runtime; its sizes; and,
     with fp32_path, the FP32 ONNX model's per-video errors from the same loop (the same videos in the
     same order: the INT8 change is paired against them) and the largest |INT8 - FP32| prediction over
-    the first `compare_videos` test videos. Its latency is timed with every other model's (latency.py).
+    the first `compare_videos` test videos (gzip: its gzip-compressed size too). Its latency is timed
+    with every other model's (latency.py).
     test_data: the test DataLoader of (videos, efs), or a pair of arrays (videos, efs)."""
     sess = session(int8_path)
     fp32 = session(fp32_path) if fp32_path else None
@@ -350,8 +351,7 @@ def int8_metrics(int8_path, test_data, fp32_path=None, compare_videos=4):
         result["fp32_onnx_test_errors"] = [round(e, 5) for e in (predictions[1] - target).tolist()]
         expected = fp32.run(None, {fp32.get_inputs()[0].name: first})[0]
         result["int8_max_abs_diff_vs_fp32"] = float(np.abs(sess.run(None, {name: first})[0] - expected).max())
-    sizes = metrics.file_sizes(int8_path)
-    result.update({"int8_size_mb": sizes["size_mb"], "int8_gzip_size_mb": sizes["gzip_size_mb"]})
+    result.update({f"int8_{name}": value for name, value in metrics.file_sizes(int8_path, gzip).items()})
     return result
 
 

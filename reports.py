@@ -90,6 +90,16 @@ def write_results(results, results_dir, figures=()):
     return summary
 
 
+def file_sizes(rows, base, prefix=""):
+    """'11.3 MB (10.4 MB gzipped) vs 44.8 MB (41.5 MB)': the files' sizes against the baseline's, gzipped
+    where the run measured it (GZIP_SIZES)."""
+    size, gzipped = rows[f"{prefix}size_mb"], rows.get(f"{prefix}gzip_size_mb")
+    if gzipped is None:
+        return f"{span(size, '.1f')} MB vs {base[f'{prefix}size_mb']:.1f} MB"
+    return (f"{span(size, '.1f')} MB ({span(gzipped, '.1f')} MB gzipped) vs "
+            f"{base[f'{prefix}size_mb']:.1f} MB ({base[f'{prefix}gzip_size_mb']:.1f} MB)")
+
+
 def skipped_line(skipped):
     """The videos left out (unreadable), named: the splits above count without them."""
     if not skipped:
@@ -306,15 +316,11 @@ def method_paragraphs(models, mean_mae):
                  f"{base.params / 1e6:.2f} M "
                  f"(compression {span(rows.compression_ratio, '.2f')}×); executed FLOPs "
                  f"{span(rows.flops / 1e9, '.2f')} G of {base.flops / 1e9:.2f} G; {measured}"
-                 f"{span(rows.theoretical_speedup, '.2f')}×; "
-                 f"checkpoint {span(rows.size_mb, '.1f')} MB ({span(rows.gzip_size_mb, '.1f')} MB gzipped) "
-                 f"vs {base.size_mb:.1f} MB ({base.gzip_size_mb:.1f} MB).")
-        if "onnx_gzip_size_mb" in rows:
+                 f"{span(rows.theoretical_speedup, '.2f')}×; checkpoint {file_sizes(rows, base)}.")
+        if "onnx_size_mb" in rows:
             onnx_speed = (f"speedup {speedup_words(rows, verdicts, 'onnx_latency')}, "
                           if known(rows, "onnx_latency_speedup") else "")
-            text += (f" In ONNX Runtime: {onnx_speed}ONNX file {span(rows.onnx_gzip_size_mb, '.1f')} MB "
-                     f"gzipped "
-                     f"vs {base.onnx_gzip_size_mb:.1f} MB.")
+            text += f" In ONNX Runtime: {onnx_speed}ONNX file {file_sizes(rows, base, 'onnx_')}."
         paragraphs.append(text)
     return paragraphs
 

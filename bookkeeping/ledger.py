@@ -18,6 +18,7 @@ from model import load_checkpoint
 RECORD_FIELDS = {"name", "method", "ratio", "seed", "test_mae", "test_errors"}  # every record has them
 # A record's files, stored relative to the results folder.
 PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")
+SENSITIVITY_ROWS = ("sensitivity", "group_sensitivity")  # results.json's rows per seed, measured once
 
 
 def relative_paths(record, results_dir):
@@ -111,16 +112,18 @@ def start_or_continue(cfg, previous, identity, skipped, log):
 
 
 def with_earlier(results, earlier):
-    """results as results.json is to hold them now: this run's records and sensitivity rows, then every
-    earlier record (and seed's rows) not yet replaced by a newer one of the same model and seed. A
-    continued run rewrites results.json after each model it reuses; a stop then must lose none of the
-    others, or the next start would train them again and re-time every model."""
+    """results as results.json is to hold them now: this run's records and sensitivity rows (layer and
+    coupled-group), then every earlier record (and seed's rows) not yet replaced by a newer one of the
+    same model and seed. A continued run rewrites results.json after each model it reuses; a stop then
+    must lose none of the others, or the next start would train them again and re-time every model."""
     mine = {(r["name"], r["seed"]) for r in results["models"]}
-    rows = results.get("sensitivity", [])
-    seeds = {r["seed"] for r in rows}
     kept = [r for r in earlier.get("models", []) if (r["name"], r["seed"]) not in mine]
-    return {**results, "models": results["models"] + kept,
-            "sensitivity": rows + [r for r in earlier.get("sensitivity", []) if r["seed"] not in seeds]}
+    merged = {**results, "models": results["models"] + kept}
+    for key in SENSITIVITY_ROWS:
+        rows = results.get(key, [])
+        seeds = {r["seed"] for r in rows}
+        merged[key] = rows + [r for r in earlier.get(key, []) if r["seed"] not in seeds]
+    return merged
 
 
 def training_state_path(folder, name):

@@ -20,9 +20,10 @@ TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-e
         "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--latency-rounds", "3",
         "--pretrained", "false", "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4",
         "--sensitivity-ratios", "0.5,0.9"]
-# For the runs that test something else than layer sensitivity, INT8 and figures (tiny_run tests those):
-# each costs seconds per model even at this size (a full-size ResNet-18 is quantized and drawn).
-LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false",
+# For the runs that test something else than layer sensitivity, INT8, figures and compressed file sizes
+# (tiny_run tests those): each costs seconds per model even at this size (a full-size ResNet-18 is
+# quantized, drawn and gzipped).
+LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false", "--gzip-sizes", "false",
         "--random-removal-control", "false", "--scratch-control", "false"]
 
 

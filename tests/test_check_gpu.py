@@ -29,21 +29,23 @@ PHASE_SHARE = (0.5, 1.1)
 def made_up_config(**changes):
     cfg = SimpleNamespace(NUM_EPOCHS=5, FINE_TUNE_EPOCHS=2, BATCH_SIZE=4, BN_RECALIBRATION_BATCHES=2,
                           SEEDS=[1, 2], SENSITIVITY=True, SENSITIVITY_RATIOS=[0.5, 0.9], ONNX_EXPORT=True,
-                          INT8=True, LATENCY_ROUNDS=3, LATENCY_WARMUP_RUNS=1, LATENCY_TIMED_RUNS=4)
+                          INT8=True, LATENCY_ROUNDS=3, LATENCY_WARMUP_RUNS=1, LATENCY_TIMED_RUNS=4,
+                          CHANNEL_ALLOCATIONS=[])
     vars(cfg).update(changes)
     return cfg
 
 
 def test_work_times_rates_exactly_on_made_up_numbers():
     plan = [("dense_control", 0.0), ("unstructured", 0.5), ("scratch", 0.5)]
-    counts = check_gpu.work_counts(made_up_config(), (10, 6, 7), (3, 2), plan)
+    counts = check_gpu.work_counts(made_up_config(), (10, 6, 7), (3, 2, 4), plan)
     per_seed_model = {"models": 1, "onnx_exports": 1, "int8_exports": 1}  # each model, each seed
     assert counts["data_preparation"] == {"decoded_videos": 23}
     assert counts["baseline"] == {"train_videos": 2 * 5 * 10, "val_videos": 2 * 5 * 6, "eval_videos": 2 * 7,
                                   "recalibration_videos": 0, "onnx_videos": 2 * 7, "int8_videos": 2 * 7,
                                   **{k: 2 for k in per_seed_model}}
-    # (3 layers by L1 + 2 convolutions by L2) x 2 ratios = 10 prunings, each recalibrated on 2 batches of 4
-    assert counts["sensitivity"] == {"eval_videos": 2 * 11 * 6, "recalibration_videos": 2 * 10 * 8}
+    # (3 layers by L1 + 2 convolutions by L2) x 2 ratios = 10 prunings, each recalibrated on 2 batches of 4,
+    # and the dense model evaluated as trained and recalibrated (the reference)
+    assert counts["sensitivity"] == {"eval_videos": 2 * 12 * 6, "recalibration_videos": 2 * 11 * 8}
     # two one-shot models (fine-tuned 2 epochs; validation and test after pruning; test), scratch (7 epochs)
     assert counts["pruned_models"] == {"train_videos": 2 * (2 * 2 + 7) * 10,
                                        "val_videos": 2 * (2 * 2 + 7) * 6,
@@ -56,16 +58,20 @@ def test_work_times_rates_exactly_on_made_up_numbers():
     projected = check_gpu.project(counts, seconds_per)
     assert projected["baseline"]["train_videos"] == 100 * 0.5
     assert projected["latency"]["int8_runs"] == 120 * 6.0
-    assert check_gpu.phase_totals(projected)["sensitivity"] == 132 * 1.5 + 160 * 2.0
+    assert check_gpu.phase_totals(projected)["sensitivity"] == 144 * 1.5 + 176 * 2.0
     assert check_gpu.project(counts, {"train_videos": 2.0})["pruned_models"] == {"train_videos": 440.0}
     # gradual pruning: each of 3 steps recalibrated besides the one-shot copy, validation after the last;
     # no ONNX: no export, no INT8, one runtime timed; no sensitivity
     cfg = made_up_config(SEEDS=[1], ONNX_EXPORT=False, INT8=False, SENSITIVITY=False)
-    counts = check_gpu.work_counts(cfg, (10, 6, 7), (3, 2), [("unstructured", 0.5)], pruning_steps=3)
+    counts = check_gpu.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)], pruning_steps=3)
     assert counts["pruned_models"]["recalibration_videos"] == 4 * 8
     assert counts["pruned_models"]["eval_videos"] == 6 + 2 * 7
     assert counts["pruned_models"]["onnx_exports"] == 0 == counts["latency"]["onnx_runs"]
     assert counts["sensitivity"] == {} and counts["latency"]["pytorch_runs"] == 2 * 3 * 5
+    # the sensitivity allocation: 4 coupled groups x 2 ratios removed alone, and the dense model recalibrated
+    cfg = made_up_config(SEEDS=[1], SENSITIVITY=False, CHANNEL_ALLOCATIONS=["sensitivity"])
+    counts = check_gpu.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)])
+    assert counts["sensitivity"] == {"eval_videos": 9 * 6, "recalibration_videos": 9 * 8}
     assert check_gpu.int8_seconds(4.0, 4, 64, 0.1) == pytest.approx(10.0)
     assert check_gpu.int8_seconds(4.0, 4, 2, 1) == 4  # never below what was measured
     assert prune_utils.SCRATCH == "scratch"  # as work_counts knows it
@@ -85,7 +91,9 @@ def test_the_projection_gives_back_a_tiny_runs_work_and_phase_times(tiny_run):
         assert counts[phase]["train_videos"] == sum(h["train_videos"] for h in histories)
         assert counts[phase]["val_videos"] == sum(h["eval_videos"] for h in histories)
         assert counts[phase]["models"] == len(histories)
-    assert counts["sensitivity"]["eval_videos"] == (len(cfg.SEEDS) + len(results["sensitivity"])) * sizes[1]
+    # the dense model as trained and recalibrated, then every layer pruned alone, per seed
+    evaluations = 2 * len(cfg.SEEDS) + len(results["sensitivity"])
+    assert counts["sensitivity"]["eval_videos"] == evaluations * sizes[1]
     runs = {f"{name}_runs": sum(m[f"{prefix}_rounds"] * (cfg.LATENCY_WARMUP_RUNS + cfg.LATENCY_TIMED_RUNS)
                                 for m in models)
             for name, prefix in (("pytorch", "latency"), ("onnx", "onnx_latency"), ("int8", "int8_latency"))}

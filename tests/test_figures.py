@@ -7,6 +7,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import ErrorbarContainer
 
+import reports
 import visualize_model_architecture
 import visualize_results
 
@@ -127,3 +128,20 @@ def test_log_axes_are_labelled_in_plain_numbers_that_do_not_overlap(drawn):
                 assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), (name, texts)
                 checked.append(name)
     assert {"mae_vs_compression", "equal_size", "edge", "sensitivity"} <= set(checked), checked
+
+
+def test_a_run_without_gzip_sizes_draws_and_reports_its_files_plain_sizes(tiny_run, tmp_path):
+    """GZIP_SIZES off: no compressed size anywhere; the ONNX figure and summary.md show the sizes on disk."""
+    results, models = visualize_results.load(str(tiny_run[0] / "results"))
+    plain = models.drop(columns=["gzip_size_mb", "onnx_gzip_size_mb", "int8_gzip_size_mb"])
+    captured = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(visualize_results, "save", lambda fig, _, name: captured.setdefault(name, fig.axes))
+        visualize_results.onnx(results, plain, str(tmp_path))
+    assert captured["onnx"][1].get_ylabel() == "ONNX file (MB)" and points(captured["onnx"][1]) > 0
+    records = json.load(open(tiny_run[0] / "results" / "results.json"))
+    for record in records["models"]:
+        for key in ("gzip_size_mb", "onnx_gzip_size_mb", "int8_gzip_size_mb"):
+            del record[key]
+    summary = reports.summary_markdown(records)
+    assert "gzip" not in summary and "MB vs " in summary

@@ -119,6 +119,7 @@ def test_file_sizes_report_gzip_size(tmp_path):
         assert sizes["gzip_size_mb"] == pytest.approx(len(gzip.compress(f.read(), compresslevel=6)) / 1e6,
                                                       rel=0.01)
     assert sizes["gzip_size_mb"] < 0.4 * sizes["size_mb"]
+    assert metrics.file_sizes(path, gzip=False) == {"size_mb": sizes["size_mb"]}  # GZIP_SIZES off
 
 
 def test_bootstrap_intervals_cover_the_mae_and_are_paired():

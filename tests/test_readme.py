@@ -4,8 +4,10 @@ import os
 
 import numpy as np
 
+import allocation
 import config
 import latency
+import prune_utils
 import readme_tables
 from conftest import ROOT
 
@@ -123,3 +125,21 @@ def test_the_recovery_run_distils_with_the_weight_chosen_on_validation():
     chosen = readme_tables.chosen_weight(*runs)
     assert recovery["config"]["DISTILLATION_WEIGHT"] == chosen == config.DISTILLATION_WEIGHT
     assert {r["distillation_weight"] for r in recovery["models"] if r["method"].endswith("_kd")} == {chosen}
+
+
+
+def test_the_committed_recovery_run_compares_the_allocations_at_equal_flops():
+    """In the result run, every allocated model, distilled or not, is within FLOPS_TOLERANCE of the uniform
+    model's effective FLOPs, seed by seed and budget by budget; every method of its table is there."""
+    recovery = json.load(open(os.path.join(ROOT, "docs", "recovery_results.json")))
+    uniform = {(r["ratio"], r["seed"]): r["effective_flops"] for r in recovery["models"]
+               if r["method"] == "structured_physical"}
+    base = prune_utils.base_method
+    allocated = [r for r in recovery["models"] if base(r["method"]) in prune_utils.ALLOCATED]
+    assert {base(r["method"]) for r in allocated} == set(prune_utils.ALLOCATED)
+    assert len(allocated) == 2 * len(prune_utils.ALLOCATED) * len(uniform)  # with and without distillation
+    for r in allocated:
+        assert abs(r["effective_flops"] / uniform[(r["ratio"], r["seed"])] - 1) <= allocation.FLOPS_TOLERANCE
+    shown = readme_tables.RECOVERY + readme_tables.RECOVERY_DENSE
+    assert {r["method"] for r in recovery["models"]} >= set(shown)
+    assert len(recovery["config"]["SEEDS"]) >= 3
