@@ -221,8 +221,9 @@ def run_group_sensitivity(ctx, model):
                                          batches=recalibration_batches(ctx.loaders, ctx.seed),
                                          num_batches=cfg.BN_RECALIBRATION_BATCHES)
     seconds = time.perf_counter() - start
-    log(f"coupled-group sensitivity (seed {ctx.seed}): {len(rows)} groups removed alone, evaluated on "
-        f"validation in {seconds:.0f} s")
+    groups = len({r["group"] for r in rows})
+    log(f"coupled-group sensitivity (seed {ctx.seed}): {groups} groups each removed alone at "
+        f"{len(cfg.SENSITIVITY_RATIOS)} ratios, evaluated on validation in {seconds:.0f} s")
     return [{"seed": ctx.seed, "seconds": seconds, **r} for r in rows]
 
 

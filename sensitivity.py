@@ -3,8 +3,8 @@ and measure how far the validation MAE moves. Shows at once which layers the mod
 so explains why a method that prunes them (globally, or at one ratio everywhere) loses accuracy.
 
 Every pruned model has its BatchNorm recalibrated, and recalibration alone moves the dense model's MAE
-(on the quick preset, by up to half an EF point, up or down with the seed): each increase is therefore
-measured against the dense model recalibrated on the same batches, so that it is the pruning's alone.
+(up or down with the seed): each increase is therefore measured against the dense model recalibrated on
+the same batches, so that it is the pruning's alone.
 
 group_sensitivity does the same for each coupled group of channels (Torch-Pruning's: a residual stream
 and every conv, BatchNorm and input that share it) removed alone: what the sensitivity allocation
