@@ -9,11 +9,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-# The README's command runs two pytest-xdist workers on two cores: each worker, and the runs it starts
-# as subprocesses, computes on its share of the cores, so that two tests at once do not fight over them.
-THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-torch.set_num_threads(min(2, THREADS))
+torch.set_num_threads(2)
 
 from create_sample_data import create_sample_data  # noqa: E402
 
@@ -88,15 +84,9 @@ def tiny_run(sample_root, tmp_path_factory):
 def pytest_configure(config):
     config.addinivalue_line("markers",
                             "cuda: needs a CUDA GPU (skipped, with the reason, where there is none)")
-    config.addinivalue_line("markers", "xdist_group(name): the tests pytest-xdist runs on one worker")
 
 
 def pytest_collection_modifyitems(config, items):
-    # Under `-n 2 --dist loadgroup` a file's tests share one worker, and so do all the tests of tiny_run:
-    # a module or session fixture is then made once, not once per worker.
-    for item in items:
-        group = "tiny_run" if "tiny_run" in item.fixturenames else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
     if torch.cuda.is_available():
         return
     for item in items:
