@@ -87,10 +87,11 @@ def save_checkpoint(path, model, **info):
     save_atomic({"state_dict": model.state_dict(), "info": info}, path)
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned)."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+def load_checkpoint(path):
+    """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned), on the CPU."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint["state_dict"].setdefault("ef_scale", torch.tensor(1.0))  # saved before the EF scale existed
-    model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
-    model.load_state_dict(checkpoint["state_dict"])
+    with torch.device("meta"):  # no random initialisation (0.2 s a model): every tensor comes from the file
+        model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
+    model.load_state_dict(checkpoint["state_dict"], assign=True)
     return model, checkpoint["info"]

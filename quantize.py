@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from bookkeeping import folders
+from bookkeeping import provenance
 import metrics
 import onnx_runtime
 
@@ -376,19 +377,12 @@ def cpu_int8_features(cpuinfo="/proc/cpuinfo"):
     avx_vnni, amx_int8) or ARM features (asimddp, i8mm) from /proc/cpuinfo, and a one-word summary.
     Without VNNI (or ARM dot products) x86 int8 kernels multiply with vpmaddubsw, whose int16 sums can
     saturate and which gains less over FP32 FMA. Elsewhere than Linux: the machine name only."""
+    model, flags = provenance.cpu_info(cpuinfo)
     result = {"machine": platform.machine(), "cpu_flags_read": False}
-    try:
-        with open(cpuinfo) as f:
-            text = f.read()
-    except OSError:
+    if model is None and not flags:
         return {**result, "int8_dot_product": "unknown"}
-    flags = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-        elif key.strip().lower() == "model name" and "cpu_model" not in result:
-            result["cpu_model"] = value.strip()
+    if model is not None:
+        result["cpu_model"] = model
     result["cpu_flags_read"] = bool(flags)
     result.update({flag: flag in flags for flag in INT8_FLAGS})
     if "amx_int8" in flags:

@@ -310,9 +310,18 @@ def run_time(results):
     """How long the run took, phase by phase, as it measured itself, and on what."""
     env, phases = results["environment"], results["phases"]
     parts = ", ".join(f"{phase.replace('_', ' ')} {seconds:.0f} s" for phase, seconds in phases.items())
-    return (f"The quick run took {sum(phases.values()) / 60:.1f} min on "
-            f"{env.get('device_name') or env['device']} ({env['cpu_count']} cores), data generation included "
-            f"({parts}; `results.json`'s `phases`).\n")
+    return (f"The quick run took {sum(phases.values()) / 60:.1f} min on {machine(env)}, data generation "
+            f"included ({parts}; `results.json`'s `phases`). CPUs with as many cores can take several times "
+            f"longer ([troubleshooting](docs/troubleshooting.md)); `python check_gpu.py --project` projects "
+            f"the time on yours.\n")
+
+
+def machine(env):
+    """'cpu (2 cores, Intel(R) Xeon(R) Processor)': the device, and the CPU model where the run recorded it
+    (in `cpu_model`, or with the INT8 features before that)."""
+    cpu = env.get("cpu_model") or env.get("cpu_int8", {}).get("cpu_model")
+    return (f"{env.get('device_name') or env['device']} ({env['cpu_count']} cores"
+            f"{', ' + cpu if cpu else ''})")
 
 
 RECOVERY = ["structured_physical", "structured_physical_kd", "structured_physical_global",

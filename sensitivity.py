@@ -22,7 +22,7 @@ import prune_utils
 import train
 
 CRITERIA = {  # the criteria of the methods compared: a mask for one layer's weight at a ratio
-    "l1_weights": lambda ratio: prune.L1Unstructured(amount=ratio),
+    "l1_weights": lambda ratio: prune_utils.L1Unstructured(amount=ratio),
     "l2_channels": lambda ratio: prune.LnStructured(amount=ratio, n=2, dim=0),
 }
 

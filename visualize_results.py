@@ -242,7 +242,8 @@ def training_curves(results, models, figures_dir):
 def layer_fractions(checkpoint):
     """Fraction of the dense model's weights kept (non-zero) in every Conv2d/Linear layer."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(EFRegressionModel())}
+    with torch.device("meta"):  # only the shapes: no weights drawn
+        dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(EFRegressionModel())}
     return {name[:-len(".weight")].replace("backbone.", ""): int((state[name] != 0).sum()) / n
             for name, n in dense.items()}
 
