@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import metrics
+import small_maps
 from bookkeeping import folders
 from model import save_atomic
 
@@ -233,7 +234,7 @@ class Training:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr * learning_rate_factor(self.schedule, progress, self.epochs)
         video, ef = video.to(self.device, non_blocking=True), ef.to(self.device, non_blocking=True)
-        with autocast(self.device, self.dtype):
+        with autocast(self.device, self.dtype), small_maps.on_cpu(self.device):
             predicted = self.net(video)
         loss = self.loss(predicted.float(), ef)
         self.optimizer.zero_grad(set_to_none=True)

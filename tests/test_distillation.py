@@ -60,7 +60,7 @@ def recovery_run(sample_root, tmp_path_factory):
     distilled at weight 0."""
     out = tmp_path_factory.mktemp("recovery")
     result = run_main(*TINY, *LEAN, *options(data_root=sample_root,
-                                             channel_allocations="global,sensitivity", sensitivity="true",
+                                             channel_allocations="global,sensitivity",
                                              sensitivity_ratios="0.5",
                                              target_flops_speedups=2, distilled_methods="structured_physical",
                                              distillation_weight=0, onnx_export="false",
