@@ -1,5 +1,6 @@
 """The weight gradient of the convolutions on the smallest maps, computed as one matrix product, is the
 gradient PyTorch computes, and only those convolutions take that path."""
+import contextlib
 import copy
 
 import pytest
@@ -22,7 +23,7 @@ def test_a_training_steps_gradients_are_pytorchs_own():
     model = EFRegressionModel(55.0).to(memory_format=torch.channels_last)
     video, ef = torch.randn(4, 2, 3, 32, 32), torch.randn(4) * 10 + 55
     ours = gradients(copy.deepcopy(model), video, ef, small_maps.on_cpu(torch.device("cpu")))
-    theirs = gradients(model, video, ef, small_maps.on_cpu(torch.device("cuda")))  # no mode at all
+    theirs = gradients(model, video, ef, contextlib.nullcontext())  # PyTorch's own path throughout
     for mine, reference in zip(ours, theirs):
         assert torch.allclose(mine, reference, rtol=1e-4, atol=1e-6 * reference.abs().max())
 
