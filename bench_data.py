@@ -7,7 +7,10 @@ ceilings measured in the same run, so the ratios hold on any machine.
   batches drawn from the split's clips array (batches.py);
 - training and evaluation: the ceiling (the same model, precision and batch, its batches already
   normalised on the device) and the whole pipeline (batches.py feeding train.train), interleaved
-  round by round so a slow spell of a shared machine hits both; the median round is reported.
+  round by round so a slow spell of a shared machine hits both; the median round is reported;
+- the device's arithmetic ceiling: one large matrix product in the training precision, timed in the
+  same rounds, against which the training ceiling's FLOP rate (torch.utils.flop_counter's count of a
+  training step) is given: how much faster training could get on this device without less work.
 """
 import copy
 import itertools
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.flop_counter import FlopCounterMode
 
 import dataset
 import train
@@ -75,6 +79,25 @@ def data_rate(batches, device, steps):
         videos += len(ef)
     synchronize(device)
     return videos / (time.perf_counter() - start)
+
+
+def matmul_rate(device, dtype, size, runs=3):
+    """GFLOP/s of a size x size matrix product in `dtype` on `device`: the arithmetic ceiling."""
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    a @ b  # warm-up
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(runs):
+        a @ b
+    synchronize(device)
+    return runs * 2 * size ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def training_flops(model, videos):
+    """FLOPs of a training step (forward and backward) per video, counted by torch.utils.flop_counter."""
+    with FlopCounterMode(display=False) as counter:
+        copy.deepcopy(model)(videos).sum().backward()
+    return counter.get_total_flops() / len(videos)
 
 
 def check_and_cache(cfg, threads):
@@ -140,19 +163,28 @@ def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
         result = train.evaluate(model, batches, device, cfg.AMP)
         return result["videos"] / result["seconds"]
     fit(ready[:1]), evaluate(evaluation)  # warm-up: cuDNN's autotuner, the allocator
-    timed = {"train ceiling": [], "train pipeline": [], "wait": [], "eval ceiling": [], "eval pipeline": []}
+    dtype, size = train.precision(device, cfg.AMP), 8192 if device.type == "cuda" else 2048
+    timed = {"train ceiling": [], "train pipeline": [], "wait": [], "eval ceiling": [], "eval pipeline": [],
+             "matmul": []}
     for round_ in range(rounds):
         timed["train ceiling"].append(fit(ready)[0])
         rate, wait = fit(First(loaders["train"], steps))
         timed["train pipeline"].append(rate), timed["wait"].append(wait)
         timed["eval ceiling"].append(evaluate(evaluation))
         timed["eval pipeline"].append(evaluate(First(loaders["test"], 1)))
+        timed["matmul"].append(matmul_rate(device, dtype, size))
         log(f"round {round_ + 1}/{rounds}: training {timed['train pipeline'][-1]:.2f} videos/s against a "
             f"ceiling of {timed['train ceiling'][-1]:.2f}; evaluation {timed['eval pipeline'][-1]:.1f} "
             f"against {timed['eval ceiling'][-1]:.1f}")
     median = {k: statistics.median(v) for k, v in timed.items()}
-    return [{"what": "training ceiling (batches already on the device)",
-             "videos_per_s": median["train ceiling"]},
+    trained = median["train ceiling"] * training_flops(model, ready[0][0]) / 1e9
+    log(f"training ceiling {trained:.1f} GFLOP/s against {median['matmul']:.1f} GFLOP/s for a {size}x{size} "
+        f"matrix product: {trained / median['matmul']:.2f}x the device's arithmetic ceiling")
+    return [{"what": f"matrix product {size}x{size}, {str(dtype).replace('torch.', '')} (arithmetic ceiling)",
+             "gflop_per_s": median["matmul"]},
+            {"what": "training ceiling (batches already on the device)",
+             "videos_per_s": median["train ceiling"], "gflop_per_s": trained,
+             "x_matmul": trained / median["matmul"]},
             {"what": "training, whole pipeline", "videos_per_s": median["train pipeline"],
              "x_ceiling": median["train pipeline"] / median["train ceiling"],
              "data_wait_share": median["wait"]},

@@ -241,7 +241,8 @@ def seed_sensitivity(experiment, ctx, model):
     if any(wanted.values()):
         experiment.clock.lap("sensitivity")
         if train.is_main():
-            reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR)
+            reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR,
+                                  summary=False)
     return replace(ctx, sensitivity=tuple(r for r in results["group_sensitivity"] if r["seed"] == ctx.seed))
 
 
@@ -417,6 +418,9 @@ def run(cfg, device, steady_allocator):
     experiment = set_up(cfg, device, steady_allocator)
     for seed in cfg.SEEDS:
         run_seed(experiment, seed)
+        if train.is_main() and seed != cfg.SEEDS[-1]:  # the last seed's summary.md comes with the figures
+            results = ledger.with_earlier(experiment.results, experiment.earlier)
+            reports.write_results(results, cfg.RESULTS_DIR)
     return wrap_up(experiment)
 
 
@@ -480,7 +484,8 @@ def finished(experiment, record, folder, phase):
     results["models"].append(ledger.relative_paths(record, experiment.cfg.RESULTS_DIR))
     experiment.clock.lap(phase)
     if train.is_main():  # earlier records not reused yet stay in results.json
-        reports.write_results(ledger.with_earlier(results, experiment.earlier), experiment.cfg.RESULTS_DIR)
+        reports.write_results(ledger.with_earlier(results, experiment.earlier), experiment.cfg.RESULTS_DIR,
+                              summary=False)
         ledger.forget_training_state(folder, record["name"])  # only now: the record is safe
         if "seconds_training" in record:
             log(measurement.time_line(record))
@@ -549,14 +554,14 @@ def wrap_up(experiment):
         latency.time_models(results["models"], cfg, experiment.device, experiment.inputs.sample_videos[:1],
                             log)
         clock.lap("latency")
-        reports.write_results(results, cfg.RESULTS_DIR)
+        reports.write_results(results, cfg.RESULTS_DIR, summary=False)
     results["seconds"] = time.perf_counter() - experiment.start
     results["finished"] = time.strftime("%Y-%m-%d %H:%M %Z")
     if not train.is_main():
         return results
     figures = []
     if cfg.DRAW_FIGURES:
-        reports.write_results(results, cfg.RESULTS_DIR)
+        reports.write_results(results, cfg.RESULTS_DIR, summary=False)  # the figures read results.json
         physical = [ledger.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)

@@ -72,10 +72,11 @@ def by_ratio(models):
     return table.reset_index()
 
 
-def write_results(results, results_dir, figures=()):
+def write_results(results, results_dir, figures=(), summary=True):
     """results.json (everything), results.csv (one row per model and seed), results_by_ratio.csv
-    (mean ± std over seeds), sensitivity.csv (one row per layer, criterion, ratio and seed) and
-    summary.md."""
+    (mean ± std over seeds), sensitivity.csv (one row per layer, criterion, ratio and seed) and, with
+    `summary`, summary.md (its claims compare every pair of models: a run writes it as each seed ends,
+    not after every model). Returns summary.md's text, or None."""
     folders.write_text(os.path.join(results_dir, "results.json"), json.dumps(results, indent=2))
     rows = pd.DataFrame([{k: v for k, v in r.items() if k not in PER_VIDEO}
                          for r in results["models"]])
@@ -85,9 +86,11 @@ def write_results(results, results_dir, figures=()):
     if results.get("sensitivity"):
         folders.write_text(os.path.join(results_dir, "sensitivity.csv"),
                      pd.DataFrame(results["sensitivity"]).to_csv(index=False))
-    summary = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
-    folders.write_text(os.path.join(results_dir, "summary.md"), summary)
-    return summary
+    if not summary:
+        return None
+    text = summary_markdown(results, [os.path.relpath(f, results_dir) for f in figures])
+    folders.write_text(os.path.join(results_dir, "summary.md"), text)
+    return text
 
 
 def file_sizes(rows, base, prefix=""):

@@ -106,8 +106,8 @@ def test_every_model_has_an_int8_twin_measured_like_its_fp32_model(tiny_run):
     assert (out / "figures" / "edge.png").is_file()
 
 
-def test_missing_data_root_is_a_clear_error(tmp_path):
-    result = run_main("--data-root", str(tmp_path / "nowhere"), cwd=tmp_path)
+def test_missing_data_root_is_a_clear_error(tmp_path, run_here):
+    result = run_here("main.py", "--data-root", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
     assert "nowhere' does not exist" in result.stderr and "Traceback" not in result.stderr
 
