@@ -109,6 +109,7 @@ def write_patient(root, split, seed, index):
 
 
 ECHONET_SIZES = (7465, 1288, 1277)  # EchoNet-Dynamic's train/val/test split sizes
+CHUNK = 8  # videos per task of the process pool
 RECORD = "sample.json"  # beside FileList.csv: the seed and split sizes the folder was written for
 
 
@@ -137,20 +138,25 @@ def ignore_sigint():
 
 
 def create_sample_data(root, num_train=100, num_val=20, num_test=20, seed=42, log=print, processes=None):
-    """Write the dataset under `root`, one process per core; returns the FileList as a DataFrame."""
+    """Write the dataset under `root`, one process per core (`processes`: how many; 1 writes in this
+    process); returns the FileList as a DataFrame."""
     os.makedirs(os.path.join(root, "Videos"), exist_ok=True)
     for stale in (RECORD, "FileList.csv"):  # until both are written again, the folder is incomplete
         if os.path.isfile(os.path.join(root, stale)):
             os.remove(os.path.join(root, stale))
     splits = ["TRAIN"] * num_train + ["VAL"] * num_val + ["TEST"] * num_test
     jobs = [(root, split, seed, i) for i, split in enumerate(splits)]
-    pool = ProcessPoolExecutor(processes or os.cpu_count() or 1, initializer=ignore_sigint)
-    try:
-        rows = list(pool.map(write_patient, *zip(*jobs), chunksize=8)) if jobs else []
-    except BaseException:  # Ctrl-C: stop now, not after every queued video
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    processes = processes or os.cpu_count() or 1
+    if processes == 1 or len(jobs) <= CHUNK:  # one chunk: a pool would hand it all to one process anyway
+        rows = [write_patient(*job) for job in jobs]
+    else:
+        pool = ProcessPoolExecutor(processes, initializer=ignore_sigint)
+        try:
+            rows = list(pool.map(write_patient, *zip(*jobs), chunksize=CHUNK))
+        except BaseException:  # Ctrl-C: stop now, not after every queued video
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     filelist = pd.DataFrame(rows, columns=COLUMNS)
     folders.write_text(os.path.join(root, "FileList.csv"), filelist.to_csv(index=False))
     # written last: a folder with it is complete

@@ -5,11 +5,17 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-import torch
+
+# pytest.ini starts one pytest-xdist worker per core. Each worker, and every run it starts in a subprocess,
+# computes on its share of the cores (set before torch starts its threads): two workers do not fight over
+# the cores, and a run in the test process and one in a subprocess compute with the same threads, so
+# their same-seed results are the same.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // WORKERS))
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-torch.set_num_threads(2)
 
 from create_sample_data import create_sample_data  # noqa: E402
 
@@ -31,7 +37,7 @@ LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false", 
 def sample_root(tmp_path_factory):
     """A small synthetic EchoNet-Dynamic folder, made once for the whole session."""
     root = str(tmp_path_factory.mktemp("echonet"))
-    create_sample_data(root, num_train=8, num_val=4, num_test=4, seed=0, log=lambda *_: None)
+    create_sample_data(root, num_train=8, num_val=4, num_test=4, seed=0, log=lambda *_: None, processes=1)
     return root
 
 
@@ -84,6 +90,16 @@ def tiny_run(sample_root, tmp_path_factory):
 def pytest_configure(config):
     config.addinivalue_line("markers",
                             "cuda: needs a CUDA GPU (skipped, with the reason, where there is none)")
+    config.addinivalue_line("markers", "xdist_group(name): the tests pytest-xdist runs in one worker")
+
+
+def pytest_itemcollected(item):
+    # A worker makes a session or module fixture for itself: under --dist loadgroup a file's tests share
+    # one worker, and so do all the tests of tiny_run, so each is made once. A test with a group of its
+    # own keeps it.
+    if item.get_closest_marker("xdist_group") is None:
+        group = "tiny_run" if "tiny_run" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,6 +1,8 @@
 """The sample data is EchoNet-shaped and carries the EF signal; the loader reads it and real quirks."""
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 import create_sample_data as sample
+from conftest import ROOT
 from dataset import DataError, EchoNetVideoDataset, read_filelist, sample_indices
 
 
@@ -40,14 +43,20 @@ def test_sample_data_has_echonet_layout(sample_root):
 
 
 def test_sample_data_is_deterministic(sample_root, tmp_path):
-    again = sample.create_sample_data(str(tmp_path), 8, 4, 4, seed=0, log=lambda *_: None)
+    again = sample.create_sample_data(str(tmp_path), 8, 4, 4, seed=0, log=lambda *_: None, processes=1)
     assert again.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
 
 
 def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_path):
-    one = sample.create_sample_data(str(tmp_path), 8, 4, 4, seed=0, log=lambda *_: None, processes=1)
-    assert one.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
-    name = one.FileName[5] + ".avi"
+    # the script's own pool (one process per core), started from a process of its own: the test process
+    # has threads, and a fork from it is not safe
+    written = subprocess.run([sys.executable, os.path.join(ROOT, "create_sample_data.py"), "--data-root",
+                              str(tmp_path), "--num-train-videos", "8", "--num-val-videos", "4",
+                              "--num-test-videos", "4", "--seed", "0"], capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    several = pd.read_csv(tmp_path / "FileList.csv")
+    assert several.equals(pd.read_csv(os.path.join(sample_root, "FileList.csv")))
+    name = several.FileName[13] + ".avi"  # the pool's second task of videos
     assert (open(tmp_path / "Videos" / name, "rb").read()
             == open(os.path.join(sample_root, "Videos", name), "rb").read())
 

@@ -22,7 +22,7 @@ from model import load_checkpoint
 def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path):
     root = str(tmp_path / "echonet")
     # odd counts: a split two processes cannot share evenly, and no padding may count a video twice
-    create_sample_data(root, num_train=8, num_val=3, num_test=5, seed=1, log=lambda *_: None)
+    create_sample_data(root, num_train=8, num_val=3, num_test=5, seed=1, log=lambda *_: None, processes=1)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"),
                              *TINY, *LEAN,

@@ -212,6 +212,11 @@ def test_a_checkpoint_from_another_configuration_is_refused(sample_root, tiny_ru
     assert "--fresh" in result.stderr and "Traceback" not in result.stderr
 
 
+# two_seeds is compared with tiny_run (the same seed, another run): its tests go to tiny_run's pytest-xdist
+# worker, so that each run is made once (tests/conftest.py)
+with_tiny_run = pytest.mark.xdist_group("tiny_run")
+
+
 @pytest.fixture(scope="module")
 def two_seeds(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds")
@@ -222,6 +227,7 @@ def two_seeds(sample_root, tmp_path_factory):
     return out
 
 
+@with_tiny_run
 def test_two_seeds_report_mean_and_std_per_method_and_ratio(two_seeds):
     per_seed = pd.read_csv(two_seeds / "results" / "results.csv")
     assert sorted(per_seed.seed.unique()) == [7, 42]
@@ -234,6 +240,7 @@ def test_two_seeds_report_mean_and_std_per_method_and_ratio(two_seeds):
     assert "± " in open(two_seeds / "results" / "summary.md").read()
 
 
+@with_tiny_run
 def test_random_control_prunes_the_same_ratios_at_random(two_seeds):
     per_seed = pd.read_csv(two_seeds / "results" / "results.csv")
     control = per_seed[per_seed.method == "unstructured_random"]
