@@ -48,8 +48,8 @@ def test_sample_data_is_deterministic(sample_root, tmp_path):
 
 
 def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_path):
-    # the script's own pool (one process per core), started from a process of its own: the test process
-    # has threads, and a fork from it is not safe
+    # the script's own pool (one process per core), started as a user starts it: a process pool forked
+    # from a pytest-xdist worker, which has threads of its own, once hung the suite
     written = subprocess.run([sys.executable, os.path.join(ROOT, "create_sample_data.py"), "--data-root",
                               str(tmp_path), "--num-train-videos", "8", "--num-val-videos", "4",
                               "--num-test-videos", "4", "--seed", "0"], capture_output=True, text=True)
