@@ -268,3 +268,9 @@ def counted_pruner(model, ratio, sensitivity, *, target, num_frames, image_size,
     return CountedPruner(model, removed, num_frames, image_size), {
         "allocation": "sensitivity", "allocation_knob": None, "allocation_flops_vs_uniform": reached / target,
         "allocation_removed_shares": shares}
+
+
+def budget_ratios(cfg):
+    """{FLOP speed-up: the structured_physical ratio that reaches it} of TARGET_FLOPS_SPEEDUPS."""
+    return {speedup: ratio_for_speedup(speedup, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+            for speedup in cfg.TARGET_FLOPS_SPEEDUPS}

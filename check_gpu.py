@@ -98,7 +98,7 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
     sizes: (train, val, test) videos; layers: (prunable layers, of which Conv2d) in the pruning scope,
     and the backbone's coupled channel groups;
     plan: main.pruning_plan(cfg), the (method, ratio) of every model after the baseline, for each seed;
-    pruning_steps: main.pruning_steps(cfg). cfg.ONNX_EXPORT and cfg.INT8 are taken as resolved (None
+    pruning_steps: seed_models.pruning_steps(cfg). cfg.ONNX_EXPORT and cfg.INT8 are taken as resolved (None
     counts as off). Pure: no measurement, no file."""
     train, val, test = sizes
     onnx, int8 = bool(cfg.ONNX_EXPORT), bool(cfg.INT8)
@@ -166,12 +166,13 @@ def run_counts(cfg, sizes):
     import allocation
     import main as experiment
     import prune_utils
+    import seed_models
     from model import EFRegressionModel
     layers = prune_utils.prunable_layers(EFRegressionModel(), cfg.PRUNING_SCOPE)
     convs = sum(isinstance(m, torch.nn.Conv2d) for _, m in layers)
     groups = len(allocation.ChannelPlan(EFRegressionModel(), cfg.IMAGE_SIZE).channels)
     return work_counts(cfg, sizes, (len(layers), convs, groups), experiment.pruning_plan(cfg),
-                       experiment.pruning_steps(cfg))
+                       seed_models.pruning_steps(cfg))
 
 
 # --- the measurements ---------------------------------------------------------------------------

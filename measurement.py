@@ -39,6 +39,29 @@ def measure(model, cfg, checkpoint, inputs):
     return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
 
 
+def compare_to_baseline(record, baseline, cfg, control=None):
+    """Changes against the baseline of the same seed; the MAE's 95% intervals over the same test videos.
+    With the dense control of the same seed, the MAE's change against it too (paired likewise). The
+    speedups come after the latency phase (latency.speedups)."""
+    record.update(metrics.bootstrap_mae(record["test_errors"], baseline["test_errors"],
+                                        cfg.BOOTSTRAP_SAMPLES))
+    if control is not None and record is not control:
+        record["mae_diff_vs_control"] = record["test_mae"] - control["test_mae"]
+        record["mae_diff_vs_control_ci_low"], record["mae_diff_vs_control_ci_high"] = \
+            metrics.paired_difference_interval(record["test_errors"], control["test_errors"],
+                                               cfg.BOOTSTRAP_SAMPLES)
+    record["mae_increase_pct"] = 100 * (record["test_mae"] - baseline["test_mae"]) / baseline["test_mae"]
+    record["compression_ratio"] = baseline["params"] / record["params_effective"]
+    record["theoretical_speedup"] = baseline["flops"] / record["effective_flops"]
+    if "int8_test_mae" in record:  # INT8 against its own FP32 ONNX model on the same videos
+        fp32 = "fp32_onnx_test_mae" if "fp32_onnx_test_errors" in record else "test_mae"
+        record["int8_mae_change"] = record["int8_test_mae"] - record[fp32]
+        record["int8_mae_change_ci_low"], record["int8_mae_change_ci_high"] = \
+            metrics.paired_difference_interval(record["int8_test_errors"],
+                                               record[fp32.replace("mae", "errors")], cfg.BOOTSTRAP_SAMPLES)
+    return record
+
+
 class Clock:
     """Seconds per phase: lap(name) adds the time since the last lap to `laps[name]`."""
 

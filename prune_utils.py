@@ -60,7 +60,7 @@ REMOVED = ("structured_physical", "structured_physical_random") + ALLOCATED  # m
 ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED
 DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
 CONTROL = "dense_control"
-SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (main.run_scratch)
+SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
 SCOPES = ("backbone", "all")
 SCHEDULES = ("oneshot", "gradual")
 

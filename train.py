@@ -42,6 +42,11 @@ def is_main():
     return rank() == 0
 
 
+def log(message):
+    if is_main():  # under torchrun, one process speaks
+        print(message, flush=True)
+
+
 def barrier():
     if dist.is_initialized():
         dist.barrier()

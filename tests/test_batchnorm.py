@@ -9,6 +9,7 @@ import torch.nn as nn
 import batchnorm
 import main
 import prune_utils
+import seed_models
 from model import EFRegressionModel
 
 
@@ -106,8 +107,8 @@ def test_the_model_right_after_pruning_competes_with_fine_tuning():
     with torch.no_grad():
         model.weight.add_(1)
     history = {"best_val_mae": 3.0, "best_epoch": 2}
-    main.keep_if_better(model, history, 4.0, pruned)
+    seed_models.keep_if_better(model, history, 4.0, pruned)
     assert history["best_epoch"] == 2 and not torch.equal(model.weight, pruned["weight"])
-    main.keep_if_better(model, history, 3.0, pruned)  # a tie keeps the pruned model, as train.train does
+    seed_models.keep_if_better(model, history, 3.0, pruned)  # a tie keeps the pruned model, as train.train
     assert history["best_epoch"] == 0 and torch.equal(model.weight, pruned["weight"])
     assert history["val_mae_after_pruning"] == 3.0

@@ -20,6 +20,7 @@ import main
 import metrics
 import onnx_runtime
 import reports
+import seed_models
 from conftest import LEAN, ROOT, TINY, options, run_main
 
 # the baseline and one pruned model, exported to ONNX: only what the bookkeeping needs
@@ -73,7 +74,7 @@ def killed_at(monkeypatch, module, name):
 
 # The steps between the baseline's last training epoch and its record in results.json, then its latency.
 STEPS = {
-    "before its checkpoint is saved": (main, "save_checkpoint"),
+    "before its checkpoint is saved": (seed_models, "save_checkpoint"),
     "while its FLOPs are counted": (metrics, "flops"),
     "during its ONNX export": (onnx_runtime, "export"),
     "before results.json is written": (reports, "write_results"),
