@@ -21,9 +21,9 @@ class SeedContext:
     """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
     epoch logs, and the run's configuration, data loaders, device, measuring inputs (main.measuring_inputs)
     and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
-    loader "distill" (with_teacher) and how far the baseline's predictions for the training videos are
-    from their labels (teacher_train_mae: what a distillation target can add); once measured, the seed's
-    coupled-group sensitivity (the sensitivity allocation's, sensitivity.group_sensitivity)."""
+    loader "distill" (seed_models.with_teacher) and how far the baseline's predictions for the training
+    videos are from their labels (teacher_train_mae: what a distillation target can add); once measured,
+    the seed's coupled-group sensitivity (the sensitivity allocation's, sensitivity.group_sensitivity)."""
     seed: int
     folder: str
     cfg: SimpleNamespace
