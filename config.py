@@ -123,7 +123,9 @@ LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and 
 # Every model's latency is timed once all models are trained, in this many rounds: each round times
 # every model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round,
 # since load on a machine drifts over a run (latency.py). A model's latency is the median of its round
-# medians, its spread their lowest and highest; models are ranked only where spreads do not overlap.
+# medians, its spread their lowest and highest; models are ranked only where spreads do not overlap and
+# at least 4 rounds stand behind each (pooled over seeds): with 3, two models of the same speed fail to
+# overlap 1 time in 10 by chance alone, more often than ALPHA (speed.py).
 LATENCY_ROUNDS = 5
 CHANNELS_LAST = True      # memory format for training and latency, every model alike (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
@@ -165,7 +167,7 @@ NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRA
 # 64x64 at the same cost (frames carry the EF signal), 3 fine-tuning epochs did as well as 4, and
 # fine-tuning at 3e-4 beat 1e-4 and 1e-3 (mean over every model and two seeds), BatchNorm recalibrated.
 # BatchNorm recalibrated on 4 batches (32 videos) recovered as much as on all 13, and the sensitivity's
-# 80 recalibrations cost a third as much.
+# 80 recalibrations cost a third as much. 4 latency rounds: the fewest that can rank two models.
 QUICK = dict(
     NUM_FRAMES=16,
     IMAGE_SIZE=32,
@@ -178,7 +180,7 @@ QUICK = dict(
     SENSITIVITY_RATIOS=[0.5, 0.9],
     BN_RECALIBRATION_BATCHES=4,
     LATENCY_TIMED_RUNS=20,
-    LATENCY_ROUNDS=3,
+    LATENCY_ROUNDS=4,
 )
 
 

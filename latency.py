@@ -6,7 +6,8 @@ ONNX Runtime. Here each round times every model once in every runtime (warm-up, 
 LATENCY_TIMED_RUNS runs of one video: time_runs, the one timing loop), in an order shuffled
 from round to round with a fixed seed and rotated so that the first place passes from model to model.
 A model's latency is the median of its round medians, and the lowest and highest round median are its
-spread: speed.speed calls one model faster than another only where their spreads do not overlap.
+spread: speed.speed calls one model faster than another only where their spreads do not overlap (and
+enough rounds stand behind them).
 """
 import copy
 import ctypes

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import claims
+import config
 import methods
 import prune_utils
 import speed
@@ -38,10 +39,11 @@ def name(record):
     return claims.label(record["method"], record["ratio"])  # the names summary.md's claims use
 
 
-def ms(record, prefix, reference=None, digits=1, speedup=None):
+def ms(record, prefix, reference=None, digits=1, speedup=None, *, alpha=None, rounds=None):
     """'19.8 [19.1–20.3] (1.05×, n.d.)': the median over the latency rounds [lowest–highest round] and the
     speedup over `reference` (a record of the same seed, in runtime `prefix` or, for INT8, ONNX Runtime),
-    "n.d." where their ranges overlap (speed.speed). From a run before the rounds: '19.8 (1.05×)'."""
+    "n.d." where speed.speed does not rank them (alpha: the run's ALPHA; rounds: the count of rounds where
+    the records do not give theirs). From a run before the rounds: '19.8 (1.05×)'."""
     if f"{prefix}_ms" not in record:
         return ""
     speedup = record[f"{prefix}_speedup"] if speedup is None else speedup
@@ -50,26 +52,36 @@ def ms(record, prefix, reference=None, digits=1, speedup=None):
     low, high = record[f"{prefix}_low_ms"], record[f"{prefix}_high_ms"]
     # the runtime of the reference's range (INT8: FP32); bench.py's compiled_latency: its own
     other = speed.RUNTIMES[prefix].reference if prefix in speed.RUNTIMES else prefix
+    counts = (record.get(f"{prefix}_rounds", rounds), reference and reference.get(f"{other}_rounds", rounds))
     same = reference is not None and speed.speed(low, high, reference[f"{other}_low_ms"],
-                                                 reference[f"{other}_high_ms"]) == "not distinguishable"
+                                                 reference[f"{other}_high_ms"], rounds=counts,
+                                                 alpha=alpha) == "not distinguishable"
     return (f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({speedup:.2f}×"
             f"{', n.d.' if same else ''})")
 
 
-def legend(rows):
-    """Under a table with latency rounds: what its brackets and "n.d." mean."""
+def legend(rows, alpha):
+    """Under a table with latency rounds: what its brackets and "n.d." mean, and where its rounds are too
+    few to rank any two models (speed.chance)."""
     rounds = next((r["latency_rounds"] for r in rows if "latency_rounds" in r), None)
     if rounds is None:
         return ""
+    alpha = config.ALPHA if alpha is None else alpha
+    few = (f" With {rounds} rounds each, the ranges of two models of the same speed fail to overlap "
+           f"{speed.chance(rounds, rounds):.2f} of the time by chance alone, more often than ALPHA "
+           f"{alpha:g}: no two models are ranked ({speed.rounds_needed(alpha)} rounds each are the fewest "
+           f"that can rank two)."
+           if speed.chance(rounds, rounds) > alpha else "")
     return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
             f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense "
-            f"model), so the two are not distinguishable in speed.\n")
+            f"model), or too few rounds stand behind them, so the two are not distinguishable in speed."
+            f"{few}\n")
 
 
 def quick_run(results):
     """Every model of the first seed: accuracy with its intervals, against the baseline and the dense
     control, right after pruning, and its size and speed."""
-    seed = results["models"][0]["seed"]
+    seed, alpha = results["models"][0]["seed"], results["config"].get("ALPHA")
     rows = [r for r in results["models"] if r["seed"] == seed]
     control = any(r["method"] == "dense_control" for r in rows)
     head = ["model", "test MAE [95% interval]", "ΔMAE vs baseline [paired 95% interval]"]
@@ -92,16 +104,16 @@ def quick_run(results):
         cells += [f"{before:.2f}" if before is not None and r["method"] not in methods.DENSE else "",
                   "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
                   f"{r['params_effective'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
-                  ms(r, "latency", base), ms(r, "onnx_latency", base),
+                  ms(r, "latency", base, alpha=alpha), ms(r, "onnx_latency", base, alpha=alpha),
                   f"{r['size_mb']:.1f} ({r['gzip_size_mb']:.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
         base = base or r
-    return "\n".join(lines) + "\n" + legend(rows)
+    return "\n".join(lines) + "\n" + legend(rows, alpha)
 
 
 def int8(results):
     """Every model of the first seed in FP32 and INT8 through ONNX Runtime."""
-    seed = results["models"][0]["seed"]
+    seed, alpha = results["models"][0]["seed"], results["config"].get("ALPHA")
     rows = [r for r in results["models"] if r["seed"] == seed and "int8_test_mae" in r]
     dense = rows[0]["onnx_latency_ms"]
     lines = ["| model | FP32 MAE | INT8 MAE (change [paired 95% interval]) | FP32 ORT ms (vs FP32 dense) | "
@@ -111,10 +123,10 @@ def int8(results):
         against = None if r is rows[0] else rows[0]
         lines.append(f"| {name(r)} | {fp32:.2f} | {r['int8_test_mae']:.2f} ({r['int8_mae_change']:+.2f} "
                      f"[{r['int8_mae_change_ci_low']:+.2f}, {r['int8_mae_change_ci_high']:+.2f}]) | "
-                     f"{ms(r, 'onnx_latency', against, 2, dense / r['onnx_latency_ms'])} | "
-                     f"{ms(r, 'int8_latency', rows[0], 2)} | "
+                     f"{ms(r, 'onnx_latency', against, 2, dense / r['onnx_latency_ms'], alpha=alpha)} | "
+                     f"{ms(r, 'int8_latency', rows[0], 2, alpha=alpha)} | "
                      f"{r['onnx_size_mb']:.1f} → {r['int8_size_mb']:.1f} ({r['int8_gzip_size_mb']:.2f}) |")
-    return "\n".join(lines) + "\n" + legend(rows)
+    return "\n".join(lines) + "\n" + legend(rows, alpha)
 
 
 def phases(results):
@@ -238,7 +250,7 @@ def speed_table(bench):
     """bench.py --output: every variant's size, executed FLOPs and latency in each runtime, the median of
     the interleaved rounds [lowest–highest], and its speedup over the dense baseline ("n.d." where the
     two ranges overlap)."""
-    variants = bench["variants"]
+    variants, alpha = bench["variants"], bench["config"].get("ALPHA")
     base = variants[0]
     runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"),
                                             ("compiled_latency", "PyTorch compiled"),
@@ -251,10 +263,10 @@ def speed_table(bench):
     for v in variants:
         cells = [name(v), f"{v[counted] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}",
                  f"{v['theoretical_speedup']:.2f}"]
-        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"])
-                  for p, _ in runtimes]
+        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"], alpha=alpha,
+                     rounds=bench["rounds"]) for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}])
+    return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}], alpha)
 
 
 def headline(results):

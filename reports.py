@@ -118,7 +118,9 @@ def summary_markdown(results, figures=()):
     floor = results["mean_predictor"]
     lines = header_lines(results, models)
     table = claims.for_run(results, models)
-    models = with_verdicts(speed.with_cells(with_interval_cells(models, seeds=models.seed.nunique())), table)
+    cells = speed.with_cells(with_interval_cells(models, seeds=models.seed.nunique()),
+                             alpha=results["config"].get("ALPHA"))
+    models = with_verdicts(cells, table)
     if "int8_test_mae" in models:
         lines.append(int8_line(results))
     seeds = models.seed.nunique()
