@@ -124,8 +124,8 @@ LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and 
 # every model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round,
 # since load on a machine drifts over a run (latency.py). A model's latency is the median of its round
 # medians, its spread their lowest and highest; models are ranked only where spreads do not overlap and
-# at least 4 rounds stand behind each (pooled over seeds): with 3, two models of the same speed fail to
-# overlap 1 time in 10 by chance alone, more often than ALPHA (speed.py).
+# enough rounds stand behind each (pooled over seeds; at ALPHA 0.05, 4): with 3, two models of the same
+# speed fail to overlap 1 time in 10 by chance alone (speed.py).
 LATENCY_ROUNDS = 5
 CHANNELS_LAST = True      # memory format for training and latency, every model alike (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather
