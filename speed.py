@@ -152,6 +152,7 @@ def protocol(results, models):
             f"and the other way round. One model is called faster or slower than another only where their "
             f"ranges do not overlap and enough rounds stand behind them (two models of the same speed fail "
             f"to overlap by chance alone at most {alpha:g} of the time: at least {rounds_needed(alpha)} "
-            f"rounds each, pooled over the seeds), else \"not distinguishable\". {runtimes}."
+            f"rounds each, pooled over the seeds; for each comparison, not adjusted over the run's "
+            f"comparisons as the accuracy claims are), else \"not distinguishable\". {runtimes}."
             + (" Not timed yet: the latency phase runs once every model is trained." if pending else "")
             + "\n")
