@@ -52,10 +52,10 @@ def ms(record, prefix, reference=None, digits=1, speedup=None, *, alpha=None, ro
     low, high = record[f"{prefix}_low_ms"], record[f"{prefix}_high_ms"]
     # the runtime of the reference's range (INT8: FP32); bench.py's compiled_latency: its own
     other = speed.RUNTIMES[prefix].reference if prefix in speed.RUNTIMES else prefix
-    counts = (record.get(f"{prefix}_rounds", rounds), reference and reference.get(f"{other}_rounds", rounds))
-    same = reference is not None and speed.speed(low, high, reference[f"{other}_low_ms"],
-                                                 reference[f"{other}_high_ms"], rounds=counts,
-                                                 alpha=alpha) == "not distinguishable"
+    same = reference is not None and speed.speed(
+        low, high, reference[f"{other}_low_ms"], reference[f"{other}_high_ms"], alpha=alpha,
+        rounds=(record.get(f"{prefix}_rounds", rounds), reference.get(f"{other}_rounds", rounds))
+    ) == "not distinguishable"
     return (f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({speedup:.2f}×"
             f"{', n.d.' if same else ''})")
 
@@ -66,12 +66,11 @@ def legend(rows, alpha):
     rounds = next((r["latency_rounds"] for r in rows if "latency_rounds" in r), None)
     if rounds is None:
         return ""
-    alpha = config.ALPHA if alpha is None else alpha
+    alpha, chance = config.ALPHA if alpha is None else alpha, speed.chance(rounds, rounds)
     few = (f" With {rounds} rounds each, the ranges of two models of the same speed fail to overlap "
-           f"{speed.chance(rounds, rounds):.2f} of the time by chance alone, more often than ALPHA "
-           f"{alpha:g}: no two models are ranked ({speed.rounds_needed(alpha)} rounds each are the fewest "
-           f"that can rank two)."
-           if speed.chance(rounds, rounds) > alpha else "")
+           f"{chance:.2f} of the time by chance alone, more often than ALPHA {alpha:g}: no two models are "
+           f"ranked ({speed.rounds_needed(alpha)} rounds each are the fewest that can rank two)."
+           if chance > alpha else "")
     return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
             f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense "
             f"model), or too few rounds stand behind them, so the two are not distinguishable in speed."
