@@ -69,7 +69,11 @@ class Batches:
         self.device, self.batch_size, self.shuffle = device, batch_size, shuffle
         self.seed, self.epoch, self.rank, self.world = seed, 0, rank, world
         self.resident = on_device(clips, device, share)
-        self.clips = clips.to(device) if self.resident else clips
+        try:
+            self.clips = clips.to(device) if self.resident else clips
+        except torch.OutOfMemoryError:  # the free memory measured was not all there: host memory, as on a CPU
+            self.resident, self.clips = False, clips
+            torch.cuda.empty_cache()
         self.efs = torch.as_tensor(efs, dtype=torch.float32).to(self.clips.device)
         self.order = torch.arange(rank, len(clips), world)  # evaluation's share, in the split's order
 

@@ -71,6 +71,7 @@ def timed_matmul(device, n=4096, repeats=10, dtype=torch.float32):
 
 def describe():
     """The machine: versions, devices, memory, a timed matmul."""
+    import train
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}")
     print(f"CUDA build {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
@@ -85,7 +86,7 @@ def describe():
         props = torch.cuda.get_device_properties(device)
         free, total = torch.cuda.mem_get_info(device)
         print(f"cuda:{i} {props.name}, compute capability {props.major}.{props.minor}, "
-              f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), bf16 {torch.cuda.is_bf16_supported()}")
+              f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), bf16 {train.native_bf16(device)}")
         for dtype in (torch.float32, torch.bfloat16):
             ms, tflops = timed_matmul(device, dtype=dtype)
             print(f"  4096x4096 {str(dtype).split('.')[-1]} matmul: {ms:.2f} ms ({tflops:.1f} TFLOP/s)")

@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 import batches
+import shared_clips
 from bookkeeping import folders
 import train
 from create_sample_data import create_sample_data, sample_matches, sample_record
@@ -230,6 +231,7 @@ def decode(splits, skip_bad, log=print, threads=None):
     threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                           else os.cpu_count())
     total = sum(len(split) for split in splits.values())
+    check_memory(splits, total)
     with ThreadPoolExecutor(threads) as pool, tqdm(total=total, desc="checking videos", leave=False,
                                                    disable=None) as bar:
         skipped = [record for split in splits.values() for record in split.decode(pool, skip_bad, log, bar)]
@@ -239,13 +241,37 @@ def decode(splits, skip_bad, log=print, threads=None):
     return skipped
 
 
+def check_memory(splits, videos):
+    """Refuse, naming the options, clips that cannot fit in host memory: decoding them would end in the
+    kernel's out-of-memory kill, with no message, after minutes of decoding."""
+    split = next(iter(splits.values()))
+    needed = videos * split.num_frames * split.image_size ** 2 * 3
+    available = available_memory()
+    if available is not None and needed > available:
+        raise DataError(f"the decoded clips of {videos} videos ({split.num_frames} frames of "
+                        f"{split.image_size}x{split.image_size}) need {needed / 2**30:.1f} GiB of memory and "
+                        f"{available / 2**30:.1f} GiB is available: lower --num-frames or --image-size, or "
+                        f"free memory (under torchrun the processes share one copy)")
+
+
+def available_memory():
+    """MemAvailable of /proc/meminfo in bytes; None where there is none (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 # --- the run's data --------------------------------------------------------------------------------
 
 def load_data(cfg, device, log=print):
     """The three splits, decoded, and their batches on `device`; generates the sample data when
     DATA_ROOT is its default. Training batches are shuffled by seed and epoch and dealt out to the
     processes; validation and test are cut into disjoint shards, one per process, which
-    train.predict gathers again in the split's order. Returns (splits, batches, skipped)."""
+    train.predict gathers again in the split's order. Under torchrun the main process decodes, and every
+    process maps its clips (shared_clips). Returns (splits, batches, skipped)."""
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
     if (cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main()
             and not sample_matches(cfg.DATA_ROOT, counts, cfg.SEED)):
@@ -260,11 +286,8 @@ def load_data(cfg, device, log=print):
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts=counts,
                                      seed=cfg.SEED, cache_dir=cache) for s in ("train", "val", "test")}
-    if train.is_main():  # decodes (and caches) every video; the other processes then read the cache
-        skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log)
-    train.barrier()
-    if not train.is_main():
-        skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None)
+    skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log) if train.is_main() else []
+    skipped = shared_clips.share(splits, skipped, cfg.CACHE_DIR, log)  # under torchrun: mapped, not copied
     rank, world = train.rank(), train.world_size()
     placement = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
     loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE,

@@ -48,6 +48,8 @@ from train import log
 
 def main(argv):
     cfg = config.load(argv, config.parser(__doc__))
+    if problem := train.too_many_processes(cfg.DEVICE):
+        raise config.ConfigError(problem)
     train.init_distributed()
     device = train.pick_device(cfg.DEVICE)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
@@ -256,6 +258,11 @@ if __name__ == "__main__":
     except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed,
             allocation.AllocationError) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except torch.OutOfMemoryError as e:  # a batch (or the clips) larger than the GPU's free memory
+        print(f"error: the GPU ran out of memory ({str(e).splitlines()[0]}). Lower --batch-size (now "
+              f"{config.BATCH_SIZE} in config.py), or set --clips-on-device 0 to keep the clips in host "
+              f"memory; then run the same command again to continue", file=sys.stderr)
         sys.exit(2)
     except locks.FolderInUse as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """EF regressor: ResNet-18 on every frame, mean over frames, linear head 512 -> 1 (EF in percent)."""
+import contextlib
 import sys
 
 import torch
@@ -27,7 +28,17 @@ class EFRegressionModel(nn.Module):
         """video: (B, T, 3, H, W) -> EF (B,)"""
         b, t = video.shape[:2]
         features = self.backbone(video.flatten(0, 1))           # (B*T, C)
-        return self.head(features.view(b, t, -1).mean(1)).squeeze(-1) * self.ef_scale
+        # The head and the EF scale in fp32 even under autocast: in bf16 every prediction (and with it the
+        # distillation targets and the sensitivity's MAEs) would land on a grid of 0.25-0.5 EF points.
+        with full_precision(video.device):
+            return self.head(features.view(b, t, -1).float().mean(1)).squeeze(-1) * self.ef_scale
+
+
+def full_precision(device):
+    """Autocast switched off where it is on (a model traced for ONNX, or on the meta device, is left as
+    it is)."""
+    on = device.type in ("cuda", "cpu") and torch.is_autocast_enabled(device.type)
+    return torch.autocast(device.type, enabled=False) if on else contextlib.nullcontext()
 
 
 def load_pretrained(model, pretrained=True, path=None):
@@ -87,10 +98,12 @@ def save_checkpoint(path, model, **info):
     save_atomic({"state_dict": model.state_dict(), "info": info}, path)
 
 
-def load_checkpoint(path):
-    """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned), on the CPU."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    checkpoint["state_dict"].setdefault("ef_scale", torch.tensor(1.0))  # saved before the EF scale existed
+def load_checkpoint(path, device="cpu"):
+    """Rebuild any model the experiment saved (dense, masked-then-permanent or channel-pruned), on
+    `device`."""
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    # saved before the EF scale existed
+    checkpoint["state_dict"].setdefault("ef_scale", torch.tensor(1.0, device=device))
     with torch.device("meta"):  # no random initialisation (0.2 s a model): every tensor comes from the file
         model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
     model.load_state_dict(checkpoint["state_dict"], assign=True)

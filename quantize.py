@@ -281,24 +281,21 @@ def _quantize(fp32_onnx_path, videos, tmp, chosen, step):
 def _check_int8(tmp, fp32_onnx_path, videos, step):
     """Load the INT8 file in ONNX Runtime and run it on a few calibration videos: finite predictions,
     one per video. Returns its largest |INT8 - FP32| prediction on them."""
-    import onnxruntime as ort
     step[0] = "loading the INT8 model in ONNX Runtime"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(tmp, options, providers=["CPUExecutionProvider"])
+    session = onnx_runtime.session(tmp)
     step[0] = "running the INT8 model"
     few = videos[:4]
     out = session.run(None, {session.get_inputs()[0].name: few})[0]
     if out.shape != (len(few),) or not np.isfinite(out).all():
         raise ValueError(f"the INT8 model predicts {out.tolist()} on {len(few)} calibration videos")
-    fp32 = ort.InferenceSession(fp32_onnx_path, options, providers=["CPUExecutionProvider"])
+    fp32 = onnx_runtime.session(fp32_onnx_path)
     return float(np.abs(out - fp32.run(None, {fp32.get_inputs()[0].name: few})[0]).max())
 
 
 # --- measurement -------------------------------------------------------------------------------------
 
 def session(path, threads=None, optimized=True):
-    """onnx_runtime.session (torch's thread count by default), its failure a QuantizationError naming
+    """onnx_runtime.session (train.cpu_threads by default), its failure a QuantizationError naming
     the file."""
     try:
         return onnx_runtime.session(path, threads, optimized)

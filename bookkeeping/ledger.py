@@ -143,17 +143,19 @@ def forget_training_state(folder, name):
             os.remove(leftover)
 
 
-def reuse(done, name, seed, cfg, folder, identity, log):
-    """A finished model of this run, if its record and checkpoint are there: (record, model) or None.
-    The checkpoint is looked for in this run's checkpoint folder (which may have moved), and one of
-    another run is refused. A damaged checkpoint is set aside and its model trained again, except the
-    baseline's once pruned models were fine-tuned from it: then the run stops and says what to do."""
+def reuse(done, name, seed, cfg, folder, *, identity, log, device, main=True):
+    """A finished model of this run, if its record and checkpoint are there: (record, model on `device`,
+    the run's) or None. The checkpoint is looked for in this run's checkpoint folder (which may have
+    moved), and one of another run is refused. A damaged checkpoint is set aside and its model trained
+    again, except the baseline's once pruned models were fine-tuned from it: then the run stops and says
+    what to do. Only the main process (`main`) moves or deletes a file: under torchrun every process
+    reuses, and two of them moving one file race."""
     record = next((r for r in done if r["name"] == name and r["seed"] == seed), None)
     path = os.path.join(folder, f"{name}.pt")
     if record is None or not os.path.isfile(path):
         return None
     try:
-        model, info = load_checkpoint(path)
+        model, info = load_checkpoint(path, device)
     except Exception as e:  # noqa: BLE001 (a truncated or overwritten file)
         problem = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         dependents = [r["name"] for r in done if r["seed"] == seed and r["name"] != "baseline"]
@@ -163,7 +165,8 @@ def reuse(done, name, seed, cfg, folder, identity, log):
                 f"model(s) of seed {seed} already in {cfg.RESULTS_DIR}/results.json were fine-tuned from it, "
                 f"so it cannot be trained again in their place. Restore {path} from a backup, or run with "
                 f"--fresh to archive this run and start again.") from None
-        folders.set_aside(path, problem, log)
+        if main:
+            folders.set_aside(path, problem, log)
         log(f"{name} (seed {seed}): trained again")
         return None
     if info.get("identity") != identity["id"]:
@@ -171,7 +174,8 @@ def reuse(done, name, seed, cfg, folder, identity, log):
             f"checkpoint {path} was saved by another run (identity {info.get('identity')}; this run "
             f"{identity['id']}: another configuration or other data); it is not reused. Run with --fresh to "
             f"archive it, or choose another --results-dir.")
-    forget_training_state(folder, name)  # left behind by a kill right after results.json was written
+    if main:
+        forget_training_state(folder, name)  # left behind by a kill right after results.json was written
     record = dict(record)  # its files where they are now (the folders may have moved)
     record["checkpoint"] = path
     for field, suffix in (("onnx_path", ".onnx"), ("int8_path", ".int8.onnx")):

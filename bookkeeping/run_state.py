@@ -58,7 +58,7 @@ def seed_context(experiment, seed):
 def reused(experiment, ctx, name):
     """(record, model) of a model an earlier run finished, or None (ledger.reuse)."""
     return ledger.reuse(experiment.done, name, ctx.seed, ctx.cfg, ctx.folder, identity=ctx.inputs.identity,
-                         log=log)
+                        log=log, device=ctx.device, main=train.is_main())
 
 
 def finished(experiment, record, folder, phase):
