@@ -12,7 +12,8 @@ TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs"
 
 
 def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(latency, "compile_error", lambda device: "not in this test")  # compiling is slow here
+    # torch.compile takes minutes for every variant: only --latency-compile true asks for it
+    monkeypatch.setattr(latency, "compile_error", lambda device: pytest.fail("compiled without being asked"))
     output = tmp_path / "docs" / "bench.json"
     table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5),
@@ -25,7 +26,7 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     assert (table.latency_ms <= table.latency_high_ms).all()
     assert (table.latency_rounds == 2).all() and (table.onnx_latency_rounds == 2).all()
     out = capsys.readouterr().out
-    assert "2 interleaved round(s)" in out and "not in this test" in out
+    assert "2 interleaved round(s)" in out and "compiled_latency_ms" not in table
     assert "speedup by runtime" in out and "lowest and highest over the rounds" in out
     # the README's speed table is written from that file, not typed
     text = readme_tables.render("<!-- generated: speed from docs/bench.json -->\n<!-- end generated -->\n",
@@ -37,6 +38,16 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     assert (f"{physical.latency_ms:.1f} [{physical.latency_low_ms:.1f}–{physical.latency_high_ms:.1f}]"
             in physical_row)
     assert "2 interleaved rounds" in text and "from `docs/bench.json`" in text
+
+
+def test_bench_compiles_only_when_asked_and_says_why_it_cannot(monkeypatch, capsys):
+    asked = []
+    monkeypatch.setattr(latency, "compile_error", lambda device: asked.append(device) or "not in this test")
+    only_the_baseline = ["--unstructured-pruning-ratios", "", "--structured-pruning-ratios", "",
+                         "--onnx-export", "false", "--repeat", "1"]
+    table = bench.main(TINY_BENCH + only_the_baseline + ["--latency-compile", "true"])
+    assert len(asked) == 1 and "not in this test): eager PyTorch only" in capsys.readouterr().out
+    assert list(table.method) == ["baseline"] and "compiled_latency_ms" not in table
 
 
 def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,
