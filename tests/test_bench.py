@@ -7,8 +7,9 @@ import bench
 import latency
 import readme_tables
 
-TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs",
-              "1", "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
+TINY_BENCH = ["--device", "cpu", "--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0",
+              "--latency-timed-runs", "1", "--unstructured-pruning-ratios", "0.5",
+              "--structured-pruning-ratios", "0.5"]
 
 
 def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
@@ -53,8 +54,9 @@ def test_bench_compiles_only_when_asked_and_says_why_it_cannot(monkeypatch, caps
 def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,
                                                                                          monkeypatch):
     monkeypatch.chdir(tmp_path)
-    table = bench.main(["--data", "--data-root", sample_root, "--num-frames", "2", "--image-size", "32",
-                        "--batch-size", "4", "--steps", "2", "--repeat", "1"]).set_index("what")
+    table = bench.main(["--data", "--device", "cpu", "--data-root", sample_root, "--num-frames", "2",
+                        "--image-size", "32", "--batch-size", "4", "--steps", "2",
+                        "--repeat", "1"]).set_index("what")
     rows = table.index.tolist()
     assert rows[0] == "check and cache, 1 thread(s)" and rows[1].startswith("check and cache")
     assert table.videos.iloc[0] == table.videos.iloc[1] == 16  # every video of the three splits, both times

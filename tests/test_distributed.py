@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import train
-from conftest import LEAN, ROOT, TINY, options
+from conftest import LEAN, ROOT, TINY, cpu_env, options
 from create_sample_data import create_sample_data
 from dataset import EchoNetVideoDataset
 from model import load_checkpoint
@@ -28,7 +28,7 @@ def test_torchrun_two_processes_give_every_row_and_each_test_video_once(tmp_path
                              *TINY, *LEAN,
                              *options(data_root=root, onnx_export="false", draw_figures="false")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=cpu_env(OMP_NUM_THREADS="1"))  # gloo on the CPU, as one process
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.load(open(tmp_path / "results" / "results.json"))
     assert results["environment"]["world_size"] == 2
