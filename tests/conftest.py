@@ -21,7 +21,7 @@ from create_sample_data import create_sample_data  # noqa: E402
 
 # A configuration small enough for a test: 2 frames of 32x32, one epoch, one ratio per method, on the
 # CPU: on a GPU box "auto" would train on the GPU, where bf16 and cuDNN change the numbers the tests compare
-# (tests/test_gpu.py runs the GPU path, with --device cuda after these).
+# (tests/test_gpu.py runs the GPU path).
 TINY = ["--device", "cpu", "--num-frames", "2", "--image-size", "32", "--batch-size", "4",
         "--num-epochs", "1", "--fine-tune-epochs", "1", "--learning-rate", "1e-3",
         "--fine-tune-learning-rate", "1e-4",
