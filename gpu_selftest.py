@@ -20,7 +20,6 @@ one pruned model): what the suite checks, on a machine with no GPU.
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +31,8 @@ import config
 import train
 from bookkeeping import run_identity
 from create_sample_data import create_sample_data
-from selftest_runs import (ROOT, TIMEOUT, Failed, context, continuation, end_to_end, finite, outcome,
-                           precision_name, torchrun)
+from selftest_runs import (ROOT, TIMEOUT, Failed, context, continuation, end_to_end, finished, finite,
+                           outcome, precision_name, torchrun)
 
 
 # --- the parts ----------------------------------------------------------------------------------
@@ -93,13 +92,9 @@ def gpu_tests(ctx):
         raise Failed(f"{tests} is not here: run the self-test from a checkout of ef-prune")
     if not all(importlib.util.find_spec(name) for name in ("pytest", "xdist")):
         raise Failed("pytest or pytest-xdist is not installed: pip install -r requirements-dev.txt")
-    try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-m", "cuda", "-p",
-                               "no:cacheprovider", tests], cwd=ROOT, capture_output=True, text=True,
-                              timeout=TIMEOUT["gpu_tests"])
-    except subprocess.TimeoutExpired:
-        raise Failed(f"the GPU tests ran longer than {TIMEOUT['gpu_tests']} s") from None
-    return pytest_verdict(done.returncode, done.stdout)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-m", "cuda", "-p", "no:cacheprovider", tests]
+    code, out, _ = finished(pytest, ROOT, TIMEOUT["gpu_tests"], "the GPU tests")
+    return pytest_verdict(code, out)
 
 
 def data_verdict(table, rounds):

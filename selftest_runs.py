@@ -4,6 +4,7 @@ GPUs. Each runs main.py in a subprocess, in a temporary folder, and checks what 
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -29,7 +30,8 @@ GPU_PLAN = SimpleNamespace(deleted="structured_physical_kd_0.5", options=[
     "--sensitivity", "true", "--sensitivity-ratios", "0.9", "--random-pruning-control", "true",
     "--random-removal-control", "true", "--scratch-control", "true",
     "--distilled-methods", "structured_physical"])
-# On a CPU what fits in a minute: the baseline, the dense control and one pruned model, each with INT8.
+# On a CPU, what a test of the suite can afford: the baseline, the dense control and one pruned model,
+# each with INT8.
 CPU_PLAN = SimpleNamespace(deleted="unstructured_0.5", options=["--structured-pruning-ratios", "",
                                                                  "--sensitivity", "false"])
 # The torchrun start: the plan's models without the measuring that only the main process does.
@@ -57,19 +59,32 @@ def precision_name(device):
     return str(train.precision(device, True)).replace("torch.", "")
 
 
-def main_py(args, cwd, timeout, launcher=()):
-    """python main.py args in cwd, in a subprocess: (results.json, the finished process)."""
-    os.makedirs(cwd, exist_ok=True)
+def finished(command, cwd, timeout, what):
+    """(exit status, stdout, stderr) of command, run in a session of its own: on a timeout or Ctrl-C it
+    is killed with every process it started (torchrun's workers, the runs a test starts)."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
-        done = subprocess.run([sys.executable, *launcher, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise Failed(f"main.py ran longer than {timeout} s") from None
-    if done.returncode != 0:
-        last = [line for line in done.stderr.splitlines() if line.strip()] or ["no message"]
-        raise Failed(f"main.py exited with status {done.returncode}: {last[-1]}")
+        out, err = process.communicate(timeout=timeout)
+    except BaseException as e:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise Failed(f"{what} ran longer than {timeout} s") from None
+        raise
+    return process.returncode, out, err
+
+
+def main_py(args, cwd, timeout, launcher=()):
+    """python main.py args in cwd, in a subprocess: (results.json, its stdout)."""
+    os.makedirs(cwd, exist_ok=True)
+    code, out, err = finished([sys.executable, *launcher, os.path.join(ROOT, "main.py"), *args], cwd, timeout,
+                              "main.py")
+    if code != 0:
+        last = [line for line in err.splitlines() if line.strip()] or ["no message"]
+        raise Failed(f"main.py exited with status {code}: {last[-1]}")
     with open(os.path.join(cwd, "results", "results.json")) as f:
-        return json.load(f), done
+        return json.load(f), out
 
 
 def context(device, device_name, folder, data):
@@ -139,10 +154,10 @@ def continuation(ctx):
     checkpoints = {name: ledger.resolve(results_dir, r["checkpoint"]) for name, r in first.items()}
     stamps = {name: os.stat(path).st_mtime_ns for name, path in checkpoints.items() if name != ctx.deleted}
     os.remove(checkpoints[ctx.deleted])
-    results, done = main_py(ctx.args, ctx.run, TIMEOUT["continuation"])
+    results, out = main_py(ctx.args, ctx.run, TIMEOUT["continuation"])
     again = by_name(results)
     problems = check_results(results, list(first), ctx.device, bool(ctx.first["sensitivity"]), results_dir)
-    if "continuing the run in" not in done.stdout:
+    if "continuing the run in" not in out:
         problems.append("the run did not say it continued")
     if retrained := [n for n, stamp in stamps.items() if os.stat(checkpoints[n]).st_mtime_ns != stamp]:
         problems.append(f"trained again though their checkpoints were there: {', '.join(retrained)}")

@@ -3,6 +3,7 @@ main.py (end to end, then continued after a checkpoint is deleted) at tiny sizes
 refusal before anything long; a part that crashes is its FAIL line and exit status 1; and what each part
 calls a PASS, checked on made-up outputs that must fail."""
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -137,3 +138,25 @@ def test_a_run_passes_only_with_every_model_measured_on_its_device(tmp_path):
     no_rows = {**made_up_run(tmp_path), "sensitivity": []}
     assert selftest_runs.check_results(no_rows, expected, cpu, True, str(tmp_path)) == [
         "no layer sensitivity rows"]
+
+
+def running(pid):
+    """Whether process pid runs (a killed one lingers as a zombie until it is reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_command_that_runs_too_long_is_killed_with_what_it_started(tmp_path):
+    started, start = tmp_path / "pid", time.monotonic()
+    with pytest.raises(Failed, match="the sleeper ran longer than 1 s"):
+        selftest_runs.finished(["bash", "-c", f"sleep 60 & echo $! > {started}; wait"], str(tmp_path), 1,
+                               "the sleeper")
+    # not waiting for the sleep, which holds the output pipes: killed with bash
+    assert time.monotonic() - start < 30
+    pid, deadline = int(started.read_text()), time.monotonic() + 10
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(pid)
