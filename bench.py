@@ -7,10 +7,14 @@ from random weights, measured in one process with the same functions main.py use
     python bench.py --onnx-export false     # PyTorch only (ONNX Runtime columns need onnxruntime)
     python bench.py --repeat 3              # three rounds (default --latency-rounds); cells: their median
 
-PyTorch is timed eagerly and, where torch.compile runs, compiled with frozen weights; ONNX Runtime
-with its CPU execution provider; every variant in every runtime in interleaved rounds, as main.py
-times a run's models (latency.py). The second table compares each runtime's speedups over its own
-dense baseline.
+PyTorch is timed eagerly; ONNX Runtime with its CPU execution provider; every variant in every
+runtime in interleaved rounds, as main.py times a run's models (latency.py). The second table compares
+each runtime's speedups over its own dense baseline.
+
+    python bench.py --latency-compile true  # also PyTorch through torch.compile with frozen weights
+
+torch.compile is off unless asked for, as in main.py: compiling every variant takes minutes (on a GPU
+too), and on a CPU it needs a C++ compiler (without one, bench.py says so and times eagerly).
 
     python bench.py --data [--quick]        # the data path: check and cache on one thread and on every
                                             # core; batches alone, before and now; training and evaluation
@@ -123,8 +127,8 @@ def main(argv):
     device = train.pick_device(cfg.DEVICE)
     steady = device.type == "cpu" and latency.steady_cpu_allocator()
     use_onnx = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
-    compile_error = latency.compile_error(device)
-    if compile_error:
+    compile_error = latency.compile_error(device) if cfg.LATENCY_COMPILE else "--latency-compile false"
+    if cfg.LATENCY_COMPILE and compile_error:
         print(f"torch.compile does not run here ({compile_error}): eager PyTorch only")
     variants = pruned_variants(cfg)
     with tempfile.TemporaryDirectory() as onnx_dir:

@@ -3,6 +3,7 @@
     python check_gpu.py                     # seconds: versions, devices, memory, a timed matmul
     python check_gpu.py --project           # about a minute more on a GPU: what the runs will take here
     python check_gpu.py --project --data-root /data/EchoNet-Dynamic   # measured on a few of its videos
+    python check_gpu.py --selftest          # minutes on a GPU: the GPU path end to end, PASS/FAIL per part
 
 --project measures, on this machine and through the run's own code, what the reference run spends its
 time on: training and evaluation videos/s through the real data path (batches.Batches feeding
@@ -17,6 +18,11 @@ Every other option is main.py's (config.py) and changes the configuration projec
 `python main.py --quick --num-epochs 10`. Without --data-root the data path runs on synthetic videos
 (create_sample_data, in a temporary folder); --data-root measures on a few videos of that folder and
 counts its splits as FileList.csv gives them.
+
+--selftest is what to run first on a new GPU box (gpu_selftest.py says what each part checks): a tiny
+main.py run with INT8, the sensitivity, the controls and distillation, its continuation, the GPU tests,
+bench.py --data's ceilings and a torchrun start on two GPUs, each ending in a PASS, FAIL or SKIP line;
+exit status 0 when none failed. Without a GPU it stops at once (exit 2); --device cpu runs it on the CPU.
 """
 import argparse
 import copy
@@ -405,6 +411,13 @@ def own_options(p):
     p.add_argument("--int8-videos", type=int, default=4, metavar="N", help="--project: calibration videos "
                    "of the INT8 quantization timed (default 4; each further one projected at an ONNX Runtime "
                    "run's time)")
+    p.add_argument("--selftest", action="store_true", help="check this GPU box end to end (minutes): one "
+                   "PASS, FAIL or SKIP line a part and a summary; exit status 0 when no part failed; with "
+                   "--device cpu, on the CPU at tiny sizes (gpu_selftest.py)")
+    p.add_argument("--selftest-out", metavar="PATH", help="--selftest: also write every part's verdict and "
+                   "numbers to this JSON file, part by part")
+    p.add_argument("--selftest-skip", default="", metavar="PARTS", help="--selftest: leave out these parts, "
+                   "comma-separated (environment, end_to_end, continuation, gpu_tests, data_path, torchrun)")
     return p
 
 
@@ -416,6 +429,10 @@ def main(argv=()):
     for name in ("steps", "rounds", "videos", "int8_videos"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if options.selftest:  # its parts, verdicts and exit status are gpu_selftest.py's
+        import gpu_selftest
+        own = own_options(argparse.ArgumentParser(add_help=False, allow_abbrev=False))
+        sys.exit(gpu_selftest.selftest(options, own.parse_known_args(argv)[1]))  # main.py's options given
     describe()
     if not options.project:
         return None

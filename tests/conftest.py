@@ -19,9 +19,12 @@ sys.path.insert(0, ROOT)
 
 from create_sample_data import create_sample_data  # noqa: E402
 
-# A configuration small enough for a test: 2 frames of 32x32, one epoch, one ratio per method.
-TINY = ["--num-frames", "2", "--image-size", "32", "--batch-size", "4", "--num-epochs", "1",
-        "--fine-tune-epochs", "1", "--learning-rate", "1e-3", "--fine-tune-learning-rate", "1e-4",
+# A configuration small enough for a test: 2 frames of 32x32, one epoch, one ratio per method, on the
+# CPU: on a GPU box "auto" would train on the GPU, where bf16 and cuDNN change the numbers the tests compare
+# (tests/test_gpu.py runs the GPU path).
+TINY = ["--device", "cpu", "--num-frames", "2", "--image-size", "32", "--batch-size", "4",
+        "--num-epochs", "1", "--fine-tune-epochs", "1", "--learning-rate", "1e-3",
+        "--fine-tune-learning-rate", "1e-4",
         "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5",
         "--latency-warmup-runs", "1", "--latency-timed-runs", "2", "--latency-rounds", "3",
         "--pretrained", "false", "--num-train-videos", "8", "--num-val-videos", "4", "--num-test-videos", "4",
@@ -53,9 +56,16 @@ def run_folders(out):
                    figures_dir=out / "figures", cache_dir=out / "cache")
 
 
+def cpu_env(**more):
+    """The environment of a subprocess that must compute on the CPU: no GPU visible (torchrun's processes
+    would each take one, and a run with --device auto would train on it)."""
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", **more}
+
+
 def run_main(*args, cwd, env=None):
+    """python main.py in a subprocess, on the CPU (cpu_env)."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=600, env=cpu_env(**(env or {})))
 
 
 @pytest.fixture

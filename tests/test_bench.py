@@ -7,12 +7,14 @@ import bench
 import latency
 import readme_tables
 
-TINY_BENCH = ["--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0", "--latency-timed-runs",
-              "1", "--unstructured-pruning-ratios", "0.5", "--structured-pruning-ratios", "0.5"]
+TINY_BENCH = ["--device", "cpu", "--num-frames", "2", "--image-size", "32", "--latency-warmup-runs", "0",
+              "--latency-timed-runs", "1", "--unstructured-pruning-ratios", "0.5",
+              "--structured-pruning-ratios", "0.5"]
 
 
 def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(latency, "compile_error", lambda device: "not in this test")  # compiling is slow here
+    # torch.compile takes minutes for every variant: only --latency-compile true asks for it
+    monkeypatch.setattr(latency, "compile_error", lambda device: pytest.fail("compiled without being asked"))
     output = tmp_path / "docs" / "bench.json"
     table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5),
@@ -25,7 +27,7 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     assert (table.latency_ms <= table.latency_high_ms).all()
     assert (table.latency_rounds == 2).all() and (table.onnx_latency_rounds == 2).all()
     out = capsys.readouterr().out
-    assert "2 interleaved round(s)" in out and "not in this test" in out
+    assert "2 interleaved round(s)" in out and "compiled_latency_ms" not in table
     assert "speedup by runtime" in out and "lowest and highest over the rounds" in out
     # the README's speed table is written from that file, not typed
     text = readme_tables.render("<!-- generated: speed from docs/bench.json -->\n<!-- end generated -->\n",
@@ -39,11 +41,22 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     assert "2 interleaved rounds" in text and "from `docs/bench.json`" in text
 
 
+def test_bench_compiles_only_when_asked_and_says_why_it_cannot(monkeypatch, capsys):
+    asked = []
+    monkeypatch.setattr(latency, "compile_error", lambda device: asked.append(device) or "not in this test")
+    only_the_baseline = ["--unstructured-pruning-ratios", "", "--structured-pruning-ratios", "",
+                         "--onnx-export", "false", "--repeat", "1"]
+    table = bench.main(TINY_BENCH + only_the_baseline + ["--latency-compile", "true"])
+    assert len(asked) == 1 and "not in this test): eager PyTorch only" in capsys.readouterr().out
+    assert list(table.method) == ["baseline"] and "compiled_latency_ms" not in table
+
+
 def test_bench_data_measures_check_and_cache_the_data_path_and_both_ceilings_in_one_run(sample_root, tmp_path,
                                                                                          monkeypatch):
     monkeypatch.chdir(tmp_path)
-    table = bench.main(["--data", "--data-root", sample_root, "--num-frames", "2", "--image-size", "32",
-                        "--batch-size", "4", "--steps", "2", "--repeat", "1"]).set_index("what")
+    table = bench.main(["--data", "--device", "cpu", "--data-root", sample_root, "--num-frames", "2",
+                        "--image-size", "32", "--batch-size", "4", "--steps", "2",
+                        "--repeat", "1"]).set_index("what")
     rows = table.index.tolist()
     assert rows[0] == "check and cache, 1 thread(s)" and rows[1].startswith("check and cache")
     assert table.videos.iloc[0] == table.videos.iloc[1] == 16  # every video of the three splits, both times

@@ -121,7 +121,7 @@ def test_the_projection_gives_back_a_tiny_runs_work_and_phase_times(tiny_run):
 
 def test_check_gpu_projects_both_runs_on_the_cpu(run_here, tmp_path):
     tiny = options(num_frames=2, image_size=32, batch_size=4, latency_warmup_runs=1, latency_timed_runs=2,
-                   steps=1, rounds=1, int8_videos=1, structured_pruning_ratios=0.5)
+                   steps=1, rounds=1, int8_videos=1, structured_pruning_ratios=0.5, device="cpu")
     result = run_here("check_gpu.py", "--project", *tiny, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import train
-from conftest import LEAN, ROOT, TINY, options
+from conftest import LEAN, ROOT, TINY, cpu_env, options
 from create_sample_data import create_sample_data
 from dataset import EchoNetVideoDataset
 from model import load_checkpoint
@@ -30,7 +30,7 @@ def torchrun(root, cwd, **popen):
     """torchrun of two processes on the tiny configuration, in `cwd`; a Popen with `popen` given, else run."""
     command = [TORCHRUN, "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "main.py"), *TINY, *LEAN,
                *options(data_root=root, onnx_export="false", draw_figures="false")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = cpu_env(OMP_NUM_THREADS="1")  # gloo on the CPU, as one process
     if popen:
         return subprocess.Popen(command, cwd=cwd, env=env, **popen)
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
