@@ -27,6 +27,7 @@ import pandas as pd
 import claims
 import config
 import methods
+import power
 import prune_utils
 import speed
 from bookkeeping import folders
@@ -136,9 +137,14 @@ def phases(results):
     return "\n".join(lines) + "\n"
 
 
+def judged(results):
+    """claims.for_run at the one margin, config.py's NONINFERIORITY_FRACTION, whatever the run recorded."""
+    return claims.for_run(results, fraction=config.NONINFERIORITY_FRACTION)
+
+
 def verdicts(results):
     """Every comparison of the run with its verdict, by the rule summary.md states (claims.py)."""
-    table = claims.for_run(results)
+    table = judged(results)
     return claims.rule(results, table) + "\n" + claims.claims_table(table)
 
 
@@ -165,7 +171,7 @@ def seeds(results):
     models = by_model(results)
     order = [r["seed"] for r in models[("baseline", 0.0)]]
     base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
-    table = claims.for_run(results)
+    table = judged(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     head = ["model"] + [f"seed {s}: test MAE (× baseline)" for s in order] + [
         "mean ± std", "ΔMAE vs baseline [95% interval, seeds and videos]", "verdict (Holm, margin)"]
@@ -194,9 +200,7 @@ def gradual_minus_oneshot(first, second, key):
 def schedule_tests(oneshot, first, second):
     """[(key, seeds, change, net change or None)]: each model's gradual - one-shot test and, but for the
     dense control's own, the same net of the control's (a difference in differences, per seed and video)."""
-    cfg = oneshot["config"]
-    samples = cfg.get("BOOTSTRAP_SAMPLES", claims.config.BOOTSTRAP_SAMPLES)
-    fraction = cfg.get("NONINFERIORITY_FRACTION", claims.config.NONINFERIORITY_FRACTION)
+    fraction = config.NONINFERIORITY_FRACTION  # the one margin
     models = pd.DataFrame(oneshot["models"])
     control = gradual_minus_oneshot(first, second, ("dense_control", 0.0))
     found = []
@@ -205,11 +209,11 @@ def schedule_tests(oneshot, first, second):
         if key[0] == "baseline" or not diffs:
             continue
         seeds = sorted(diffs)
-        change = claims.test_diffs(np.stack([diffs[s] for s in seeds]), samples=samples,
+        change = claims.test_diffs(np.stack([diffs[s] for s in seeds]),
                                    margin=claims.margin(models, seeds=seeds, fraction=fraction))
         net, both = None, sorted(set(seeds) & set(control))
         if key[0] != "dense_control" and both:
-            net = claims.test_diffs(np.stack([diffs[s] - control[s] for s in both]), samples=samples,
+            net = claims.test_diffs(np.stack([diffs[s] - control[s] for s in both]),
                                     margin=claims.margin(models, seeds=both, fraction=fraction))
         found.append((key, seeds, change, net))
     return found
@@ -218,27 +222,30 @@ def schedule_tests(oneshot, first, second):
 def schedules(oneshot, gradual):
     """The same models pruned one-shot and gradually, from the same seeds' baselines: validation MAE
     (the model kept) and test MAE, mean ± std over seeds, and gradual minus one-shot on test, paired by
-    seed and video, crossed bootstrap. The dense control, pruning nothing, also goes through the gradual
-    schedule (its recalibrations, its optimizer restarts): its change is what the schedule costs without
-    pruning, so each method's verdict is on its change net of the control's. Holm over the verdicts shown
-    (the control's own change and every method's net change), by the rule of claims.py."""
+    seed and video, crossed standard error. The dense control, pruning nothing, also goes through the
+    gradual schedule (its recalibrations, its optimizer restarts): its change is what the schedule costs
+    without pruning, so each method's verdict is on its change net of the control's. One schedule against
+    the other is asked two-sided, at the one margin; Holm over the verdicts shown (the control's own change
+    and every method's net change), by the rule of claims.py."""
     first, second = by_model(oneshot), by_model(gradual)
     found = schedule_tests(oneshot, first, second)
-    judged = claims.decide(pd.DataFrame([net or change for _, _, change, net in found]),
-                           oneshot["config"].get("ALPHA", claims.config.ALPHA))
+    tests = pd.DataFrame([net or change for _, _, change, net in found]).assign(question=claims.TWO_SIDED)
+    decided = claims.decide(tests, oneshot["config"].get("ALPHA", config.ALPHA))
     lines = ["| model | one-shot: val MAE | gradual: val MAE | one-shot: test MAE | gradual: test MAE | "
              "gradual − one-shot, test [95% interval] | net of the dense control's [95% interval] | "
              "verdict (Holm over the table; the control: its change, the others: the net change) |",
              "|---|---|---|---|---|---|---|---|"]
-    for (key, seeds, change, net), verdict in zip(found, judged.verdict):
+    for (key, seeds, change, net), verdict in zip(found, decided.verdict):
         a, b = ([r for r in run[key] if r["seed"] in seeds] for run in (first, second))
         cells = [name(a[0])] + [mean_std([r[column] for r in rows]) for column in ("val_mae", "test_mae")
                                 for rows in (a, b)]  # one-shot, gradual; validation, then test
         cells += [interval(change), interval(net) if net else "", verdict]
         lines.append("| " + " | ".join(cells) + " |")
-    margins = ", ".join(judged.margin.map("{:.2f}".format).unique())
-    return ("\n".join(lines) + f"\n\nMargin M: {margins} EF points (NONINFERIORITY_FRACTION of the one-shot "
-            f"run's baseline test MAE over the seeds compared).\n")
+    margins = ", ".join(decided.margin.map("{:.2f}".format).unique())
+    return ("\n".join(lines) + f"\n\nMargin M: {margins} EF points (NONINFERIORITY_FRACTION "
+            f"{config.NONINFERIORITY_FRACTION:g}, the one margin, of the one-shot run's baseline test MAE "
+            f"over the seeds compared). One schedule against the other is asked two-sided: equivalent "
+            f"within ±M, better or worse (\", by less than M\": within ±M as well).\n")
 
 
 def interval(test):
@@ -270,9 +277,9 @@ def speed_table(bench):
 
 def headline(results):
     """The README's first table: every model's mean test MAE over the seeds, its change against the
-    baseline (crossed bootstrap) with its verdict, and its size counted one way for every method; then
-    how many kept models are the one right after pruning, and the test split the margin needs."""
-    table = claims.for_run(results)
+    baseline (crossed standard error) with its verdict, and its size counted one way for every method;
+    then how many kept models are the one right after pruning, and what the design resolves (power.py)."""
+    table = judged(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     lines = ["| model | test MAE, mean over seeds | ΔMAE vs baseline [95% interval] | verdict | "
              "effective params (M) | effective FLOPs (M) |", "|---|---|---|---|---|---|"]
@@ -287,7 +294,7 @@ def headline(results):
     seeds = sorted({r["seed"] for r in results["models"]})
     return "\n".join(lines) + "\n\n" + " ".join(
         [f"Seeds {', '.join(map(str, seeds))}; {results['splits']['test']} test videos.", kept_line(results),
-         needed_line(table, results)]) + "\n"
+         power.sentence(table, results["config"].get("ALPHA", config.ALPHA))]) + "\n"
 
 
 def kept_line(results):
@@ -300,20 +307,9 @@ def kept_line(results):
             + (f": {', '.join(sorted({name(r) for r in kept}))}." if kept else "."))
 
 
-def needed_line(table, results):
-    needed = claims.videos_needed(table)
-    if needed is None:
-        return ""
-    margins = table.margin.dropna()
-    return (f"The non-inferiority margin ({margins.min():.2f}–{margins.max():.2f} EF points, "
-            f"NONINFERIORITY_FRACTION of the baseline's MAE) needs about {needed:,} test videos to be shown, "
-            f"with {claims.POWER:.0%} power, for a model that loses nothing (the median comparison, before "
-            f"Holm's adjustment); this run has {results['splits']['test']}.")
-
-
 def comparisons(results):
     """The comparisons at the same ratio, with the sizes of both sides."""
-    table = claims.for_run(results)
+    table = judged(results)
     return claims.claims_table(table[table.kind == "same ratio"])
 
 
@@ -344,10 +340,10 @@ RECOVERY_DENSE = ["dense_control", "dense_control_kd"]  # the first rows: nothin
 def recovery(results, highest_only=False):
     """The allocations and distillation at each FLOP budget (the uniform model's ratio): the mean test MAE
     over the seeds, its ratio to the baseline's, the change against the baseline with the verdict of the
-    run's rule (its margin the run's NONINFERIORITY_FRACTION), FLOPs against the uniform model's, and
-    the PyTorch speed-up; then what the highest budget shows, and every comparison at equal FLOPs
+    run's rule (at the one margin, config.py's NONINFERIORITY_FRACTION), FLOPs against the uniform
+    model's, and the PyTorch speed-up; then what the highest budget shows, and every comparison at equal FLOPs
     (highest_only: the highest budget's rows and what it shows)."""
-    models, table = by_model(results), claims.for_run(results)
+    models, table = by_model(results), judged(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
     ratios = sorted({ratio for method, ratio in models if method == "structured_physical"})
@@ -394,20 +390,18 @@ def teacher_gap(results):
 
 def highest_budget(results, versus, ratio):
     """Whether any removed-channel model (an allocation, distilled or not) at the highest budget is shown
-    within the margin of the baseline."""
-    fraction = results["config"].get("NONINFERIORITY_FRACTION")
+    within the margin of the baseline (its non-inferiority test, Holm), at the one margin."""
+    fraction, alpha = config.NONINFERIORITY_FRACTION, results["config"].get("ALPHA", config.ALPHA)
+    recorded = results["config"].get("NONINFERIORITY_FRACTION", fraction)
     removed = [m for m in RECOVERY if prune_utils.base_method(m) in prune_utils.REMOVED]  # not the small net
-    found = [(method, versus[(method, ratio)]) for method in removed if (method, ratio) in versus]
-    shown = [methods.label(m) for m, claim in found
-             if claim.verdict.startswith(("non-inferior", "no loss", "better"))]
-    method, best = min(found, key=lambda item: item[1].change)
-    return (f"At the highest budget (ratio {ratio:g}), by the run's rule (margin {fraction:g} of the "
-            f"baseline's MAE, that is within {1 + fraction:.2f}× of it, Holm-adjusted over the run's "
-            f"comparisons): "
+    shown = [methods.label(m) for m in removed
+             if (m, ratio) in versus and versus[(m, ratio)].p_margin_holm < alpha / 2]
+    return (f"At the highest budget (ratio {ratio:g}), by the claims rule (margin {fraction:g} of the "
+            f"baseline's MAE, that is within {1 + fraction:.2f}× of it, the one margin"
+            + (f"; the run recorded {recorded:g}" if recorded != fraction else "")
+            + "; Holm-adjusted over the run's comparisons): "
             + (f"shown for {', '.join(shown)}." if shown else
-               f"no combination of allocation and distillation is shown within it; the smallest loss is "
-               f"{methods.label(method)}'s, {best.change:+.2f} [{best.ci_low:+.2f}, {best.ci_high:+.2f}] "
-               f"({best.verdict})."))
+               "no combination of allocation and distillation is shown within it."))
 
 
 def distilled_val_maes(run):

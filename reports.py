@@ -159,7 +159,8 @@ def header_lines(results, models):
             f"{floor['test_mae']:.2f}.\n",
             protocol_line(cfg),
             "ΔMAE: the model's test MAE minus its baseline's (same seed), with the 95% paired bootstrap "
-            "interval over the test videos in brackets (one seed) or mean ± std over seeds. \"vs "
+            "interval over the test videos in brackets (one seed) or mean ± std over seeds, descriptive: the "
+            "verdicts rest on the rule's own interval (below). \"vs "
             "baseline\", \"vs control\": the verdict of the rule below against the baseline and against the "
             "dense control (the baseline fine-tuned exactly as the pruned models are). \"MAE after recal.\": "
             "test MAE right after BatchNorm recalibration, before fine-tuning.\n",

@@ -1,6 +1,7 @@
 """The README's result tables are the ones readme_tables.py writes from the result files in docs/."""
 import json
 import os
+import re
 
 import numpy as np
 
@@ -38,8 +39,9 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
 def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_path):
     """The dense control loses about 0.33 on every video under the gradual schedule, pruning nothing:
     its row is shown, and each method's verdict is on its change net of the control's (per seed and
-    video). Unstructured 0.8 loses the same 0.33: detected, but no loss net of the schedule; unstructured
-    0.5 twice as wrong on every video: worse; the models unchanged come out better, net."""
+    video), two-sided. Unstructured 0.8 loses the same 0.33: detected, but equivalent net of the schedule;
+    unstructured 0.5 twice as wrong on every video: worse; the models unchanged come out better, net, by
+    less than the margin."""
     oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
     gradual = json.loads(json.dumps(oneshot))
     rng = np.random.default_rng(0)
@@ -56,17 +58,60 @@ def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_pat
     base = next(r for r in oneshot["models"] if r["method"] == "baseline")
     margin = f"{0.1 * np.abs(base['test_errors']).mean():.2f}"
     assert rows["dense control"][5].startswith("+0.33 [+0.3") and rows["dense control"][6] == ""
-    assert rows["dense control"][7] == f"non-inferior within {margin} |"  # the schedule's own, detected loss
+    assert rows["dense control"][7] == f"worse, by less than {margin} |"  # the schedule's own, detected loss
     assert rows["unstructured 0.8"][5].startswith("+0.33 [+0.3")
     assert abs(float(rows["unstructured 0.8"][6].split()[0])) < 0.05  # net of the control: about 0
-    assert rows["unstructured 0.8"][7] == "no loss |"
+    assert rows["unstructured 0.8"][7] == f"equivalent within ±{margin} |"
     assert rows["unstructured 0.5"][7] == "worse |"
     unchanged = [label for label in rows if label not in ("model", "dense control", "unstructured 0.5",
                                                           "unstructured 0.8") and not label.startswith("---")]
-    assert unchanged and all(rows[label][5] == "+0.00 [+0.00, +0.00]" and rows[label][7] == "better |"
-                             for label in unchanged)
+    assert unchanged and all(rows[label][5] == "+0.00 [+0.00, +0.00]"
+                             and rows[label][7] == f"better, by less than {margin} |" for label in unchanged)
     assert "baseline" not in rows and f"Margin M: {margin} EF points" in "\n".join(lines)
     assert sum("from `a.json`" in line or "from `b.json`" in line for line in lines) == 2
+
+
+INTERVAL = re.compile(r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]")
+
+
+JUDGED = ("ΔMAE", "gradual − one-shot", "net of the dense control's")  # the interval columns
+
+
+def judged_cells(text):
+    """(table row, interval cell, verdict cell) of every generated table row with a verdict: the verdict
+    column, and the interval it is on (ΔMAE; in the schedules table the net change where shown)."""
+    found = []
+    for block in readme_tables.BLOCK.finditer(text):
+        head = None
+        for line in block[4].splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not line.startswith("|"):
+                head = None  # between tables
+            elif head is None:
+                head = cells
+            elif not set(line) <= set("|-: "):  # a row, not the separator
+                verdict = [i for i, h in enumerate(head) if h.startswith("verdict")]
+                judged = [i for i, h in enumerate(head) if any(name in h for name in JUDGED)]
+                interval = next((cells[i] for i in reversed(judged) if cells[i]), "")
+                if verdict and interval:  # not the baseline's own row, nor the mean predictor's
+                    found.append((line, interval, cells[verdict[0]]))
+    return found
+
+
+def test_no_verdict_in_a_committed_table_contradicts_the_sign_of_its_interval():
+    """README.md and docs/*.md: no "worse" or "non-inferior" beside an interval wholly below 0, no
+    "better" beside one wholly above it."""
+    rows = [row for path in readme_tables.documents()
+            for row in judged_cells(open(path, encoding="utf-8").read())]
+    assert len(rows) > 200 and {verdict for _, _, verdict in rows} >= {"worse", "better", "inconclusive"}
+    for line, interval, verdict in rows:
+        change, low, high = map(float, INTERVAL.fullmatch(interval).groups())
+        assert not (high < 0 and verdict.startswith(("worse", "non-inferior"))), line
+        assert not (low > 0 and verdict.startswith("better")), line
+    made_up = ("<!-- generated: x from y.json -->\n| a | ΔMAE [95% interval] | verdict |\n|---|---|---|\n"
+               "| m | -0.50 [-0.90, -0.10] | worse |\n<!-- end generated -->")
+    assert judged_cells(made_up) == [
+        ("| m | -0.50 [-0.90, -0.10] | worse |", "-0.50 [-0.90, -0.10]", "worse")]  # the check would see it
 
 
 def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_beyond_it(tmp_path):
