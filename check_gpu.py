@@ -348,10 +348,12 @@ def project_runs(argv, options, log=print):
     Returns {label: (counts, seconds_per, projected)}."""
     import latency
     import onnx_runtime
+    import plan_checks
     import train
     found, measured = {}, {}
     for label, args in (("python main.py", argv), ("python main.py --quick", ["--quick", *argv])):
         cfg = config.load(args)
+        plan_checks.refuse(cfg)  # as main.py: a ratio, budget or allocation the model cannot give
         cfg.ONNX_EXPORT = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
         cfg.INT8 = cfg.ONNX_EXPORT if cfg.INT8 is None else cfg.INT8
         device = train.pick_device(cfg.DEVICE)
