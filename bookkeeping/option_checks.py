@@ -104,6 +104,10 @@ NEEDS = [
     (lambda c: c.SENSITIVITY or "sensitivity" in c.CHANNEL_ALLOCATIONS, lambda c: c.SENSITIVITY_RATIOS,
      "--sensitivity-ratios is empty, and --sensitivity true and --channel-allocations sensitivity measure "
      "at those ratios: give at least one (or turn both off)"),
+    (lambda c: c.NUM_FRAMES * math.ceil(c.IMAGE_SIZE / 32) ** 2 < 2, lambda c: c.BATCH_SIZE >= 2,
+     "--batch-size 1 with --num-frames 1 at --image-size 32 or less: ResNet-18's last BatchNorm sees one "
+     "value per channel (1x1 maps, batches.fewest_clips) and cannot train on it; give --batch-size 2 or "
+     "more, or 2 frames"),
     (lambda c: c.INT8, lambda c: c.ONNX_EXPORT is not False,
      "--int8 quantizes the ONNX export: it needs --onnx-export true or none"),
 ]

@@ -59,6 +59,8 @@ REFUSED = {
     "distilled method without ratios": (["--distilled-methods", "unstructured",
                                          "--unstructured-pruning-ratios", ""],
                                         "it needs --unstructured-pruning-ratios"),
+    "batches of one 1x1 frame": (["--batch-size", "1", "--num-frames", "1", "--image-size", "32"],
+                                 "--batch-size 1 with --num-frames 1 at --image-size 32 or less"),
     "distilled scratch turned off": (["--distilled-methods", "scratch", "--scratch-control", "false"],
                                      "it needs --scratch-control true"),
 }
