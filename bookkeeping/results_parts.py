@@ -27,12 +27,12 @@ def fits(kind, value):
             OBJECT: isinstance(value, dict)}.get(kind, isinstance(value, list))
 
 
-def problems(results, parts=PARTS):
+def problems(results, parts=PARTS, required=REQUIRED):
     """What in `results` (a parsed results.json) does not fit `parts`: the first problem of each part,
-    e.g. 'group_sensitivity[3] lacks seed' or 'models[0]: test_mae is null, not a number'."""
+    e.g. 'group_sensitivity[3] lacks seed' or 'models[0] has test_mae null, not a number'."""
     if not isinstance(results, dict):
-        return [f"it holds {type(results).__name__}, not a results object"]
-    found = [f"it has no {part}" for part in REQUIRED if part in parts and part not in results]
+        return [f"it holds {_kind(results)}, not a results object"]
+    found = [f"it has no {part}" for part in required if part not in results]
     for part, (kind, fields) in parts.items():
         if part not in results:
             continue
