@@ -50,7 +50,7 @@ def earlier_results(cfg):
         with open(path) as f:
             previous = json.load(f)
         damage = results_parts.problems(previous)  # every part continuing reads, before any is used
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:  # not JSON (cut off), or not text
         damage = [f"{type(e).__name__}: {e}"]
     if damage:
         raise DataError(f"{path} is damaged ({'; '.join(damage)}). It is left as it is. Move it away "
