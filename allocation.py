@@ -184,12 +184,20 @@ def loss_curves(plan, sensitivity):
                               f"{', '.join(missing[:3])} (main.py measures it when channel-allocations names "
                               f"sensitivity)")
 
-    def curve(points):
-        shares, losses = zip(*sorted([(0.0, 0.0)] + points))
+    def curve(group, points):
+        by_share = {0.0: 0.0}  # a share measured twice (two ratios rounded alike) is one pruning
+        for share, loss in points:
+            if share > 0:
+                by_share[share] = max(loss, by_share.get(share, loss))
+        if len(by_share) < 2:  # no slope to draw: the allocation would be arbitrary (NaN losses)
+            raise AllocationError(f"the sensitivity allocation has no measured loss for the coupled group "
+                                  f"{group}: no sensitivity-ratios value removed any of its channels at the "
+                                  f"channel rounding; raise the ratios or lower --physical-round-to")
+        shares, losses = zip(*sorted(by_share.items()))
         losses = np.maximum.accumulate(losses)
         slope = (losses[-1] - losses[-2]) / (shares[-1] - shares[-2])
         return lambda share: float(np.interp(share, shares, losses)) + slope * max(0.0, share - shares[-1])
-    return {group: curve(points) for group, points in measured.items()}
+    return {group: curve(group, points) for group, points in measured.items()}
 
 
 def sensitivity_plan(plan, curves, *, target, round_to):
@@ -271,6 +279,15 @@ def counted_pruner(model, ratio, sensitivity, *, target, num_frames, image_size,
 
 
 def budget_ratios(cfg):
-    """{FLOP speed-up: the structured_physical ratio that reaches it} of TARGET_FLOPS_SPEEDUPS."""
-    return {speedup: ratio_for_speedup(speedup, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
-            for speedup in cfg.TARGET_FLOPS_SPEEDUPS}
+    """{FLOP speed-up: the structured_physical ratio that reaches it} of TARGET_FLOPS_SPEEDUPS; an
+    AllocationError where two budgets come to one ratio (one model, trained twice: n = 2, std 0)."""
+    ratios = {speedup: ratio_for_speedup(speedup, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+              for speedup in cfg.TARGET_FLOPS_SPEEDUPS}
+    alike = {ratio: [f"{s:g}" for s, r in ratios.items() if r == ratio] for ratio in set(ratios.values())}
+    alike = {ratio: speedups for ratio, speedups in sorted(alike.items()) if len(speedups) > 1}
+    if alike:
+        raise AllocationError("; ".join(
+            f"target-flops-speedups {' and '.join(speedups)} come to the same structured_physical ratio "
+            f"{ratio:g} (channels rounded to {cfg.PHYSICAL_ROUND_TO}), one model; list one of them"
+            for ratio, speedups in alike.items()))
+    return ratios

@@ -45,16 +45,30 @@ def on_device(clips, device, share="auto"):
     return clips.numel() * clips.element_size() <= (0.5 if share == "auto" else float(share)) * free
 
 
-def training_steps(permutation, batch_size, world):
+def fewest_clips(frames, image_size):
+    """The fewest clips a training batch can hold: BatchNorm in training mode needs more than one value
+    per channel, and ResNet-18's last stage (stride 32) sees frames x ceil(image_size / 32)^2 of them per
+    clip: one, for one frame of 32x32 or smaller."""
+    return 1 if frames * math.ceil(image_size / 32) ** 2 > 1 else 2
+
+
+def training_steps(permutation, batch_size, world, fewest=1):
     """The permutation cut into steps of world x batch_size videos, each step dealt out to the
     processes (process r takes positions r, r + world, ...), so every video is used once per epoch
     and every process takes the same number of steps (DistributedDataParallel needs that). A last
-    step too small to give every process a video joins the step before it."""
+    step too small to give every process `fewest` videos (fewest_clips) joins the step before it."""
     per_step = world * batch_size
     steps = [permutation[i:i + per_step] for i in range(0, len(permutation), per_step)]
-    if len(steps) > 1 and len(steps[-1]) < world:
+    if len(steps) > 1 and len(steps[-1]) < fewest * world:
         steps[-2:] = [torch.cat(steps[-2:])]
     return steps
+
+
+def last_step_joins(videos, batch_size, world, fewest=1):
+    """Whether training_steps joins the last step of `videos` to the one before."""
+    per_step = world * batch_size
+    steps = math.ceil(videos / per_step)
+    return steps > 1 and videos - (steps - 1) * per_step < fewest * world
 
 
 class Batches:
@@ -87,15 +101,15 @@ class Batches:
             return list(self.order.split(self.batch_size))
         generator = torch.Generator().manual_seed(self.seed + self.epoch)  # as DistributedSampler draws it
         permutation = torch.randperm(len(self.clips), generator=generator)
-        return [step[self.rank::self.world]
-                for step in training_steps(permutation, self.batch_size, self.world)]
+        steps = training_steps(permutation, self.batch_size, self.world, fewest_clips(*self.clips.shape[1:3]))
+        return [step[self.rank::self.world] for step in steps]
 
     def __len__(self):
         if not self.shuffle:
             return math.ceil(len(self.order) / self.batch_size)
-        videos, per_step = len(self.clips), self.world * self.batch_size
-        steps = math.ceil(videos / per_step)
-        return steps - (steps > 1 and videos - (steps - 1) * per_step < self.world)  # as training_steps
+        videos = len(self.clips)
+        return math.ceil(videos / (self.world * self.batch_size)) - last_step_joins(
+            videos, self.batch_size, self.world, fewest_clips(*self.clips.shape[1:3]))  # as training_steps
 
     def __iter__(self):
         batches = self.indices()

@@ -38,6 +38,7 @@ import onnx_runtime
 from bookkeeping import provenance
 import prune_utils
 from bookkeeping import run_identity
+from bookkeeping import exits
 import train
 from model import EFRegressionModel
 
@@ -191,11 +192,4 @@ def write_output(cfg, table, environment):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (config.ConfigError, experiment.DataError, OSError) as e:  # e.g. --data on a missing data root
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again", file=sys.stderr)
-        sys.exit(130)
+    exits.run(main, sys.argv[1:], again="run the same command again")

@@ -36,6 +36,7 @@ import torch
 import torchvision
 
 import config
+from bookkeeping import exits
 
 PHASES = ("data_preparation", "baseline", "sensitivity", "pruned_models", "latency")  # main.py's clock laps
 # The units of work the projection counts, each at its measured seconds per unit.
@@ -165,7 +166,12 @@ def split_sizes(cfg):
     if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT:
         return counts
     filelist = dataset.assign_splits(dataset.read_filelist(cfg.DATA_ROOT), counts, cfg.SEED)
-    return tuple(int((filelist.Split == split).sum()) for split in ("TRAIN", "VAL", "TEST"))
+    sizes = tuple(int((filelist.Split == split).sum()) for split in dataset.SPLITS)
+    empty = [split for split, size in zip(dataset.SPLITS, sizes) if size == 0]
+    if empty:  # here, naming the user's file: the copy measured on would be named otherwise
+        path = os.path.join(cfg.DATA_ROOT, "FileList.csv")
+        raise dataset.DataError(f"split {empty[0]} of {path} is empty; every split needs at least one video.")
+    return sizes
 
 
 def run_counts(cfg, sizes):
@@ -294,8 +300,15 @@ MEASURED = ("DATA_ROOT", "SEED", "NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "DEVI
 def measure(cfg, device, options, log):
     """Seconds per unit of work (UNITS) for cfg's input on this machine, and what was measured; the
     INT8 quantization as measured on options.int8_videos calibration videos (see int8_seconds)."""
+    import dataset
     with tempfile.TemporaryDirectory(prefix="check-gpu-") as folder:
-        seconds_per, seen, splits = measure_training(cfg, device, folder, options, log)
+        try:
+            seconds_per, seen, splits = measure_training(cfg, device, folder, options, log)
+        except dataset.DataError as e:  # found in the copy measured on: the user's file is the one to fix
+            if cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT:  # synthetic videos of our own
+                raise
+            copy_root = os.path.join(folder, "echonet")
+            raise dataset.DataError(str(e).replace(copy_root, cfg.DATA_ROOT.rstrip(os.sep))) from None
         more, also = measure_models(cfg, device, folder, splits, options.int8_videos)
     return {**seconds_per, **more}, {**seen, **also}
 
@@ -355,10 +368,12 @@ def project_runs(argv, options, log=print):
     Returns {label: (counts, seconds_per, projected)}."""
     import latency
     import onnx_runtime
+    import plan_checks
     import train
     found, measured = {}, {}
     for label, args in (("python main.py", argv), ("python main.py --quick", ["--quick", *argv])):
         cfg = config.load(args)
+        plan_checks.refuse(cfg)  # as main.py: a ratio, budget or allocation the model cannot give
         cfg.ONNX_EXPORT = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
         cfg.INT8 = cfg.ONNX_EXPORT if cfg.INT8 is None else cfg.INT8
         device = train.pick_device(cfg.DEVICE)
@@ -444,15 +459,5 @@ def main(argv=()):
     return project_runs(run_args, options)
 
 
-if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except config.ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except RuntimeError as e:  # a GPU that is there but cannot be used (driver, out of memory)
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":  # a GPU that is there but cannot be used (driver, out of memory): MACHINE
+    exits.run(main, sys.argv[1:], again="run the same command again", machine=(RuntimeError,))

@@ -26,6 +26,7 @@ import pandas as pd
 
 import config
 from bookkeeping import folders
+from bookkeeping import exits
 
 FPS = 50
 SIZE = 112
@@ -196,11 +197,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (config.ConfigError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to write the sample data", file=sys.stderr)
-        sys.exit(130)
+    exits.run(main, sys.argv[1:], again="run the same command again to write the sample data")

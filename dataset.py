@@ -56,6 +56,7 @@ def read_filelist(root):
         raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has EF {filelist.EF[i]!r}; "
                         f"EF must be a number in 0-100 ({len(bad)} bad rows in all).")
     filelist["EF"] = ef.astype(float)
+    check_ef_scale(filelist, path)
     duplicated = filelist.FileName[filelist.FileName.duplicated()]
     if len(duplicated):
         raise DataError(f"{path}: FileName {duplicated.iloc[0]!r} is listed more than once; each video once.")
@@ -69,6 +70,38 @@ def read_filelist(root):
             raise DataError(f"{path}: row {i + 2} ({filelist.FileName[i]}) has Split {written[i]!r}; use "
                             f"TRAIN, VAL or TEST (unknown Split values {unknown} in {len(bad)} rows).")
     return filelist
+
+
+def check_ef_scale(filelist, path):
+    """EF is read in percent: a FileList whose every EF lies in 0-1 holds fractions (0.47 for 47%), and a
+    model trained on them runs to the end with errors 100x too small (a mean-predictor MAE of 0.07)."""
+    largest = filelist.EF.max()
+    if largest <= 1:
+        raise DataError(f"{path}: every EF (column EF) lies between 0 and 1 (the largest is {largest:g}), "
+                        f"fractions rather than percent (0.47 for 47%); EF is read in percent, 0-100. "
+                        f"Multiply the EF column by 100.")
+
+
+def check_training_split(split, cfg, world, log):
+    """What would make training meaningless, before any model trains. The model learns EF in units of the
+    training EFs' standard deviation (seed_models.run_baseline): one training video, or all of one EF,
+    make it 0, refused naming the FileList. A last batch BatchNorm cannot train on (batches.fewest_clips)
+    joins the batch before it, and the log says so."""
+    path = os.path.join(split.root, "FileList.csv")
+    efs = np.asarray(split.efs, dtype=np.float64)
+    if len(efs) < 2 or float(np.std(efs)) == 0:
+        where = "the Split column" if "Split" in read_filelist(split.root).columns else "--num-train-videos"
+        raise DataError(f"{path}: the training split holds {len(efs)} video(s), every one with EF "
+                        f"{efs[0]:g} (column EF); the model learns EF in units of the training EFs' standard "
+                        f"deviation, which is 0. Give the training split videos of different EF ({where}).")
+    fewest = batches.fewest_clips(cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+    if batches.last_step_joins(len(efs), cfg.BATCH_SIZE, world, fewest):
+        last = len(efs) % (world * cfg.BATCH_SIZE)
+        why = ("every process needs a video of every step" if fewest == 1 else
+               f"BatchNorm cannot train on one video per process at {cfg.NUM_FRAMES} frame of "
+               f"{cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE} (ResNet-18's last maps are 1x1)")
+        log(f"the last training batch of each epoch ({last} video(s) for {world} process(es)) joins the one "
+            f"before it: {why}")
 
 
 def assign_splits(filelist, counts, seed):
@@ -288,6 +321,7 @@ def load_data(cfg, device, log=print):
                                      seed=cfg.SEED, cache_dir=cache) for s in ("train", "val", "test")}
     skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log) if train.is_main() else []
     skipped = shared_clips.share(splits, skipped, cfg.CACHE_DIR, log)  # under torchrun: mapped, not copied
+    check_training_split(splits["train"], cfg, train.world_size(), log)
     rank, world = train.rank(), train.world_size()
     placement = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
     loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE,

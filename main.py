@@ -29,6 +29,7 @@ import latency
 import measurement
 import metrics
 import onnx_runtime
+import plan_checks
 import prune_utils
 import quantize
 import reports
@@ -68,11 +69,7 @@ def main(argv):
                                  "pip install onnx onnxruntime")
     if cfg.INT8 is None:
         cfg.INT8 = cfg.ONNX_EXPORT
-    if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
-                                                                                cfg.PHYSICAL_ROUND_TO)):
-        raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
-                                 "--physical-structured-pruning false.")
-    allocation.budget_ratios(cfg)  # a budget the channel rounding cannot meet stops the run before training
+    plan_checks.refuse(cfg)  # ratios, budgets and allocations the model cannot give: before training
     if train.is_main():
         folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
         locks.lock(cfg.RESULTS_DIR, log)

@@ -23,7 +23,6 @@ import contextlib
 import io
 import os
 import platform
-import tempfile
 
 import numpy as np
 import torch
@@ -257,7 +256,7 @@ def _quantize(fp32_onnx_path, videos, tmp, chosen, step):
     extra = {"ActivationSymmetric": bool(chosen["activation_symmetric"])}
     if chosen["method"] == "percentile":
         extra["CalibPercentile"] = float(chosen["percentile"])
-    with tempfile.TemporaryDirectory(prefix="int8-") as work:
+    with folders.work_folder("int8-") as work:  # ONNX Runtime's temporary files in it; a kill's removed
         pre = os.path.join(work, "pre.onnx")
         with contextlib.redirect_stdout(io.StringIO()):
             quant_pre_process(fp32_onnx_path, pre)

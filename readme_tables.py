@@ -2,7 +2,8 @@
 files committed in docs/, never typed.
 
     python readme_tables.py           # rewrites every generated block of README.md and docs/*.md
-    python readme_tables.py --check   # exit 1 (naming the blocks) when a document is not what this writes
+    python readme_tables.py --check   # exit 1 (naming the blocks) when a document is not what this writes,
+                                      # 2 when a result file it names cannot be read
 
 A generated block is
 
@@ -30,7 +31,9 @@ import methods
 import power
 import prune_utils
 import speed
+from bookkeeping import exits
 from bookkeeping import folders
+from bookkeeping import results_parts
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BLOCK = re.compile(r"(<!-- generated: (\w+) from (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
@@ -458,15 +461,53 @@ def stamp(results, path):
             f"{results.get('finished', 'date not recorded')}.</sub>\n")
 
 
-def render(text, root=ROOT):
-    """README text with every generated block written again from its result file(s) (comma-separated)."""
+# What a table reads of its result files, beyond results_parts.PARTS (bench.py --output's file for speed)
+BENCH_PARTS = {"config": (results_parts.OBJECT, {}), "variants": (
+    "a list of variants", {"method": results_parts.TEXT, "ratio": results_parts.NUMBER})}
+
+
+def read_run(root, path, table, document):
+    """A block's result file (`path`, as the block names it, from `root`), parsed and checked against what
+    its table reads; Unreadable naming the file (not the document) and what to do."""
+    named = f"{path} (the {table} block of {document})"
+    try:
+        with open(os.path.join(root, path), encoding="utf-8") as f:
+            run = json.load(f)
+    except OSError as e:
+        raise exits.Unreadable(f"{named} cannot be read ({e.strerror or e}); copy a run's results.json "
+                               f"there, or fix the block's file name") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise exits.Unreadable(f"{named} is not JSON ({e}): cut off or edited; copy the run's results.json "
+                               f"there again") from None
+    parts, required = (BENCH_PARTS, ("config", "variants")) if table == "speed" else (
+        results_parts.PARTS, results_parts.REQUIRED)
+    problems = results_parts.problems(run, parts, required)
+    rows = run.get("variants" if table == "speed" else "models") if isinstance(run, dict) else None
+    if not problems and not rows:
+        problems = ["it holds no model"]
+    if problems:
+        raise exits.Unreadable(f"{named} is not a result file this table reads ({'; '.join(problems)}); copy "
+                               f"the run's results.json there")
+    return run
+
+
+def render(text, root=ROOT, document="the document"):
+    """README text with every generated block written again from its result file(s) (comma-separated).
+    A block naming an unknown table, a result file that cannot be read, or one its table cannot be made
+    from (damaged, or another run's: a tiny run's has no latency rounds) is Unreadable, naming it."""
     def block(match):
-        paths = match[3].split(",")
-        runs = []
-        for path in paths:
-            with open(os.path.join(root, path)) as f:
-                runs.append(json.load(f))
-        return match[1] + TABLES[match[2]](*runs) + "".join(map(stamp, runs, paths)) + match[5]
+        table, paths = match[2], match[3].split(",")
+        if table not in TABLES:
+            raise exits.Unreadable(f"{document}: a generated block names the table {table!r}, which "
+                                   f"readme_tables.py does not write; use one of {', '.join(TABLES)}")
+        runs = [read_run(root, path, table, document) for path in paths]
+        try:
+            return match[1] + TABLES[table](*runs) + "".join(map(stamp, runs, paths)) + match[5]
+        except Exception as e:  # noqa: BLE001 (a table reads many fields of many records: any may be off)
+            raise exits.Unreadable(f"{', '.join(paths)} (the {table} block of {document}) cannot give its "
+                                   f"table ({type(e).__name__}: {e}); it is damaged, or not the result file "
+                                   f"of the run this table shows: copy that run's results.json there"
+                                   ) from None
     return BLOCK.sub(block, text)
 
 
@@ -477,21 +518,19 @@ def documents(root=ROOT):
 
 
 def main(argv):
+    """0: every document current (or rewritten); exits.STALE (--check): a block is not what its result files
+    give; a result file that cannot be read ends through exits.run, exits.BAD_INPUT, naming it."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true",
-                   help="only check that every document is current (exit 1 if not)")
+                   help=f"only check that every document is current (exit {exits.STALE} if not, "
+                        f"{exits.BAD_INPUT} if a result file cannot be read)")
     args = p.parse_args(argv)
     stale = []
     for path in documents():
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        try:
-            new = render(text)
-        except (OSError, ValueError, KeyError) as e:
-            print(f"error: a generated block of {path} cannot be written ({type(e).__name__}: {e}); check "
-                  f"the result file it names", file=sys.stderr)
-            return 2
         name = os.path.relpath(path, ROOT)
+        new = render(text, root=ROOT, document=name)
         if args.check:
             stale += [f"{name}: {m[2]}" for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new))
                       if m[0] != n[0]]
@@ -500,8 +539,8 @@ def main(argv):
             print(f"{name}: {len(BLOCK.findall(text))} generated block(s) written")
     if args.check:
         print("stale: " + ", ".join(stale) if stale else "every generated block is current")
-    return 1 if stale else 0
+    return exits.STALE if stale else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exits.run(main, sys.argv[1:], again="run the same command again")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 import config  # noqa: E402
+from bookkeeping import exits  # noqa: E402
 from model import EFRegressionModel, load_checkpoint  # noqa: E402
 
 
@@ -95,21 +96,17 @@ def main(argv):
     cfg = config.load(argv, p)
     checkpoints = cfg.checkpoints
     name = "architecture" if not checkpoints else "architecture_" + os.path.basename(checkpoints[0])[:-3]
-    for path in draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE):
+    try:
+        drawn = draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+    except (config.ConfigError, OSError):
+        raise
+    except (RuntimeError, KeyError, ValueError) as e:  # a file torch.load reads that is not a model's
+        raise exits.Unreadable(f"a checkpoint cannot be read ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}); give checkpoints that main.py "
+                               f"saved") from None
+    for path in drawn:
         print(path)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (config.ConfigError, OSError) as e:  # e.g. a checkpoint path that does not exist
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except (RuntimeError, KeyError, ValueError) as e:  # torch.load of a file that is not a checkpoint
-        print(f"error: a checkpoint cannot be read ({type(e).__name__}: "
-              f"{str(e).splitlines()[0] if str(e) else ''}); give checkpoints that main.py saved",
-              file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to draw the figure", file=sys.stderr)
-        sys.exit(130)
+    exits.run(main, sys.argv[1:], again="run the same command again to draw the figure")

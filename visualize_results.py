@@ -22,6 +22,7 @@ import equal_size  # noqa: E402
 import metrics  # noqa: E402
 from speed import pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
+from bookkeeping import exits  # noqa: E402
 
 # (label, colour, marker, line style) of every method, in methods.py's order: its table's style columns
 STYLE = {method: (row.label, *row.style) for method, row in methods.METHODS.items()}
@@ -386,19 +387,17 @@ def draw_all(results_dir, figures_dir):
     return [path for figure in FIGURES for path in figure(results, models, figures_dir)]
 
 
-if __name__ == "__main__":
+def main(argv):
+    cfg = config.load(argv, config.parser(__doc__))
     try:
-        cfg = config.load(sys.argv[1:], config.parser(__doc__))
-        for path in draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR):
-            print(path)
-    except (config.ConfigError, OSError) as e:  # no results.json yet, a folder not writable
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # results.json cut off or edited by hand
-        print(f"error: {os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from "
-              f"({type(e).__name__}: {e}); it is damaged or not main.py's. Run main.py again to rewrite it.",
-              file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to draw the figures", file=sys.stderr)
-        sys.exit(130)
+        drawn = draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # cut off or edited by hand
+        raise exits.Unreadable(f"{os.path.join(cfg.RESULTS_DIR, 'results.json')} cannot be drawn from "
+                               f"({type(e).__name__}: {e}); it is damaged or not main.py's. Run main.py "
+                               f"again to rewrite it.") from None
+    for path in drawn:
+        print(path)
+
+
+if __name__ == "__main__":
+    exits.run(main, sys.argv[1:], again="run the same command again to draw the figures")

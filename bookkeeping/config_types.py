@@ -50,10 +50,16 @@ def fits(kind, value):
 
 def advice(name, kind, value):
     """What to write instead, where it can be told."""
-    if isinstance(value, str) and not kind.startswith("text") and value != "auto":
-        return "; write it without the quotes"
-    if kind in ELEMENT and fits(ELEMENT[kind], value):
+    if kind in ELEMENT and fits(ELEMENT[kind], value):  # before the quotes: "global" is a list's text
         return f"; write it as a list: {name} = [{value!r}]"
+    if isinstance(value, str) and not kind.startswith("text") and value != "auto":
+        try:
+            unquoted = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            unquoted = None
+        if kind in ELEMENT and fits(ELEMENT[kind], unquoted):  # SEEDS = "42": neither quotes nor 42 do
+            return f"; write it as a list, without the quotes: {name} = [{unquoted!r}]"
+        return "; write it without the quotes"
     if kind == "a whole number" and isinstance(value, float):
         return f"; e.g. {name} = {max(1, round(value))}"
     return ""

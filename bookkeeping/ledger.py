@@ -11,11 +11,11 @@ import os
 
 import config
 from bookkeeping import folders
+from bookkeeping import results_parts
 from bookkeeping import run_identity
 from dataset import DataError
 from model import load_checkpoint
 
-RECORD_FIELDS = {"name", "method", "ratio", "seed", "test_mae", "test_errors"}  # every record has them
 # A record's files, stored relative to the results folder.
 PATH_FIELDS = ("checkpoint", "onnx_path", "int8_path")
 SENSITIVITY_ROWS = ("sensitivity", "group_sensitivity")  # results.json's rows per seed, measured once
@@ -49,15 +49,11 @@ def earlier_results(cfg):
     try:
         with open(path) as f:
             previous = json.load(f)
-        previous["config"], previous["models"]  # noqa: B018 (both must be there)
-        if not isinstance(previous["models"], list):
-            raise TypeError(f"its models is a {type(previous['models']).__name__}, not a list of records")
-        for i, record in enumerate(previous["models"]):  # what continuing reads of every record
-            lacking = RECORD_FIELDS - set(record) if isinstance(record, dict) else RECORD_FIELDS
-            if lacking:
-                raise KeyError(f"models[{i}] lacks {', '.join(sorted(lacking))}")
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path} is damaged ({type(e).__name__}: {e}). It is left as it is. Move it away "
+        damage = results_parts.problems(previous)  # every part continuing reads, before any is used
+    except ValueError as e:  # not JSON (cut off), or not text
+        damage = [f"{type(e).__name__}: {e}"]
+    if damage:
+        raise DataError(f"{path} is damaged ({'; '.join(damage)}). It is left as it is. Move it away "
                         f"to continue without its records, or run with --fresh to archive this run and start "
                         f"again.") from None
     differences = config.differences(previous["config"], vars(cfg))

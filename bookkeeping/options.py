@@ -10,6 +10,7 @@ import tokenize
 from types import SimpleNamespace
 
 from bookkeeping import config_types
+from bookkeeping import option_checks
 
 
 class ConfigError(ValueError):
@@ -203,111 +204,9 @@ def device_problems(name):
     return []
 
 
-def _size_problems(cfg):
-    """Ratios, counts and the share of the GPU the clips may take."""
-    problems = []
-    for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS"):
-        for r in getattr(cfg, name):
-            if not 0 < r < 1:
-                problems.append(f"{_dashed(name)}: ratio {r} is outside (0, 1)")
-    for name in ("NUM_FRAMES", "IMAGE_SIZE", "BATCH_SIZE", "NUM_EPOCHS", "LATENCY_TIMED_RUNS",
-                 "LATENCY_ROUNDS"):
-        if getattr(cfg, name) < 1:
-            problems.append(f"{_dashed(name)} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.FINE_TUNE_EPOCHS < 0:
-        problems.append("fine-tune-epochs must not be negative")
-    if cfg.CLIPS_ON_DEVICE != "auto":
-        try:
-            share = float(cfg.CLIPS_ON_DEVICE)
-        except ValueError:
-            share = None
-        if share is None or not 0 <= share <= 1:
-            problems.append(f"clips-on-device takes auto or a share of the GPU's free memory from 0 to 1, "
-                            f"got {cfg.CLIPS_ON_DEVICE!r}")
-        else:
-            cfg.CLIPS_ON_DEVICE = share
-    return problems
-
-
-def _choice_problems(cfg):
-    """Rates, schedules, the claims rule and INT8's settings."""
-    problems = []
-    if cfg.LEARNING_RATE <= 0 or cfg.FINE_TUNE_LEARNING_RATE <= 0:
-        problems.append("learning rates must be positive")
-    if cfg.PRUNING_SCOPE not in ("backbone", "all"):
-        problems.append(f"pruning-scope must be backbone or all, got {cfg.PRUNING_SCOPE!r}")
-    if cfg.PRUNING_SCHEDULE not in ("oneshot", "gradual"):
-        problems.append(f"pruning-schedule must be oneshot or gradual, got {cfg.PRUNING_SCHEDULE!r}")
-    if not 0 <= cfg.PRUNING_RAMP_END < 1:
-        problems.append(f"pruning-ramp-end is a fraction of fine-tuning from 0 to below 1, "
-                        f"got {cfg.PRUNING_RAMP_END}")
-    if not 0 < cfg.NONINFERIORITY_FRACTION < 1 or not 0 < cfg.ALPHA < 1:
-        problems.append(f"noninferiority-fraction and alpha are fractions in (0, 1), got "
-                        f"{cfg.NONINFERIORITY_FRACTION} and {cfg.ALPHA}")
-    if cfg.PRUNING_STEPS < 1 or cfg.BOOTSTRAP_SAMPLES < 100:
-        problems.append("pruning-steps must be at least 1 and bootstrap-samples at least 100")
-    if any(not 0 < r < 1 for r in cfg.SENSITIVITY_RATIOS):
-        problems.append(f"sensitivity-ratios must lie in (0, 1), got {cfg.SENSITIVITY_RATIOS}")
-    methods = ("minmax", "entropy", "percentile")
-    if cfg.INT8_CALIBRATION_VIDEOS < 1 or cfg.INT8_CALIBRATION_METHOD not in methods:
-        problems.append("int8-calibration-videos must be at least 1 and int8-calibration-method one of "
-                        f"minmax, entropy, percentile (got {cfg.INT8_CALIBRATION_VIDEOS}, "
-                        f"{cfg.INT8_CALIBRATION_METHOD!r})")
-    if set(cfg.INT8_KEEP_FP32) - {"head", "first_conv"}:
-        problems.append(f"int8-keep-fp32 takes head and/or first_conv, got {cfg.INT8_KEEP_FP32}")
-    if cfg.INT8 and cfg.ONNX_EXPORT is False:
-        problems.append("int8 quantizes the ONNX export: it needs onnx-export on")
-    if cfg.LR_SCHEDULE not in ("constant", "cosine"):
-        problems.append(f"lr-schedule must be constant or cosine, got {cfg.LR_SCHEDULE!r}")
-    return problems + _recovery_problems(cfg)
-
-
-def _recovery_problems(cfg):
-    """Channel allocations, FLOP budgets and distillation."""
-    problems = []
-    if set(cfg.CHANNEL_ALLOCATIONS) - {"global", "sensitivity"}:
-        problems.append(f"channel-allocations takes global and sensitivity, got {cfg.CHANNEL_ALLOCATIONS}")
-    if (cfg.CHANNEL_ALLOCATIONS or cfg.TARGET_FLOPS_SPEEDUPS) and not cfg.PHYSICAL_STRUCTURED_PRUNING:
-        problems.append("channel-allocations and target-flops-speedups prune removed channels: they need "
-                        "physical-structured-pruning true")
-    if cfg.CHANNEL_ALLOCATIONS and cfg.PRUNING_SCHEDULE != "oneshot":
-        problems.append("channel-allocations are matched in FLOPs in one step: use pruning-schedule oneshot")
-    if any(s <= 1 for s in cfg.TARGET_FLOPS_SPEEDUPS):
-        problems.append(f"target-flops-speedups are how many times fewer FLOPs, above 1, got "
-                        f"{_show(cfg.TARGET_FLOPS_SPEEDUPS)}")
-    import methods  # the method table (no torch)
-    known = [m for m in methods.METHODS if m != "baseline" and not m.endswith("_kd")]
-    if set(cfg.DISTILLED_METHODS) - set(known):
-        problems.append(f"distilled-methods takes methods of the run ({', '.join(known)}), got "
-                        f"{cfg.DISTILLED_METHODS}")
-    if not 0 <= cfg.DISTILLATION_WEIGHT <= 1:
-        problems.append(f"distillation-weight is a share of the loss from 0 to 1, got "
-                        f"{cfg.DISTILLATION_WEIGHT}")
-    return problems
-
-
-def _seed_and_folder_problems(cfg):
-    """Seeds (distinct, not negative), ratios listed once, folders given."""
-    problems = []
-    if not cfg.SEEDS or len(set(cfg.SEEDS)) != len(cfg.SEEDS):
-        problems.append(f"seeds must be distinct and at least one, got {cfg.SEEDS}")
-    for name in ("UNSTRUCTURED_PRUNING_RATIOS", "STRUCTURED_PRUNING_RATIOS", "SENSITIVITY_RATIOS"):
-        ratios = getattr(cfg, name)  # one model trained twice would be reported as n = 2 with std 0
-        if len(set(ratios)) != len(ratios):
-            problems.append(f"{_dashed(name)} lists a ratio twice ({_show(ratios)}); list each once")
-    if any(s < 0 for s in [cfg.SEED, *cfg.SEEDS]):  # numpy's generators take no negative seed
-        problems.append(f"seed and seeds must not be negative, got --seed {cfg.SEED}, "
-                        f"--seeds {_show(cfg.SEEDS)}")
-    for name in ("DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR"):
-        value = getattr(cfg, name)
-        if value is not None and not str(value).strip():
-            problems.append(f"{_dashed(name)} is empty; give a folder")
-    return problems
-
-
 def validate(cfg):
-    problems = (_size_problems(cfg) + _choice_problems(cfg) + _seed_and_folder_problems(cfg)
-                + device_problems(cfg.DEVICE))
+    """Every option against what it takes (bookkeeping/option_checks.py's table) and the device."""
+    problems = option_checks.problems(cfg) + device_problems(cfg.DEVICE)
     if problems:
         raise ConfigError("bad configuration: " + "; ".join(problems))
 

@@ -38,7 +38,7 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
     ("main.py", ["--num-epochs", "abc"], "main.py: error: argument --num-epochs: invalid int value: 'abc'"),
     ("main.py", ["--num-epoch", "3"], "main.py: error: unrecognized arguments: --num-epoch 3"),
     ("main.py", ["--pruning-scope", "head"],
-     "error: bad configuration: pruning-scope must be backbone or all"),
+     "error: bad configuration: --pruning-scope takes one of backbone, all, got 'head'"),
     ("bench.py", ["--repeat", "0"], "bench.py: error: --repeat must be at least 1"),
     ("visualize_model_architecture.py", ["--no-such-option"], "unrecognized arguments: --no-such-option"),
 ])

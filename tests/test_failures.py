@@ -208,8 +208,8 @@ def test_a_data_folder_that_is_a_file_is_said_to_be_one(tmp_path):
 def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceback(models, tmp_path):
     cfg = config.load(["--results-dir", str(tmp_path)])
     (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
-    with pytest.raises(DataError, match="results.json is damaged .*(not a list of records|lacks method, "
-                                        "ratio, test_errors, test_mae).* Move it away"):
+    with pytest.raises(DataError, match="results.json is damaged .*(an object, not a list of records|lacks "
+                                        "method, ratio, test_errors, test_mae).* Move it away"):
         ledger.earlier_results(cfg)
 
 

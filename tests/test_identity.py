@@ -179,7 +179,7 @@ def test_sample_data_records_its_seed_and_split_sizes(tmp_path):
 
 def test_duplicate_ratios_are_refused():
     with pytest.raises(config.ConfigError,
-                       match="structured-pruning-ratios lists a ratio twice \\(0.5,0.5\\)"):
+                       match="structured-pruning-ratios lists 0.5 twice \\(0.5,0.5\\)"):
         config.load(["--structured-pruning-ratios", "0.5,0.5"])
 
 
