@@ -155,8 +155,9 @@ def subprocess_pid_that_ended():
 
 
 def test_clips_larger_than_the_free_memory_are_refused_naming_the_options(monkeypatch, sample_root):
+    import data_checks
     import dataset
-    monkeypatch.setattr(dataset, "available_memory", lambda: 10_000)  # bytes: less than 8 clips
+    monkeypatch.setattr(data_checks, "available_memory", lambda: 10_000)  # bytes: less than 8 clips
     splits = {"train": dataset.EchoNetVideoDataset(sample_root, "train", 2, 32, counts=(8, 4, 4), seed=0)}
     with pytest.raises(dataset.DataError, match="--num-frames or --image-size"):
         dataset.decode(splits, skip_bad=True, log=lambda *_: None)
