@@ -21,7 +21,7 @@ class Unreadable(ValueError):
 # The project's errors, by the module that defines them, each raised with a message that names the file or
 # option: looked up among the modules loaded, so that this module imports none of them (dataset imports
 # create_sample_data, which ends through here; a script that never imported one cannot raise it).
-ERRORS = {("bookkeeping.options", "ConfigError"): BAD_INPUT, ("dataset", "DataError"): BAD_INPUT,
+ERRORS = {("bookkeeping.options", "ConfigError"): BAD_INPUT, ("data_checks", "DataError"): BAD_INPUT,
           ("allocation", "AllocationError"): BAD_INPUT, ("quantize", "QuantizationError"): BAD_INPUT,
           ("bookkeeping.folders", "WriteFailed"): BAD_INPUT, ("bookkeeping.locks", "FolderInUse"): IN_USE}
 
