@@ -42,7 +42,7 @@ def too_many_processes(device_name="auto"):
     """What is wrong with torchrun's processes for the GPUs here, or None: one process a GPU, each on its
     own (--device cuda:0 would put every process on one GPU)."""
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-    if processes == 1 or not torch.cuda.is_available():
+    if processes == 1 or not torch.cuda.is_available() or device_name == "cpu":  # gloo on the CPU: any number
         return None
     if processes > torch.cuda.device_count():
         return (f"torchrun started {processes} processes on this machine, which has "

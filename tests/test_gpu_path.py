@@ -116,7 +116,7 @@ def test_under_torchrun_the_measuring_runtimes_use_every_cpu_not_one_thread(monk
 
 @pytest.mark.parametrize("processes, gpus, device, refused", [
     ("2", 1, "auto", "one process a GPU"), ("2", 2, "cuda:0", "every process on one device"),
-    ("2", 2, "auto", None), ("1", 1, "cuda:0", None)])
+    ("2", 2, "auto", None), ("1", 1, "cuda:0", None), ("4", 1, "cpu", None)])
 def test_torchrun_with_more_processes_than_gpus_is_refused_before_anything_starts(monkeypatch, processes,
                                                                                    gpus, device, refused):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
