@@ -30,8 +30,11 @@ class EFRegressionModel(nn.Module):
         features = self.backbone(video.flatten(0, 1))           # (B*T, C)
         # The head and the EF scale in fp32 even under autocast: in bf16 every prediction (and with it the
         # distillation targets and the sensitivity's MAEs) would land on a grid of 0.25-0.5 EF points.
+        pooled = features.view(b, t, -1)
+        if pooled.dtype != torch.float32:  # only then: an fp32 export keeps its graph (no Cast node)
+            pooled = pooled.float()
         with full_precision(video.device):
-            return self.head(features.view(b, t, -1).float().mean(1)).squeeze(-1) * self.ef_scale
+            return self.head(pooled.mean(1)).squeeze(-1) * self.ef_scale
 
 
 def full_precision(device):
