@@ -13,6 +13,10 @@ ratio) is found by bisection on a copy of the model, so the allocations compare 
 construction (within FLOPS_TOLERANCE; the record says what was reached). FLOPs are counted for one frame:
 the backbone's cost is linear in the frames, so the ratios carry over to any clip length.
 
+matched_ratio prunes a masked method (unstructured, per-layer channels) to the uniform model's effective
+FLOPs at ratio r the same way, its own sparsity the knob: unstructured_flops and structured_flops, compared
+with removal at equal FLOPs.
+
 ratio_for_speedup turns a FLOP budget (--target-flops-speedups 4: four times fewer FLOPs than the baseline)
 into the uniform ratio that reaches it within BUDGET_TOLERANCE; every allocation then meets that model's
 FLOPs as above.
@@ -35,6 +39,7 @@ FLOPS_TOLERANCE = 0.03  # an allocation's FLOPs are within this share of the uni
 BUDGET_TOLERANCE = 0.10
 MAX_LAYER_RATIO = 0.9   # no group of an allocation loses more than this share of its channels
 BISECTION_STEPS = 24    # enough for a knob within 1e-7 of its range; the search stops once within a third
+MATCHED_RANGE = 0.99    # the highest sparsity or per-layer share a FLOP-matched masked method may take
 ALLOCATIONS = {"structured_physical": "uniform", "structured_physical_global": "global",
                "structured_physical_sensitivity": "sensitivity"}
 
@@ -91,7 +96,8 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
     def make(net, knob):
         return prune_utils.physical_pruner(net, knob, num_frames, image_size, round_to,
                                            global_pruning=True, max_ratio=MAX_LAYER_RATIO)
-    knob, reached = bisect_flops(model, make, 0.0, MAX_LAYER_RATIO, target=target, image_size=image_size)
+    knob, reached = bisect_flops(model, lambda net, knob: make(net, knob).step(), 0.0, MAX_LAYER_RATIO,
+                                 target=target, image_size=image_size)
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
         raise AllocationError(f"the {allocation} allocation at ratio {ratio:g} reaches "
                               f"{reached / target:.3f}x the uniform model's FLOPs at best, not within "
@@ -100,13 +106,33 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
                                "allocation_flops_vs_uniform": reached / target}
 
 
-def bisect_flops(model, make, low, high, *, target, image_size):
-    """(knob, FLOPs) of the pruned copy nearest `target`, a higher knob pruning more."""
+def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to):
+    """(the sparsity, or per-layer share of channels, at which `criterion` ("unstructured" or "structured",
+    masks) brings `model` to the uniform removed model's effective FLOPs at `ratio`; what was reached), by
+    bisection on copies; an AllocationError where MATCHED_RANGE does not reach them."""
+    target = uniform_flops(ratio, image_size, round_to)
+    def prune(net, knob):
+        net.to(memory_format=torch.contiguous_format)  # torch's pruning flattens with view()
+        if criterion == "unstructured":
+            prune_utils.unstructured(net, knob, scope=scope)
+        else:
+            prune_utils.structured(net, knob)
+    knob, reached = bisect_flops(model, prune, 0.0, MATCHED_RANGE, target=target, image_size=image_size)
+    if abs(reached / target - 1) > FLOPS_TOLERANCE:
+        raise AllocationError(f"{criterion} pruning at structured_physical's FLOPs at ratio {ratio:g} "
+                              f"reaches {reached / target:.3f}x them at best, not {FLOPS_TOLERANCE:.0%}")
+    return knob, {"allocation": "equal_flops", "allocation_knob": knob,
+                  "allocation_flops_vs_uniform": reached / target}
+
+
+def bisect_flops(model, prune, low, high, *, target, image_size):
+    """(knob, FLOPs) of the copy of `model` pruned in place by prune(copy, knob) nearest `target`, a higher
+    knob pruning more."""
     best = None
     for _ in range(BISECTION_STEPS):
         knob = (low + high) / 2
         probe = copy.deepcopy(model)
-        make(probe, knob).step()
+        prune(probe, knob)
         reached = frame_flops(probe, image_size)
         if best is None or abs(reached / target - 1) < abs(best[1] / target - 1):
             best = (knob, reached)

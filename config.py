@@ -84,6 +84,10 @@ SCRATCH_CONTROL = True
 # model, and "right after pruning" and the sensitivity measure the stale statistics
 # (docs/methodology.md, "A fair comparison"). 0 turns it off.
 BN_RECALIBRATION_BATCHES = 20
+# The masked methods also pruned, one-shot, to structured_physical's effective FLOPs at each of its ratios
+# and budgets, as <method>_flops (their own sparsity found by bisection, allocation.py): removal against
+# unstructured and per-layer masks at equal FLOPs, the study's primary comparisons (methods.PRIMARY).
+EQUAL_FLOPS_METHODS = ["unstructured", "structured"]
 # Recovering accuracy at high compression (docs/methodology.md, "Channel allocation"). Channel allocations of
 # removed channels besides the uniform one (structured_physical), each pruned to the uniform model's
 # effective FLOPs at the same ratio (allocation.py): "global" (Torch-Pruning's global ranking, the head

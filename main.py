@@ -208,6 +208,7 @@ def pruning_plan(cfg):
         methods += [(f"structured_physical_{name}", removed) for name in cfg.CHANNEL_ALLOCATIONS]
         if seed_models.pruning_steps(cfg) == 1:  # the masked twin reads its channels off one pruning step
             methods.append(("structured_coupled_masked", channels))
+            methods += [(f"{name}_flops", removed) for name in cfg.EQUAL_FLOPS_METHODS]  # matched in one step
     if cfg.RANDOM_PRUNING_CONTROL:
         methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured_random", channels)]
     if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.RANDOM_REMOVAL_CONTROL:

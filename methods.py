@@ -41,6 +41,12 @@ METHODS = {
                                               "Coupled channels, removed, allocated by the layer sensitivity "
                                               "at the uniform model's FLOPs",
                                               kind="structured", style=("#5a8f29", ">", ":")),
+    "unstructured_flops": Method("unstructured at removal's FLOPs",
+                                 "Unstructured (global L1, masks) at coupled removal's effective FLOPs",
+                                 kind="unstructured", masked=True, style=("#14426b", "d", (0, (5, 1)))),
+    "structured_flops": Method("per-layer L2 channels (masks) at removal's FLOPs",
+                               "Per-layer L2 channels (masks) at coupled removal's effective FLOPs",
+                               kind="structured", masked=True, style=("#8c1c2b", "X", (0, (3, 1, 1, 1)))),
     "unstructured_random": Method("random unstructured", "Control: unstructured, random weights",
                                   kind="unstructured", masked=True, bar="unstr.\nrand.",
                                   style=("#7fa7c9", "x", "-.")),

@@ -16,6 +16,10 @@ structured_physical_global structured_physical's removal with the channels alloc
                            the same ratio (allocation.py)
 structured_physical_sensitivity  the same, with the channels allocated from the run's sensitivity of each
                            coupled group
+unstructured_flops         unstructured's criterion (masks), its sparsity found by bisection so that the
+                           model's effective FLOPs are structured_physical's at the same ratio: the
+                           comparison with removal at equal FLOPs, not at an equal ratio (allocation.py)
+structured_flops           per-layer L2 channels (masks) likewise, at structured_physical's FLOPs
 structured and structured_coupled_masked differ in criterion and structure, not in masking.
 A method's name ending in _kd (structured_physical_kd) is that method fine-tuned with distillation from
 the dense baseline (main.py, DISTILLED_METHODS).
@@ -57,7 +61,9 @@ RANDOM_METHODS = ("unstructured_random", "structured_random", "structured_physic
 ALLOCATED = ("structured_physical_global", "structured_physical_sensitivity")  # allocation.py's
 REMOVED = ("structured_physical", "structured_physical_random") + ALLOCATED  # methods that make a smaller net
 # channels read off a one-step Torch-Pruning pass; FLOPs matched by pruning copies in one step
-ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED
+# Masked methods pruned to structured_physical's effective FLOPs at a ratio: {method: its criterion}
+FLOPS_MATCHED = {"unstructured_flops": "unstructured", "structured_flops": "structured"}
+ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED + tuple(FLOPS_MATCHED)
 DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
 CONTROL = "dense_control"
 SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
@@ -312,7 +318,7 @@ class Pruner:
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
                  remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=()):
-        known = METHODS + RANDOM_METHODS + ALLOCATED + (CONTROL,)
+        known = METHODS + RANDOM_METHODS + ALLOCATED + tuple(FLOPS_MATCHED) + (CONTROL,)
         if method not in known:
             raise ValueError(f"unknown pruning method {method!r}; one of {known}")
         if method in ONE_SHOT_ONLY and steps > 1:
@@ -327,6 +333,11 @@ class Pruner:
             self.torch_pruning, self.allocation = allocation.allocated_pruner(
                 model, allocation.ALLOCATIONS[method], ratio, num_frames=num_frames, image_size=image_size,
                 round_to=round_to, sensitivity=sensitivity)
+        elif method in FLOPS_MATCHED:
+            import allocation
+            knob, self.allocation = allocation.matched_ratio(model, FLOPS_MATCHED[method], ratio, scope=scope,
+                                                             image_size=image_size, round_to=round_to)
+            self.targets, self.torch_pruning = [knob], None
         elif method in REMOVED:
             self.torch_pruning = physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
                                                  random=method == "structured_physical_random")
@@ -353,11 +364,11 @@ class Pruner:
             self.torch_pruning.step()
         elif self.method == "structured_coupled_masked":
             structured_coupled_masked(self.model, *self.coupled)
-        elif self.method == "unstructured":
+        elif FLOPS_MATCHED.get(self.method, self.method) == "unstructured":
             unstructured(self.model, target, scope=self.scope)
         elif self.method == "unstructured_random":
             unstructured(self.model, target, criterion=RandomUnstructured, scope=self.scope)
-        else:
+        else:  # structured, structured_flops, structured_random
             structured(self.model, target, random=self.method == "structured_random")
         if self.remove_masks:  # the reference's flaw: nothing holds the pruned weights at zero
             make_permanent(self.model)

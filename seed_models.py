@@ -246,6 +246,7 @@ def recovery_fields(ctx, method, ratio):
         fields.update(distillation_weight=ctx.cfg.DISTILLATION_WEIGHT,
                       teacher_train_mae=ctx.teacher_train_mae)
     budgets = [s for s, r in allocation.budget_ratios(ctx.cfg).items() if r == ratio]
-    if budgets and prune_utils.base_method(method) in prune_utils.REMOVED + (prune_utils.SCRATCH,):
+    matched = prune_utils.REMOVED + tuple(prune_utils.FLOPS_MATCHED) + (prune_utils.SCRATCH,)
+    if budgets and prune_utils.base_method(method) in matched:
         fields["target_flops_speedup"] = budgets[0]
     return fields

@@ -54,6 +54,7 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "LR_SCHEDULE": one_of("constant", "cosine"),
     "INT8_CALIBRATION_METHOD": one_of("minmax", "entropy", "percentile"),
     "INT8_KEEP_FP32": one_of("head", "first_conv"), "CHANNEL_ALLOCATIONS": one_of("global", "sensitivity"),
+    "EQUAL_FLOPS_METHODS": one_of("unstructured", "structured"),
     "DISTILLED_METHODS": one_of(*PRUNED),
     **dict.fromkeys(["DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR",
                      "PRETRAINED_PATH"], FOLDER),
@@ -80,6 +81,10 @@ IN_PLAN = {
                                    "--channel-allocations global and " + REMOVING),
     "structured_physical_sensitivity": (lambda c: _removes(c) and "sensitivity" in c.CHANNEL_ALLOCATIONS,
                                         "--channel-allocations sensitivity and " + REMOVING),
+    **{f"{name}_flops": (lambda c, name=name: _removes(c) and name in c.EQUAL_FLOPS_METHODS
+                         and c.PRUNING_SCHEDULE == "oneshot",
+                         f"--equal-flops-methods {name}, --pruning-schedule oneshot and " + REMOVING)
+       for name in ("unstructured", "structured")},
     "unstructured_random": (lambda c: c.RANDOM_PRUNING_CONTROL and c.UNSTRUCTURED_PRUNING_RATIOS,
                             "--random-pruning-control true and --unstructured-pruning-ratios"),
     "structured_random": (lambda c: c.RANDOM_PRUNING_CONTROL and c.STRUCTURED_PRUNING_RATIOS,

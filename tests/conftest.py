@@ -33,7 +33,7 @@ TINY = ["--device", "cpu", "--num-frames", "2", "--image-size", "32", "--batch-s
 # (tiny_run tests those): each costs seconds per model even at this size (a full-size ResNet-18 is
 # quantized, drawn and gzipped).
 LEAN = ["--sensitivity", "false", "--int8", "false", "--draw-figures", "false", "--gzip-sizes", "false",
-        "--random-removal-control", "false", "--scratch-control", "false"]
+        "--random-removal-control", "false", "--scratch-control", "false", "--equal-flops-methods", ""]
 
 
 @pytest.fixture(scope="session")

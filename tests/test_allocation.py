@@ -135,3 +135,27 @@ def test_the_sensitivity_plan_meets_the_flops_whatever_the_losses(plan, seed, ra
     assert abs(plan.flops(kept) / target - 1) <= allocation.FLOPS_TOLERANCE
     assert all(count % 8 == 0 and count >= 8 for count in kept.values())
     assert all(count / plan.channels[group] <= allocation.MAX_LAYER_RATIO for group, count in removed.items())
+
+
+@pytest.mark.parametrize("method", sorted(prune_utils.FLOPS_MATCHED))
+def test_masked_methods_at_removals_flops_have_its_effective_flops_and_their_own_criterion(dense, method):
+    """unstructured_flops and structured_flops, the primary comparisons' masked side, are pruned by their own
+    criterion to structured_physical's effective FLOPs at the same ratio: equal FLOPs, not an equal ratio."""
+    model = copy.deepcopy(dense)
+    pruner = prune_utils.Pruner(model, method, 0.5, 1, SIZE, round_to=8)
+    pruner.step()
+    removed = allocation.uniform_flops(0.5, SIZE, 8)
+    assert allocation.frame_flops(model, SIZE) == pytest.approx(removed, rel=allocation.FLOPS_TOLERANCE)
+    assert pruner.allocation["allocation"] == "equal_flops"
+    knob = pruner.allocation["allocation_knob"]
+    if method == "unstructured_flops":  # global magnitude: the knob is the share of zero conv weights
+        achieved = prune_utils.achieved(model, dense, method)["achieved_ratio"]
+        assert achieved == pytest.approx(knob, abs=1e-6) and knob > 0.5  # more zeros than the ratio
+    else:  # per-layer channels, every conv's own share, masked: the channels are all still there
+        assert {n: c for n, c in convs(model).items()} == convs(dense)
+        assert prune_utils.achieved(model, dense, method)["achieved_ratio"] == pytest.approx(knob, abs=0.02)
+
+
+def test_flop_matched_methods_are_one_shot_only(dense):
+    with pytest.raises(ValueError, match="one-shot only"):
+        prune_utils.Pruner(copy.deepcopy(dense), "unstructured_flops", 0.5, 1, SIZE, round_to=8, steps=3)
