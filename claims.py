@@ -16,7 +16,9 @@ The question follows the comparison (question()):
   scratch, a criterion against its random control, one allocation against another, distilled against
   plain), and dense against dense, are symmetric: two-sided, equivalence within ±M (both one-sided
   tests, TOST: H0 change <= -M and H0 change >= M, the larger p), better or worse.
-Each test is Holm-adjusted over every comparison of the run: the test of no change at ALPHA, two-sided;
+The family: the study's primary questions (methods.PRIMARY_PAIRS and PRIMARY_METHODS against the baseline,
+stated before the run) are one Holm family; every other comparison of the run is exploratory, a family of
+its own. Each test is Holm-adjusted within its family: the test of no change at ALPHA, two-sided;
 the margin's test (non-inferiority or equivalence) at ALPHA / 2 per side, which before the adjustment is
 the 95% interval lying below M, or within ±M. M = NONINFERIORITY_FRACTION of the baseline's (dense
 model's) mean test MAE over the seeds compared: one share of the error the dense model makes, the same
@@ -54,6 +56,7 @@ PAIRS = methods.PAIRS  # the method pairs compared at equal ratios (methods.py s
 # tenth or more of its range, and the t reference assumes a mean near normal.
 MIN_VIDEOS = 10
 NON_INFERIORITY, TWO_SIDED = "non-inferiority", "two-sided"
+PRIMARY, EXPLORATORY = "primary", "exploratory"
 
 
 def paired(errors, reference):
@@ -129,7 +132,10 @@ def decide(table, alpha):
     p_margin_holm (Holm over all its rows) and each row's verdict."""
     table = table.copy()
     table["p_margin"] = np.where(table.question == NON_INFERIORITY, table.p_ni, table.p_eq)
-    table["p_holm"], table["p_margin_holm"] = holm(table.p), holm(table.p_margin)
+    families = table.family if "family" in table else pd.Series("all", index=table.index)
+    for _, rows in table.groupby(families, sort=False):
+        table.loc[rows.index, "p_holm"] = holm(rows.p)
+        table.loc[rows.index, "p_margin_holm"] = holm(rows.p_margin)
     table["verdict"] = [verdict(r, alpha) for r in table.itertuples()]
     return table
 
@@ -139,6 +145,13 @@ def margin(models, seeds, fraction):
     test MAE over them."""
     base = models[(models.method == "baseline") & models.seed.isin(list(seeds))]
     return fraction * float(np.mean([np.abs(np.asarray(e, float)).mean() for e in base.test_errors]))
+
+
+def primary(kind, method, reference):
+    """Whether a comparison is one of the study's primary questions (methods.PRIMARY_PAIRS and _METHODS)."""
+    if kind == "vs baseline":
+        return method in methods.PRIMARY_METHODS
+    return kind == "same ratio" and (method, reference) in methods.PRIMARY_PAIRS
 
 
 def family(models):
@@ -176,6 +189,7 @@ def claims(models, alpha=None, fraction=None):
     rows = [{"kind": kind, "question": question(kind, a.iloc[0].method, b.iloc[0].method),
              "method": a.iloc[0].method, "ratio": a.iloc[0].ratio, "reference": b.iloc[0].method,
              "reference_ratio": b.iloc[0].ratio, "fraction": fraction,
+             "family": PRIMARY if primary(kind, a.iloc[0].method, b.iloc[0].method) else EXPLORATORY,
              "params_effective": a.params_effective.mean(),
              "reference_params_effective": b.params_effective.mean(),
              "effective_flops": a.effective_flops.mean(),
@@ -236,8 +250,8 @@ def rule(results, table):
             if seeds > 1 else "the test videos")
     text = (f"**The rule for every claim.** A change is the model's test MAE minus its reference's, paired "
             f"by seed and video; its standard error from the variance components over {over}, its "
-            f"interval and p-values from Student's t with Satterthwaite's df; each test Holm-adjusted over "
-            f"all {len(table)} comparisons of this run. The margin M is {fraction:g} "
+            f"interval and p-values from Student's t with Satterthwaite's df; each test Holm-adjusted within "
+            f"its family: {families(table)}. The margin M is {fraction:g} "
             f"(NONINFERIORITY_FRACTION) of the baseline's mean test MAE over the seeds compared (here "
             f"{shown} EF points){other}. Against the baseline or the dense control a pruned model is asked "
             f"non-inferiority (p beyond M: H0 change ≥ M); two methods at the same ratio, or two dense "
@@ -249,8 +263,20 @@ def rule(results, table):
             f"non-inferiority shown, no difference detected, the interval reaching 0 or above (a loss "
             f"beyond M excluded, a gain not shown; an interval wholly below 0 that Holm does not confirm is "
             f"inconclusive); else \"inconclusive\". No other wording ranks models by accuracy here.")
-    return " ".join([text, power.sentence(table, alpha), seed_caveat(seeds),
+    primaries = table[table.family == PRIMARY] if "family" in table else table.iloc[:0]
+    return " ".join([text, power.sentence(primaries if len(primaries) else table, alpha), seed_caveat(seeds),
                      *(warnings(table) if len(table) else [])]).strip() + "\n"
+
+
+def families(table):
+    """'the 12 primary questions (...) and 40 exploratory comparisons', as the rule states them."""
+    count = int((table.family == PRIMARY).sum()) if "family" in table else 0
+    stated = ("coupled removal against unstructured and per-layer masks at its effective FLOPs and against "
+              "the small net from scratch, and each of them against the baseline, at each ratio of removal")
+    if not count:
+        return f"all {len(table)} comparisons of this run (none of the primary questions, {stated}, was run)"
+    return (f"the {count} primary questions, stated before the run ({stated}), and the {len(table) - count} "
+            f"exploratory comparisons")
 
 
 def label(method, ratio):
@@ -289,6 +315,10 @@ def paragraphs(results, table):
                                     f"({r.change:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}])"
                                     for r in pairs[pairs.verdict == v].itertuples())
                for v in pairs.verdict.unique()]
-    return [rule(results, table), "\n## Claims: every comparison of the run\n", claims_table(table),
+    primaries = table[table.family == PRIMARY]
+    shown = ["\n## Claims: the primary questions\n", claims_table(primaries)] if len(primaries) else []
+    others = table[table.family != PRIMARY]
+    return [rule(results, table), *shown, "\n## Claims: every other comparison (exploratory)\n",
+            claims_table(others),
             "**Comparisons at the same ratio** (sizes in the table above: the same ratio is not the same "
             "size). " + (". ".join(grouped) if grouped else "none") + "."]

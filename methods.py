@@ -77,9 +77,17 @@ DENSE = [method for method, row in METHODS.items() if row.kind == "dense"]
 # criterion and structure (coupled groups against per-layer norms, both masked); each criterion against
 # its random control; pruning the trained baseline against training its small architecture from scratch;
 # each channel allocation against the uniform one, at the same FLOPs.
-PAIRS = [("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
+# The study's primary questions, stated before any run (Holm over them alone, claims.py): at each ratio of
+# coupled removal, that is at each FLOP budget, is removal as accurate as unstructured and per-layer masks at
+# its effective FLOPs, and as the small net trained from scratch; and what does each of the four lose
+# against the dense baseline. Every other comparison is exploratory, a Holm family of its own.
+PRIMARY_PAIRS = [("structured_physical", "unstructured_flops"), ("structured_physical", "structured_flops"),
+                 ("structured_physical", "scratch")]
+PRIMARY_METHODS = ("structured_physical", "unstructured_flops", "structured_flops", "scratch")  # vs baseline
+PAIRS = PRIMARY_PAIRS + [
+         ("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
          ("unstructured", "unstructured_random"), ("structured", "structured_random"),
-         ("structured_physical", "structured_physical_random"), ("structured_physical", "scratch"),
+         ("structured_physical", "structured_physical_random"),
          ("structured_physical", "unstructured"), ("structured", "unstructured"),
          ("structured_physical_global", "structured_physical"),
          ("structured_physical_sensitivity", "structured_physical")]

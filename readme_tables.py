@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+import answers
 import claims
 import config
 import methods
@@ -148,7 +149,12 @@ def judged(results):
 def verdicts(results):
     """Every comparison of the run with its verdict, by the rule summary.md states (claims.py)."""
     table = judged(results)
-    return claims.rule(results, table) + "\n" + claims.claims_table(table)
+    primaries = table[table.family == claims.PRIMARY]
+    if primaries.empty:
+        return claims.rule(results, table) + "\n" + claims.claims_table(table)
+    return (claims.rule(results, table) + "\n**The primary questions**\n\n" + claims.claims_table(primaries)
+            + "\n**Every other comparison (exploratory)**\n\n"
+            + claims.claims_table(table[table.family != claims.PRIMARY]))
 
 
 def by_model(results):
@@ -450,7 +456,7 @@ TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verd
           "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
           "run_time": run_time, "recovery": recovery,
           "recovery_headline": lambda results: recovery(results, highest_only=True),
-          "distillation_weight": distillation_weight}
+          "distillation_weight": distillation_weight, "primary": answers.readme}
 
 
 def stamp(results, path):

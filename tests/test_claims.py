@@ -143,6 +143,30 @@ def test_non_inferiority_is_holm_adjusted_over_the_family():
     assert alone.verdict.tolist() == ["non-inferior within 0.40"]
 
 
+def test_the_primary_questions_are_one_holm_family_and_every_other_comparison_another():
+    """The study's questions, stated before the run (methods.PRIMARY_PAIRS, PRIMARY_METHODS), are adjusted
+    over themselves alone: exploratory comparisons added to the run do not weaken them."""
+    rng = np.random.default_rng(5)
+    base = 8.0 + 0.5 * standardized(rng, VIDEOS)
+    primary = [model(m, 0.5, base + 0.17 + standardized(rng, VIDEOS))
+               for m in ("structured_physical", "unstructured_flops", "structured_flops", "scratch")]
+    exploratory = [model("unstructured", r, base + 0.17 + standardized(rng, VIDEOS)) for r in (0.2, 0.4, 0.6)]
+    table = claims.claims(pd.DataFrame([model("baseline", 0.0, base)] + primary + exploratory), fraction=0.05)
+    first = table[table.family == claims.PRIMARY]
+    assert sorted(zip(first.method, first.reference)) == sorted(
+        [(m, "baseline") for m in ("structured_physical", "unstructured_flops", "structured_flops",
+                                   "scratch")]
+        + [("structured_physical", "unstructured_flops"), ("structured_physical", "structured_flops"),
+           ("structured_physical", "scratch")])
+    assert np.allclose(first.p_holm, claims.holm(first.p.to_numpy()))
+    assert np.allclose(first.p_margin_holm, claims.holm(first.p_margin.to_numpy()))
+    others = table[table.family == claims.EXPLORATORY]
+    assert len(others) == 3 and np.allclose(others.p_holm, claims.holm(others.p.to_numpy()))
+    summary = claims.paragraphs(results([model("baseline", 0.0, base)] + primary + exploratory), table)
+    assert "## Claims: the primary questions" in "".join(summary)
+    assert "the 7 primary questions, stated before the run" in summary[0]
+
+
 def test_p_values_are_resolved_far_below_the_old_floor():
     """A change of 2 with a standard error of 0.1: p from t with 99 df far in its tail, not 2 / (B + 1)."""
     rng = np.random.default_rng(4)
