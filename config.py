@@ -128,9 +128,9 @@ LATENCY_TIMED_RUNS = 20   # timed runs of one video per round; their median and 
 # Every model's latency is timed once all models are trained, in this many rounds: each round times
 # every model once (warm-up, then LATENCY_TIMED_RUNS runs), in an order shuffled from round to round,
 # since load on a machine drifts over a run (latency.py). A model's latency is the median of its round
-# medians, its spread their lowest and highest; models are ranked only where spreads do not overlap and
-# enough rounds stand behind each (pooled over seeds; at ALPHA 0.05, 4): with 3, two models of the same
-# speed fail to overlap 1 time in 10 by chance alone (speed.py).
+# medians, its spread their lowest and highest. A model is ranked against its reference round by round:
+# faster or slower only beyond a 5% speed-up (SPEED_THRESHOLD), Holm-adjusted over the run's models
+# (speed.py).
 LATENCY_ROUNDS = 5
 CHANNELS_LAST = True      # memory format for training and latency, every model alike (faster on CPU too)
 # Time PyTorch through torch.compile with frozen weights (BatchNorm folded, activations fused) rather

@@ -28,9 +28,9 @@ def points(models):
 def pareto(found, cost):
     """The cheapest point at each accuracy level, cheapest first. From the most accurate point on, a point
     is kept only where it is cheaper than every more accurate point kept, beyond both spreads (its highest
-    reading below their lowest, as speed.speed; columns `cost`_low and _high, else the value itself). A
-    cheaper point within a more accurate one's spread is not distinguishable from it: that one stands for
-    both."""
+    reading below their lowest; columns `cost`_low and _high, else the value itself). A cheaper point
+    within a more accurate one's spread is not distinguishable from it: that one stands for both. A
+    description, not speed.py's test, which compares each model with its reference in one runtime."""
     found = found.dropna(subset=[cost])
     low, high = found.get(f"{cost}_low", found[cost]), found.get(f"{cost}_high", found[cost])
     kept = []

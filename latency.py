@@ -6,8 +6,8 @@ ONNX Runtime. Here each round times every model once in every runtime (warm-up, 
 LATENCY_TIMED_RUNS runs of one video: time_runs, the one timing loop), in an order shuffled
 from round to round with a fixed seed and rotated so that the first place passes from model to model.
 A model's latency is the median of its round medians, and the lowest and highest round median are its
-spread: speed.speed calls one model faster than another only where their spreads do not overlap (and
-enough rounds stand behind them).
+spread. Every round median is kept in round order (`<prefix>_round_ms`): speed.py ranks a model against
+its reference round by round, each round's readings taken moments apart.
 """
 import copy
 import ctypes
@@ -66,7 +66,8 @@ def speedups(records):
     """Every record's speedups over the baseline of its seed (`latency_speedup`, `onnx_latency_speedup`,
     `int8_latency_speedup`: INT8 against the FP32 dense model in ONNX Runtime), from the round medians,
     and the range the two spreads allow (`_low`: the baseline's lowest over the model's highest; `_high`:
-    the other way round), which holds 1 exactly where the two are not distinguishable."""
+    the other way round), which holds 1 exactly where the two spreads overlap: a description;
+    speed.py ranks with the rounds paired."""
     baselines = {r["seed"]: r for r in records if r["method"] == "baseline"}
     for record in records:
         base = baselines.get(record["seed"], {})

@@ -44,42 +44,45 @@ def name(record):
     return claims.label(record["method"], record["ratio"])  # the names summary.md's claims use
 
 
-def ms(record, prefix, reference=None, digits=1, speedup=None, *, alpha=None, rounds=None):
-    """'19.8 [19.1–20.3] (1.05×, n.d.)': the median over the latency rounds [lowest–highest round] and the
-    speedup over `reference` (a record of the same seed, in runtime `prefix` or, for INT8, ONNX Runtime),
-    "n.d." where speed.speed does not rank them (alpha: the run's ALPHA; rounds: the count of rounds where
-    the records do not give theirs). From a run before the rounds: '19.8 (1.05×)'."""
+SHORT = {"faster": "faster", "slower": "slower", "not distinguishable": "n.d."}
+
+
+def ms(record, prefix, compared=None, digits=1, speedup=None):
+    """'19.8 [19.1–20.3] (1.93× [1.85, 2.01], faster)': the median over the latency rounds [lowest–highest
+    round], and the speed-up over the reference paired round by round with its 95% interval and verdict
+    (compared: speed.Comparison); where not compared (the reference itself, a file without round lists)
+    the ratio of the medians alone. From a run before the rounds: '19.8 (1.05×)'."""
     if f"{prefix}_ms" not in record:
         return ""
     speedup = record[f"{prefix}_speedup"] if speedup is None else speedup
     if f"{prefix}_low_ms" not in record:
         return f"{record[f'{prefix}_ms']:.{digits}f} ({speedup:.2f}×)"
     low, high = record[f"{prefix}_low_ms"], record[f"{prefix}_high_ms"]
-    # the runtime of the reference's range (INT8: FP32); bench.py's compiled_latency: its own
+    said = (f"{speedup:.2f}×" if compared is None
+            else f"{speed.interval(compared, '×')}, {SHORT[compared.verdict]}")
+    return f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({said})"
+
+
+def column(rows, prefix, reference, alpha=None):
+    """Every row's speed.Comparison against the record `reference` in runtime `prefix` (INT8: against its
+    FP32 in ONNX Runtime), one Holm family: a table's column. None for the reference itself."""
     other = speed.RUNTIMES[prefix].reference if prefix in speed.RUNTIMES else prefix
-    same = reference is not None and speed.speed(
-        low, high, reference[f"{other}_low_ms"], reference[f"{other}_high_ms"], alpha=alpha,
-        rounds=(record.get(f"{prefix}_rounds", rounds), reference.get(f"{other}_rounds", rounds))
-    ) == "not distinguishable"
-    return (f"{record[f'{prefix}_ms']:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({speedup:.2f}×"
-            f"{', n.d.' if same else ''})")
+    return speed.family([None if r is reference and prefix == other else
+                         (speed.round_lists([r], prefix), speed.round_lists([reference], other))
+                         for r in rows], alpha)
 
 
-def legend(rows, alpha):
-    """Under a table with latency rounds: what its brackets and "n.d." mean, and where its rounds are too
-    few to rank any two models (speed.chance)."""
+def legend(rows, alpha, compared=True):
+    """Under a table with latency rounds: what its brackets, speed-ups and verdicts mean (compared: any
+    speed-up was paired round by round; else the file keeps no round medians in round order)."""
     rounds = next((r["latency_rounds"] for r in rows if "latency_rounds" in r), None)
     if rounds is None:
         return ""
-    alpha, chance = config.ALPHA if alpha is None else alpha, speed.chance(rounds, rounds)
-    few = (f" With {rounds} rounds each, the ranges of two models of the same speed fail to overlap "
-           f"{chance:.2f} of the time by chance alone, more often than ALPHA {alpha:g}: no two models are "
-           f"ranked ({speed.rounds_needed(alpha)} rounds each are the fewest that can rank two)."
-           if chance > alpha else "")
-    return (f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]; "
-            f"n.d.: the model's range overlaps the reference's (the baseline; for INT8 the FP32 dense "
-            f"model), or too few rounds stand behind them, so the two are not distinguishable in speed."
-            f"{few}\n")
+    alpha = config.ALPHA if alpha is None else alpha
+    said = (f"Speed-up: {speed.rule(alpha)} n.d.: not distinguishable."
+            if compared else "Speed-up: the ratio of the medians; the file keeps no round medians in "
+                             "round order, so no speed-up is ranked (speed.py).")
+    return f"\nLatency: the median of {rounds} interleaved rounds [lowest–highest round median]. {said}\n"
 
 
 def quick_run(results):
@@ -93,10 +96,10 @@ def quick_run(results):
     head += ["MAE right after pruning", "sparsity before → after FT", "effective params",
              "effective FLOPs (M)", "PyTorch ms (speedup)", "ONNX Runtime ms (speedup)",
              "checkpoint MB (gzip)"]
-    base = None  # each row's reference, the baseline, is not compared with itself
+    paired = {p: column(rows, p, rows[0], alpha) for p in ("latency", "onnx_latency")}  # vs the baseline
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              f"| mean predictor | {results['mean_predictor']['test_mae']:.2f} |" + " |" * (len(head) - 2)]
-    for r in rows:
+    for i, r in enumerate(rows):
         cells = [name(r), f"{r['test_mae']:.2f} [{r['test_mae_ci_low']:.2f}, {r['test_mae_ci_high']:.2f}]"]
         cells.append("" if r["method"] == "baseline" else
                      f"{r['mae_diff']:+.2f} [{r['mae_diff_ci_low']:+.2f}, {r['mae_diff_ci_high']:+.2f}]")
@@ -108,11 +111,10 @@ def quick_run(results):
         cells += [f"{before:.2f}" if before is not None and r["method"] not in methods.DENSE else "",
                   "removed" if physical else f"{r['sparsity_before_fine_tune']:.3f} → {r['sparsity']:.3f}",
                   f"{r['params_effective'] / 1e6:.2f} M", f"{r['effective_flops'] / 1e6:.0f}",
-                  ms(r, "latency", base, alpha=alpha), ms(r, "onnx_latency", base, alpha=alpha),
+                  ms(r, "latency", paired["latency"][i]), ms(r, "onnx_latency", paired["onnx_latency"][i]),
                   f"{r['size_mb']:.1f} ({r['gzip_size_mb']:.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
-        base = base or r
-    return "\n".join(lines) + "\n" + legend(rows, alpha)
+    return "\n".join(lines) + "\n" + legend(rows, alpha, any(paired["latency"] + paired["onnx_latency"]))
 
 
 def int8(results):
@@ -120,17 +122,17 @@ def int8(results):
     seed, alpha = results["models"][0]["seed"], results["config"].get("ALPHA")
     rows = [r for r in results["models"] if r["seed"] == seed and "int8_test_mae" in r]
     dense = rows[0]["onnx_latency_ms"]
+    columns = [column(rows, p, rows[0], alpha) for p in ("onnx_latency", "int8_latency")]  # vs FP32 dense
     lines = ["| model | FP32 MAE | INT8 MAE (change [paired 95% interval]) | FP32 ORT ms (vs FP32 dense) | "
              "INT8 ORT ms (vs FP32 dense) | ONNX MB FP32 → INT8 (INT8 gzip) |", "|---|---|---|---|---|---|"]
-    for r in rows:
+    for r, fp32_speed, int8_speed in zip(rows, *columns):
         fp32 = r.get("fp32_onnx_test_mae", r["test_mae"])
-        against = None if r is rows[0] else rows[0]
         lines.append(f"| {name(r)} | {fp32:.2f} | {r['int8_test_mae']:.2f} ({r['int8_mae_change']:+.2f} "
                      f"[{r['int8_mae_change_ci_low']:+.2f}, {r['int8_mae_change_ci_high']:+.2f}]) | "
-                     f"{ms(r, 'onnx_latency', against, 2, dense / r['onnx_latency_ms'], alpha=alpha)} | "
-                     f"{ms(r, 'int8_latency', rows[0], 2, alpha=alpha)} | "
+                     f"{ms(r, 'onnx_latency', fp32_speed, 2, dense / r['onnx_latency_ms'])} | "
+                     f"{ms(r, 'int8_latency', int8_speed, 2)} | "
                      f"{r['onnx_size_mb']:.1f} → {r['int8_size_mb']:.1f} ({r['int8_gzip_size_mb']:.2f}) |")
-    return "\n".join(lines) + "\n" + legend(rows, alpha)
+    return "\n".join(lines) + "\n" + legend(rows, alpha, any(sum(columns, [])))
 
 
 def phases(results):
@@ -263,8 +265,8 @@ def interval(test):
 
 def speed_table(bench):
     """bench.py --output: every variant's size, executed FLOPs and latency in each runtime, the median of
-    the interleaved rounds [lowest–highest], and its speedup over the dense baseline ("n.d." where the
-    two ranges overlap)."""
+    the interleaved rounds [lowest–highest], and its speedup over the dense baseline, paired round by
+    round and ranked (speed.py) where the file keeps its round medians (bench.py's files do not)."""
     variants, alpha = bench["variants"], bench["config"].get("ALPHA")
     base = variants[0]
     runtimes = [(p, title) for p, title in (("latency", "PyTorch eager"),
@@ -275,13 +277,14 @@ def speed_table(bench):
     lines = [f"| model | {counted.replace('params_', '')} params | FLOPs executed (G) | theoretical "
              f"speedup | " + " | ".join(f"{title} ms (speedup)" for _, title in runtimes) + " |",
              "|" + "---|" * (4 + len(runtimes))]
-    for v in variants:
+    paired = {p: column(variants, p, base, alpha) for p, _ in runtimes}
+    for i, v in enumerate(variants):
         cells = [name(v), f"{v[counted] / 1e6:.2f} M", f"{v['flops'] / 1e9:.1f}",
                  f"{v['theoretical_speedup']:.2f}"]
-        cells += [ms(v, p, None if v is base else base, speedup=base[f"{p}_ms"] / v[f"{p}_ms"], alpha=alpha,
-                     rounds=bench["rounds"]) for p, _ in runtimes]
+        cells += [ms(v, p, paired[p][i], speedup=base[f"{p}_ms"] / v[f"{p}_ms"]) for p, _ in runtimes]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}], alpha)
+    return "\n".join(lines) + "\n" + legend([{"latency_rounds": bench["rounds"]}], alpha,
+                                           any(sum(paired.values(), [])))
 
 
 def headline(results):

@@ -291,7 +291,7 @@ def speedup_words(rows, verdicts, prefix):
 
 
 def method_paragraphs(models, mean_mae):
-    """One paragraph per method, every statement computed from the rows; speed ranked by speed.speed."""
+    """One paragraph per method, every statement computed from the rows; speed ranked by speed.py."""
     verdicts = {p: models.groupby(["method", "ratio"], sort=False)[f"{p}_vs_baseline"].first().to_dict()
                 for p in ("latency", "onnx_latency") if f"{p}_vs_baseline" in models}
     base_spread = speed.spread(models[models.method == "baseline"], "latency")
