@@ -10,6 +10,7 @@ import claims
 import config
 import methods
 import power
+import speed
 
 QUESTIONS = [  # (method, reference, the question in words); "baseline" as the reference: its loss
     ("structured_physical", "unstructured_flops", "removal − unstructured at equal FLOPs"),
@@ -24,10 +25,13 @@ QUESTIONS = [  # (method, reference, the question in words); "baseline" as the r
 
 def rows(table, models):
     """[(budget words, question, change [interval], verdict)] of every primary comparison in `table`
-    (claims.claims' table), budgets from the least pruned; `models`: the run's records (a DataFrame), for
-    the FLOPs each budget names."""
+    (claims.claims' table), budgets from the least pruned, then removal's speed-up over the baseline in
+    each runtime timed in rounds (speed.py's rule, its family every model of the run, as summary.md's);
+    `models`: the run's records (a DataFrame), for the FLOPs each budget names and the speed."""
     primaries = table[table.family == claims.PRIMARY] if "family" in table else table.iloc[:0]
     dense = models[models.method == "baseline"].effective_flops.mean()
+    speeds = {prefix: speed.compared(models, prefix) for prefix in ("latency", "onnx_latency")
+              if f"{prefix}_round_ms" in models}
     found = []
     for ratio in sorted(primaries.ratio.unique()):
         removed = models[(models.method == "structured_physical") & (models.ratio == ratio)]
@@ -40,6 +44,11 @@ def rows(table, models):
                 change = f"{r.change:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
                 found.append((budget, words, change, r.verdict))
                 budget = ""  # the budget named once, on its first line
+        for prefix, compared in speeds.items():
+            comparison = compared.get(("structured_physical", ratio))
+            if comparison is not None:
+                found.append((budget, f"removal's speed-up over the baseline, {speed.RUNTIMES[prefix].name}",
+                              speed.interval(comparison, "×"), comparison.verdict))
     return found
 
 
@@ -49,7 +58,7 @@ def markdown(table, models):
     if not found:
         return ("This run asks none of the primary questions (it has no coupled removal beside "
                 f"{', '.join(methods.label(m) for m in methods.PRIMARY_METHODS[1:])}).\n")
-    lines = ["| budget | question: ΔMAE = first − second | ΔMAE [95% interval] | verdict |",
+    lines = ["| budget | question: ΔMAE = first − second | estimate [95% interval] | verdict |",
              "|---|---|---|---|"]
     lines += [f"| {budget} | {words} | {change} | {verdict} |" for budget, words, change, verdict in found]
     return "\n".join(lines) + "\n"

@@ -149,6 +149,10 @@ INT8_CALIBRATION_VIDEOS = 64        # training videos the activation ranges are 
 INT8_CALIBRATION_METHOD = "minmax"  # "minmax", "entropy" or "percentile"
 INT8_REDUCE_RANGE = True  # 7-bit weights: without VNNI, x86 int8 kernels saturate on 8-bit products
 INT8_KEEP_FP32 = ["head"]  # parts left in FP32: "head" (frame mean and EF output), "first_conv"
+# The methods whose models are quantized (with INT8 on; a distilled model by its method's name); [] every
+# model. The quick preset quantizes the dense models, unstructured and coupled removal: INT8 beside both
+# kinds of pruning, within the quick run's time (INT8 calibration and test scoring cost seconds a model).
+INT8_METHODS = []
 
 # --- output -----------------------------------------------------------------
 # Folders are relative to the working directory (where python main.py is started), not to this file.
@@ -172,7 +176,8 @@ NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRA
 # 64x64 at the same cost (frames carry the EF signal), 3 fine-tuning epochs did as well as 4, and
 # fine-tuning at 3e-4 beat 1e-4 and 1e-3 (mean over every model and two seeds), BatchNorm recalibrated.
 # BatchNorm recalibrated on 4 batches (32 videos) recovered as much as on all 13, and the sensitivity's
-# 80 recalibrations cost a third as much. 4 latency rounds: the fewest that can rank two models.
+# 80 recalibrations cost a third as much. 4 latency rounds: with one seed, enough for the paired speed rule
+# to rank a 2x speed-up (speed.py). INT8 for some methods (INT8_METHODS): the quick run keeps its time.
 QUICK = dict(
     NUM_FRAMES=16,
     IMAGE_SIZE=32,
@@ -186,6 +191,7 @@ QUICK = dict(
     BN_RECALIBRATION_BATCHES=4,
     LATENCY_TIMED_RUNS=20,
     LATENCY_ROUNDS=4,
+    INT8_METHODS=["baseline", "dense_control", "unstructured", "structured_physical"],
 )
 
 

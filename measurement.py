@@ -7,10 +7,11 @@ import onnx_runtime
 import quantize
 
 
-def measure(model, cfg, checkpoint, inputs):
+def measure(model, cfg, checkpoint, inputs, method=None):
     """Every number reported for one model as it finishes, from the model as saved (by the main process
     alone), and the seconds each part took (`seconds_<part>`). inputs: sample_videos (to check the ONNX
-    export), calibration (training videos, for INT8) and test (the whole test split, for the INT8 model)."""
+    export), calibration (training videos, for INT8) and test (the whole test split, for the INT8 model).
+    method: the model's, for INT8_METHODS (None: quantized whenever INT8 is on)."""
     clock = Clock()
     nonzero, total = metrics.parameter_counts(model)
     record = {**metrics.sparsity(model), "params": total, "params_nonzero": nonzero,
@@ -21,7 +22,7 @@ def measure(model, cfg, checkpoint, inputs):
         record.update(onnx_runtime.export(model, checkpoint[:-len(".pt")] + ".onnx", inputs.sample_videos,
                                           sizes=False))
         clock.lap("onnx")
-    if cfg.INT8:
+    if quantized(cfg, method):
         int8_path = checkpoint[:-len(".pt")] + ".int8.onnx"
         quantize.int8_export(record["onnx_path"], inputs.calibration, int8_path,
                              method=cfg.INT8_CALIBRATION_METHOD, reduce_range=cfg.INT8_REDUCE_RANGE,
@@ -37,6 +38,13 @@ def measure(model, cfg, checkpoint, inputs):
         record.update(onnx_runtime.size_fields(sizes[1]))
     clock.lap("sizes")
     return {**record, **{f"seconds_{phase}": seconds for phase, seconds in clock.laps.items()}}
+
+
+def quantized(cfg, method):
+    """Whether a model of `method` is quantized to INT8: INT8 on, and INT8_METHODS empty or naming the
+    method (a distilled model by its method's name)."""
+    base = method[:-len("_kd")] if method and method.endswith("_kd") else method
+    return bool(cfg.INT8) and (not cfg.INT8_METHODS or method is None or base in cfg.INT8_METHODS)
 
 
 def compare_to_baseline(record, baseline, cfg, control=None):

@@ -233,7 +233,7 @@ def finish(ctx, model, record):
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"],
                         seed=record["seed"], num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
                         config_hash=run_identity.config_hash(cfg), identity=ctx.inputs.identity["id"])
-        record.update(measurement.measure(model, cfg, checkpoint, ctx.inputs))
+        record.update(measurement.measure(model, cfg, checkpoint, ctx.inputs, method=record["method"]))
         record.update(seconds_training=record["history"]["seconds"], **measurement.speed(record["history"]))
     train.barrier()
     return record

@@ -31,7 +31,7 @@ KINDS = {  # what a constant takes: its names
     "a list of numbers": "UNSTRUCTURED_PRUNING_RATIOS STRUCTURED_PRUNING_RATIOS SENSITIVITY_RATIOS "
                          "TARGET_FLOPS_SPEEDUPS",
     "a list of texts in quotes": "INT8_KEEP_FP32 NOT_RESULTS CHANNEL_ALLOCATIONS DISTILLED_METHODS "
-                                 "EQUAL_FLOPS_METHODS",
+                                 "EQUAL_FLOPS_METHODS INT8_METHODS",
 }
 KIND = {name: kind for kind, names in KINDS.items() for name in names.split()}
 ELEMENT = {"a list of whole numbers": "a whole number", "a list of numbers": "a number",

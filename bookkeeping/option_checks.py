@@ -55,7 +55,7 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "INT8_CALIBRATION_METHOD": one_of("minmax", "entropy", "percentile"),
     "INT8_KEEP_FP32": one_of("head", "first_conv"), "CHANNEL_ALLOCATIONS": one_of("global", "sensitivity"),
     "EQUAL_FLOPS_METHODS": one_of("unstructured", "structured"),
-    "DISTILLED_METHODS": one_of(*PRUNED),
+    "DISTILLED_METHODS": one_of(*PRUNED), "INT8_METHODS": one_of("baseline", *PRUNED),
     **dict.fromkeys(["DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR",
                      "PRETRAINED_PATH"], FOLDER),
 }

@@ -94,7 +94,8 @@ LISTS = [name for name, kind in config_types.KIND.items()
 def test_every_list_names_each_value_once(name):
     dashed = "--" + name.lower().replace("_", "-")
     value = (config.defaults()[name] or {"CHANNEL_ALLOCATIONS": ["global"], "TARGET_FLOPS_SPEEDUPS": [2.0],
-                                         "DISTILLED_METHODS": ["structured"]}[name])[0]
+                                         "DISTILLED_METHODS": ["structured"],
+                                         "INT8_METHODS": ["baseline"]}[name])[0]
     written = option_checks.show(value)
     with pytest.raises(config.ConfigError, match=f"{dashed} lists {written} twice"):
         config.load([dashed, f"{written},{written}"])

@@ -205,3 +205,16 @@ def test_cpu_int8_features(tmp_path):
     assert quantize.cpu_int8_features(str(arm))["int8_dot_product"] == "arm_dotprod"
     assert quantize.cpu_int8_features(str(tmp_path / "none"))["int8_dot_product"] == "unknown"
     assert "int8_dot_product" in quantize.cpu_int8_features()   # this machine, whatever it offers
+
+
+def test_int8_methods_pick_the_models_quantized_and_a_distilled_model_follows_its_method():
+    from types import SimpleNamespace
+
+    import measurement
+    some = SimpleNamespace(INT8=True, INT8_METHODS=["baseline", "structured_physical"])
+    assert measurement.quantized(some, "baseline") and measurement.quantized(some, "structured_physical_kd")
+    assert not measurement.quantized(some, "scratch")
+    assert not measurement.quantized(some, "unstructured_flops")
+    every = SimpleNamespace(INT8=True, INT8_METHODS=[])
+    assert measurement.quantized(every, "scratch")
+    assert not measurement.quantized(SimpleNamespace(INT8=False, INT8_METHODS=[]), "baseline")
