@@ -1,7 +1,7 @@
 """The study's primary questions answered, one line each, at each FLOP budget (each ratio of coupled removal,
 whose effective FLOPs the other methods of the question are pruned to): the verdict of the claims rule and
-its interval, from the primary family alone (methods.PRIMARY_PAIRS, PRIMARY_METHODS; claims.py). The README's
-first table, and what the end of a run prints first.
+its interval, from the primary family alone (methods.PRIMARY_PAIRS, PRIMARY_METHODS; claims.py): the README's
+first table.
 """
 import numpy as np
 import pandas as pd
@@ -62,16 +62,6 @@ def markdown(table, models):
              "|---|---|---|---|"]
     lines += [f"| {budget} | {words} | {change} | {verdict} |" for budget, words, change, verdict in found]
     return "\n".join(lines) + "\n"
-
-
-def lines(table, models, width=110):
-    """The primary answers as plain lines for a terminal: budget, question, change, verdict."""
-    out = []
-    for budget, words, change, verdict in rows(table, models):
-        if budget:
-            out.append(budget)
-        out.append(f"  {words}: {change}, {verdict}"[:width])
-    return out
 
 
 def flops_matched(models):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import answers
 import claims
 import equal_size
 import metrics
@@ -165,6 +166,24 @@ def test_the_primary_questions_are_one_holm_family_and_every_other_comparison_an
     summary = claims.paragraphs(results([model("baseline", 0.0, base)] + primary + exploratory), table)
     assert "## Claims: the primary questions" in "".join(summary)
     assert "the 7 primary questions, stated before the run" in summary[0]
+
+
+def test_the_readme_answers_each_primary_question_once_per_budget_with_its_verdict():
+    rng = np.random.default_rng(6)
+    base = 8.0 + 0.5 * standardized(rng, VIDEOS)
+    models = [model("baseline", 0.0, base)] + [
+        model(m, ratio, base + 0.1 + standardized(rng, VIDEOS), flops=flops)
+        for ratio, flops in ((0.3, 0.5e9), (0.7, 0.1e9))
+        for m in ("structured_physical", "unstructured_flops", "structured_flops", "scratch")]
+    frame = pd.DataFrame(models)
+    table = claims.claims(frame, fraction=0.05)
+    found = answers.rows(table, frame)
+    assert [budget for budget, *_ in found if budget] == [
+        "2.0× fewer FLOPs (500 M; removal ratio 0.3)", "10.0× fewer FLOPs (100 M; removal ratio 0.7)"]
+    assert len(found) == 2 * len(answers.QUESTIONS)
+    primaries = table[table.family == claims.PRIMARY]
+    for (_, words, change, verdict), (method, reference, said) in zip(found, answers.QUESTIONS * 2):
+        assert words == said and verdict in set(primaries.verdict)
 
 
 def test_p_values_are_resolved_far_below_the_old_floor():

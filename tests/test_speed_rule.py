@@ -1,13 +1,18 @@
 """Speed is ranked by the paired rule of speed.py: each model against its reference round by round, the
 mean log speed-up's 95% interval over seeds x rounds beyond a 5% speed-up, Holm over the family."""
+import glob
+import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import config
+import prune_utils
 import speed
+from conftest import ROOT
 
 
 def timed_run(rng, speedups, seeds=1, rounds=4, instance_sd=0.1, noise_sd=0.05, load_sd=0.1):
@@ -129,3 +134,31 @@ def test_over_seeds_a_model_is_compared_with_the_baseline_of_each_seed():
     assert list(found) == [("structured_physical", 0.5)]
     assert found["structured_physical", 0.5].verdict == "faster"
     assert found["structured_physical", 0.5].speedup == pytest.approx(2.0, rel=0.03)
+
+
+def committed_runs_timed_in(rounds):
+    """The committed runs (docs/*.json with models) whose latency was timed in at least `rounds` rounds."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+        models = run.get("models") if isinstance(run, dict) else None
+        if models and min(m.get("latency_rounds") or 0 for m in models) >= rounds:
+            found.append((os.path.basename(path), pd.DataFrame(models)))
+    return found
+
+
+def test_a_committed_removal_twice_as_fast_is_ranked_faster_in_both_runtimes():
+    """Every coupled-removal model (uniform, allocated, random, the small net) measured at 2x or more is
+    "faster" than the baseline in PyTorch and ONNX Runtime, in each committed run timed in the quick
+    preset's 4 rounds or more (older runs of 3 rounds: docs/results.md says which)."""
+    runs = committed_runs_timed_in(4)
+    assert runs, "no committed run is timed in 4 rounds"
+    removed = prune_utils.REMOVED + (prune_utils.SCRATCH,)
+    for name, models in runs:
+        for prefix in ("latency", "onnx_latency"):
+            if f"{prefix}_round_ms" not in models:
+                continue
+            for (method, ratio), found in speed.compared(models, prefix).items():
+                if prune_utils.base_method(method) in removed and found is not None and found.speedup >= 2:
+                    assert found.verdict == "faster", (name, prefix, method, ratio, found)
