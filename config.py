@@ -116,7 +116,8 @@ SENSITIVITY_RATIOS = [0.3, 0.5, 0.7, 0.9]  # the ratios each layer is pruned to,
 BOOTSTRAP_SAMPLES = 2000  # bootstrap replicates for a model's MAE interval and the per-seed ΔMAE cells
 # The claims of summary.md (claims.py): "better" or "worse" only where the t test of the MAE change (its
 # standard error from the seeds x videos variance components) rejects 0 at ALPHA after Holm's adjustment
-# over all the run's comparisons; non-inferiority or equivalence at ALPHA / 2 per side, Holm-adjusted.
+# within its family (the primary questions of methods.py, or every other comparison); non-inferiority or
+# equivalence at ALPHA / 2 per side, Holm-adjusted likewise.
 ALPHA = 0.05
 # The margin of non-inferiority and equivalence, as this share of the baseline's mean test MAE over the
 # seeds compared: 0.1, a tenth of the error the dense model makes, the one margin of every run (the

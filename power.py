@@ -21,6 +21,7 @@ import student_t
 POWER = 0.80  # the power the statement is for
 MORE_SEEDS = 5  # the test videos the margin needs are also given for this many seeds
 MOST_VIDEOS = 10 ** 6  # a loss not resolved with this many test videos is not resolved by videos
+MOST_SEEDS = 100  # the seeds a loss may need before "more than" is said
 
 
 def resolved(se, df, level):
@@ -48,6 +49,26 @@ def videos_needed(components, seeds, loss, level):
     return np.where(first, 2, np.where(reached, high, np.inf))
 
 
+def seeds_needed(components, videos, loss, level):
+    """The fewest training seeds with which a one-sided test at `level` on `videos` test videos detects
+    `loss` with POWER, per comparison; inf beyond MOST_SEEDS. Where the seed part is above 0 only seeds
+    bring the standard error below its floor, and they raise the df too."""
+    found = np.full(np.shape(loss), np.inf)
+    for seeds in range(MOST_SEEDS, 1, -1):  # from the top: the fewest that suffice is the last seen
+        enough = resolved(*crossed.planned(*components, seeds=seeds, videos=videos), level) <= loss
+        found = np.where(enough, seeds, found)
+    return found
+
+
+def seeds_words(components, videos, loss, level):
+    """'about 9 seeds at 1,000 test videos (2 of 21 comparisons: more than 100)', the median."""
+    found = seeds_needed(components, videos, loss, level)
+    median, never = np.median(found), int(np.isinf(found).sum())
+    words = (f"about {median:.0f} seeds at {videos:,} test videos" if np.isfinite(median)
+             else f"more than {MOST_SEEDS} seeds at {videos:,} test videos")
+    return words + (f" ({never} of the {len(found)} comparisons: more than {MOST_SEEDS})" if never else "")
+
+
 def needed_words(components, seeds, loss, level):
     """'about 230 test videos with 3 seeds (7 of 69 comparisons: none)', the median over comparisons."""
     found = videos_needed(components, seeds, loss, level)
@@ -68,6 +89,7 @@ def sentence(table, alpha):
     se, df, margin = rows.se.to_numpy(), rows.df.to_numpy(), rows.margin.to_numpy()
     components = (np.nan_to_num(rows.seed.to_numpy()), rows.video.to_numpy(), rows.interaction.to_numpy())
     more = (f", {needed_words(components, MORE_SEEDS, margin, holm)}" if 1 < seeds < MORE_SEEDS else "")
+    more += f", or {seeds_words(components, int(rows.videos.max()), margin, holm)}" if seeds > 1 else ""
     return (f"**Power**, from the same statistic (each comparison from its own variance components and df; "
             f"medians over the {len(rows)} tested; Holm's first threshold over the {len(table)} comparisons, "
             f"{holm:.2g} per side): this design detects a change of "

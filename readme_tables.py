@@ -411,7 +411,7 @@ def highest_budget(results, versus, ratio):
     return (f"At the highest budget (ratio {ratio:g}), by the claims rule (margin {fraction:g} of the "
             f"baseline's MAE, that is within {1 + fraction:.2f}× of it, the one margin"
             + (f"; the run recorded {recorded:g}" if recorded != fraction else "")
-            + "; Holm-adjusted over the run's comparisons): "
+            + "; Holm-adjusted within its family, primary or exploratory): "
             + (f"shown for {', '.join(shown)}." if shown else
                "no combination of allocation and distillation is shown within it."))
 

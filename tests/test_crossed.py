@@ -143,6 +143,16 @@ def test_a_seed_part_too_large_for_the_loss_needs_more_seeds_not_videos():
     assert np.isfinite(power.videos_needed(components, 40, np.array([0.3]), 0.025)[0])
 
 
+def test_the_seeds_needed_resolve_a_loss_the_videos_cannot_and_no_fewer_do():
+    """The same seed part at 1,000 videos: the fewest seeds whose planned test detects 0.3 with 80% power."""
+    components = (np.array([0.09]), np.array([1.0]), np.array([5.0]))
+    found = int(power.seeds_needed(components, 1000, np.array([0.3]), 0.025)[0])
+    for seeds, enough in ((found, True), (found - 1, False)):
+        se, df = crossed.planned(*components, seeds=seeds, videos=1000)
+        assert bool(power.resolved(se, df, 0.025)[0] <= 0.3) is enough
+    assert np.isinf(power.seeds_needed(components, 1000, np.array([0.01]), 0.025)[0])  # beyond MOST_SEEDS
+
+
 def test_the_power_sentence_reports_the_decisions_own_numbers():
     rng = np.random.default_rng(5)
     d, _ = studies(rng, 6)
