@@ -260,7 +260,7 @@ def test_the_claims_of_a_file_are_the_same_on_every_run():
     import sys
 
     from conftest import ROOT
-    path = os.path.join(ROOT, "docs", "seeds_results.json")
+    path = os.path.join(ROOT, "docs", "study_results.json")
     table = claims.for_run(json.load(open(path)))
     script = ("import json, sys, claims; t = claims.for_run(json.load(open(sys.argv[1]))); print(json.dumps("
               "[t.verdict.tolist(), t.change.tolist(), t.ci_low.tolist(), t.p_holm.tolist()]))")

@@ -43,6 +43,6 @@ def test_a_damaged_part_of_results_json_stops_a_continued_run_naming_it(case, tm
     assert path.read_bytes() == before  # left as it is
 
 
-@pytest.mark.parametrize("name", ["quick_results", "seeds_results", "recovery_results", "gradual_results"])
+@pytest.mark.parametrize("name", ["quick_results", "study_results", "recovery_results"])
 def test_the_committed_runs_fit_the_table(name):
     assert results_parts.problems(json.load(open(os.path.join(ROOT, "docs", f"{name}.json")))) == []
