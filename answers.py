@@ -58,7 +58,7 @@ def markdown(table, models):
     if not found:
         return ("This run asks none of the primary questions (it has no coupled removal beside "
                 f"{', '.join(methods.label(m) for m in methods.PRIMARY_METHODS[1:])}).\n")
-    lines = ["| budget | question: ΔMAE = first − second | estimate [95% interval] | verdict |",
+    lines = ["| budget | question: first − second | ΔMAE, or speed-up [95% interval] | verdict |",
              "|---|---|---|---|"]
     lines += [f"| {budget} | {words} | {change} | {verdict} |" for budget, words, change, verdict in found]
     return "\n".join(lines) + "\n"

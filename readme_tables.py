@@ -175,33 +175,6 @@ def mean_std(values):
     return f"{pd.Series(values).mean():.2f} ± {pd.Series(values).std():.2f}"
 
 
-def seeds(results):
-    """Every model of a several-seed run: each seed's test MAE and its ratio to that seed's baseline
-    (the accuracy limits are stated as such ratios), the mean ± std, and the change against the
-    baseline, crossed bootstrap over seeds and videos, with the verdict of the run's rule (claims.py)."""
-    models = by_model(results)
-    order = [r["seed"] for r in models[("baseline", 0.0)]]
-    base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
-    table = judged(results)
-    versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
-    head = ["model"] + [f"seed {s}: test MAE (× baseline)" for s in order] + [
-        "mean ± std", "ΔMAE vs baseline [95% interval, seeds and videos]", "verdict (Holm, margin)"]
-    floor = results["mean_predictor"]["test_mae"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             "| mean predictor | " + " | ".join(f"{floor:.2f}" for _ in order) + f" | {floor:.2f} | | |"]
-    for (method, ratio), rows in models.items():
-        cells = [name(rows[0])]
-        for r in rows:
-            reference = floor if method == "baseline" else base[r["seed"]]
-            cells.append(f"{r['test_mae']:.2f} ({r['test_mae'] / reference:.2f}×"
-                         + (" the mean predictor)" if method == "baseline" else ")"))
-        cells.append(mean_std([r["test_mae"] for r in rows]))
-        claim = versus.get((method, ratio))
-        cells += [interval(claim._asdict()), claim.verdict] if claim else ["", ""]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def gradual_minus_oneshot(first, second, key):
     """{seed: |gradual error| - |one-shot error| per test video} of one model, on the seeds both runs have."""
     a, b = ({r["seed"]: r for r in run.get(key, [])} for run in (first, second))
@@ -317,12 +290,6 @@ def kept_line(results):
     return (f"{len(kept)} of the {len(pruned)} one-shot pruned models kept are the model right after pruning "
             f"and recalibration (no fine-tuning epoch beat it on validation)"
             + (f": {', '.join(sorted({name(r) for r in kept}))}." if kept else "."))
-
-
-def comparisons(results):
-    """The comparisons at the same ratio, with the sizes of both sides."""
-    table = judged(results)
-    return claims.claims_table(table[table.kind == "same ratio"])
 
 
 def run_time(results):
@@ -455,8 +422,8 @@ def distillation_weight(*runs):
             f"{runs[0]['splits']['val']} validation videos. Chosen: w = {chosen:g}{plain}.\n")
 
 
-TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts, "seeds": seeds,
-          "schedules": schedules, "speed": speed_table, "headline": headline, "comparisons": comparisons,
+TABLES = {"quick_run": quick_run, "int8": int8, "phases": phases, "claims": verdicts,
+          "schedules": schedules, "speed": speed_table, "headline": headline,
           "run_time": run_time, "recovery": recovery,
           "recovery_headline": lambda results: recovery(results, highest_only=True),
           "distillation_weight": distillation_weight, "primary": answers.readme}

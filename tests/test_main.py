@@ -20,8 +20,8 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     results = json.load(open(out / "results" / "results.json"))
     names = [r["name"] for r in results["models"]]
     assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5",
-                     "structured_physical_0.5", "structured_coupled_masked_0.5",
-                     "structured_physical_random_0.5", "scratch_0.5"]
+                     "structured_physical_0.5", "structured_coupled_masked_0.5", "unstructured_flops_0.5",
+                     "structured_flops_0.5", "structured_physical_random_0.5", "scratch_0.5"]
     assert results["splits"] == {"train": 8, "val": 4, "test": 4}
     assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]
     assert results["pretrained"] == {"used": False, "reason": "PRETRAINED is off"}
@@ -222,7 +222,7 @@ def test_where_the_time_goes_is_logged_and_recorded(tiny_run):
         assert record["seconds_training"] >= record["seconds_training_steps"] > 0
         assert record["seconds_pytorch"] > 0 and record["seconds_onnx"] > 0 and record["seconds_int8"] > 0
     assert "phases: data preparation" in result.stdout
-    assert "latency: 9 models, 27 model-runtime pairs" in result.stdout
+    assert "latency: 11 models, 33 model-runtime pairs" in result.stdout
     assert "baseline (seed 42): trained in" in result.stdout and "% waiting for data" in result.stdout
 
 
