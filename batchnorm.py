@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-import train
+import processes
 
 
 def batchnorms(model):
@@ -47,7 +47,7 @@ def recalibrate(model, batches, num_batches, amp=False):
         return model
     was_training, momenta = model.training, [m.momentum for m in norms]
     device = next(model.parameters()).device
-    dtype = train.precision(device, amp)
+    dtype = processes.precision(device, amp)
     model.eval()
     for m in norms:
         m.reset_running_stats()
@@ -57,7 +57,7 @@ def recalibrate(model, batches, num_batches, amp=False):
         for seen, (video, _) in enumerate(batches):
             if seen >= num_batches:
                 break
-            with train.autocast(device, dtype):
+            with processes.autocast(device, dtype):
                 model(video.to(device, non_blocking=True))
     finally:
         for m, momentum in zip(norms, momenta):

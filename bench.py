@@ -29,8 +29,8 @@ import time
 import pandas as pd
 import torch
 
+import cli  # first: a broken config.py is one message (exit 2)
 import bench_data
-import config
 import latency
 import main as experiment
 import metrics
@@ -38,8 +38,8 @@ import onnx_runtime
 from bookkeeping import provenance
 import prune_utils
 from bookkeeping import run_identity
-from bookkeeping import exits
-import train
+from cli import exits
+import processes
 from model import EFRegressionModel
 
 
@@ -62,7 +62,7 @@ def bench(cfg, device, variants, rounds, onnx_dir=None, compiled=False):
     times a run's models (latency.rounds): latency_ms is the median of the round medians, _low_ms and
     _high_ms the lowest and highest round; speedups from the medians. Also returns the rounds' readings."""
     rows, runners = [], {}
-    precision = train.precision(device, cfg.AMP)  # as main.py measures: the precision of training
+    precision = processes.precision(device, cfg.AMP)  # as main.py measures: the precision of training
     video = torch.randn(1, cfg.NUM_FRAMES, 3, cfg.IMAGE_SIZE, cfg.IMAGE_SIZE)
     for i, (method, ratio, model) in enumerate(variants):
         nonzero, total = metrics.parameter_counts(model)
@@ -109,7 +109,7 @@ def per_round(times, numerator, denominator, count):
 
 
 def main(argv):
-    p = config.parser(__doc__)
+    p = cli.parser(__doc__)
     p.add_argument("--data", action="store_true", help="benchmark the data path instead of the models")
     p.add_argument("--repeat", type=int, default=None, metavar="N",
                    help="rounds; each cell is the median over them (default: --latency-rounds; 3 with "
@@ -118,14 +118,14 @@ def main(argv):
                    "round (default 3; evaluation: one batch of 4x the size, as main.py evaluates)")
     p.add_argument("--output", metavar="FILE", help="also write the models' table, the configuration and the "
                    "environment to this JSON file (readme_tables.py writes the README's speed table from it)")
-    cfg = config.load(argv, p)
+    cfg = cli.load(argv, p)
     cfg.repeat = (3 if cfg.data else cfg.LATENCY_ROUNDS) if cfg.repeat is None else cfg.repeat
     for name in ("repeat", "steps"):
         if getattr(cfg, name) < 1:
             p.error(f"--{name} must be at least 1")
     if cfg.data:
         return data_main(cfg)
-    device = train.pick_device(cfg.DEVICE)
+    device = processes.pick_device(cfg.DEVICE)
     steady = device.type == "cpu" and latency.steady_cpu_allocator()
     use_onnx = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
     compile_error = latency.compile_error(device) if cfg.LATENCY_COMPILE else "--latency-compile false"
@@ -140,7 +140,7 @@ def main(argv):
           f"and highest round; input: 1 video of {cfg.NUM_FRAMES} frames {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}; "
           f"device {device}, {torch.get_num_threads()} threads, channels_last {cfg.CHANNELS_LAST}, "
           f"torch {torch.__version__}, "
-          f"PyTorch precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}, "
+          f"PyTorch precision {str(processes.precision(device, cfg.AMP)).replace('torch.', '')}, "
           f"CPU malloc thresholds fixed {steady}; "
           f"median and p90 of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up "
           f"runs per round")
@@ -171,10 +171,10 @@ def main(argv):
 
 def data_main(cfg):
     """`python bench.py --data`: the data path's table (bench_data.py)."""
-    device = train.pick_device(cfg.DEVICE)
+    device = processes.pick_device(cfg.DEVICE)
     print(f"data path on {cfg.DATA_ROOT}: {cfg.NUM_FRAMES} frames of {cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, "
           f"batch {cfg.BATCH_SIZE}; device {device}, {torch.get_num_threads()} threads, {os.cpu_count()} "
-          f"cores, precision {str(train.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} "
+          f"cores, precision {str(processes.precision(device, cfg.AMP)).replace('torch.', '')}; {cfg.steps} "
           f"batches per round, median of {cfg.repeat} rounds", flush=True)
     table = bench_data.bench_data(cfg, device, cfg.steps, cfg.repeat, log=lambda m: print(m, flush=True))
     print(table.astype(object).where(table.notna(), "").to_markdown(index=False, floatfmt=".3g"))

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.flop_counter import FlopCounterMode
 
 import dataset
+import processes
 import train
 from model import EFRegressionModel
 
@@ -163,7 +164,7 @@ def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
         result = train.evaluate(model, batches, device, cfg.AMP)
         return result["videos"] / result["seconds"]
     fit(ready[:1]), evaluate(evaluation)  # warm-up: cuDNN's autotuner, the allocator
-    dtype, size = train.precision(device, cfg.AMP), 8192 if device.type == "cuda" else 2048
+    dtype, size = processes.precision(device, cfg.AMP), 8192 if device.type == "cuda" else 2048
     timed = {"train ceiling": [], "train pipeline": [], "wait": [], "eval ceiling": [], "eval pipeline": [],
              "matmul": []}
     for round_ in range(rounds):

@@ -24,6 +24,7 @@ main.py run with INT8, the sensitivity, the controls and distillation, its conti
 bench.py --data's ceilings and a torchrun start on two GPUs, each ending in a PASS, FAIL or SKIP line;
 exit status 0 when none failed. Without a GPU it stops at once (exit 2); --device cpu runs it on the CPU.
 """
+import processes
 import argparse
 import copy
 import os
@@ -35,8 +36,8 @@ import time
 import torch
 import torchvision
 
-import config
-from bookkeeping import exits
+import cli
+from cli import exits
 
 PHASES = ("data_preparation", "baseline", "sensitivity", "pruned_models", "latency")  # main.py's clock laps
 # The units of work the projection counts, each at its measured seconds per unit.
@@ -78,7 +79,6 @@ def timed_matmul(device, n=4096, repeats=10, dtype=torch.float32):
 
 def describe():
     """The machine: versions, devices, memory, a timed matmul."""
-    import train
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}")
     print(f"CUDA build {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
@@ -93,7 +93,7 @@ def describe():
         props = torch.cuda.get_device_properties(device)
         free, total = torch.cuda.mem_get_info(device)
         print(f"cuda:{i} {props.name}, compute capability {props.major}.{props.minor}, "
-              f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), bf16 {train.native_bf16(device)}")
+              f"{total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), bf16 {processes.native_bf16(device)}")
         for dtype in (torch.float32, torch.bfloat16):
             ms, tflops = timed_matmul(device, dtype=dtype)
             print(f"  4096x4096 {str(dtype).split('.')[-1]} matmul: {ms:.2f} ms ({tflops:.1f} TFLOP/s)")
@@ -249,7 +249,6 @@ def measure_models(cfg, device, folder, splits, int8_videos):
     import measurement
     import onnx_runtime
     import quantize
-    import train
     from model import EFRegressionModel, save_checkpoint
     torch.manual_seed(cfg.SEED)
     model = EFRegressionModel(55.0)
@@ -265,7 +264,7 @@ def measure_models(cfg, device, folder, splits, int8_videos):
     measurement.measure(model, plain, checkpoint, None)
     seconds_per, seen, sessions = {"models": time.perf_counter() - start}, {}, {}
     runners = {"pytorch_runs": latency.pytorch_runner(model, sample[:1], device, cfg.CHANNELS_LAST,
-                                                      train.precision(device, cfg.AMP))}
+                                                      processes.precision(device, cfg.AMP))}
     if cfg.ONNX_EXPORT:
         path = os.path.join(folder, "model.onnx")
         start = time.perf_counter()
@@ -369,21 +368,20 @@ def project_runs(argv, options, log=print):
     import latency
     import onnx_runtime
     import plan_checks
-    import train
     found, measured = {}, {}
     for label, args in (("python main.py", argv), ("python main.py --quick", ["--quick", *argv])):
-        cfg = config.load(args)
+        cfg = cli.load(args)
         plan_checks.refuse(cfg)  # as main.py: a ratio, budget or allocation the model cannot give
         cfg.ONNX_EXPORT = onnx_runtime.available() if cfg.ONNX_EXPORT is None else cfg.ONNX_EXPORT
         cfg.INT8 = cfg.ONNX_EXPORT if cfg.INT8 is None else cfg.INT8
-        device = train.pick_device(cfg.DEVICE)
+        device = processes.pick_device(cfg.DEVICE)
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
         if device.type == "cpu":
             latency.steady_cpu_allocator()  # as main.py times on a CPU
         sizes = split_sizes(cfg)
         log(f"\n{label}{' ' + ' '.join(argv) if argv else ''}: {cfg.NUM_FRAMES} frames of "
             f"{cfg.IMAGE_SIZE}x{cfg.IMAGE_SIZE}, batch {cfg.BATCH_SIZE}, measured on {device} "
-            f"({str(train.precision(device, cfg.AMP)).replace('torch.', '')})")
+            f"({str(processes.precision(device, cfg.AMP)).replace('torch.', '')})")
         key = tuple(repr(getattr(cfg, name)) for name in MEASURED)
         if key not in measured:
             measured[key] = measure(cfg, device, options, log)
@@ -439,8 +437,8 @@ def own_options(p):
 def main(argv=()):
     """The machine described; with --project, both runs projected (project_runs' result)."""
     argv = list(argv)
-    p = own_options(config.parser(__doc__))
-    options = config.load(argv, p)  # --help, and every option checked
+    p = own_options(cli.parser(__doc__))
+    options = cli.load(argv, p)  # --help, and every option checked
     for name in ("steps", "rounds", "videos", "int8_videos"):
         if getattr(options, name) is not None and getattr(options, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")

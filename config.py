@@ -5,7 +5,7 @@ every script, by its lower-case, dashed name (argparse; `python main.py --help` 
 with this file's comments as help, their defaults and their --quick values):
     python main.py --num-epochs 3 --data-root /data/echonet --structured-pruning-ratios 0.5
 Lists are comma-separated; booleans take true or false (in any case); None is written `none`.
-config.py's values are checked against the kinds in bookkeeping/config_types.py before any option is read.
+config.py's values are checked against their kinds (cli/kinds.py) before any option is read.
 `--quick` applies the QUICK preset (a laptop CPU run); explicit options win over it.
 `--fresh` archives earlier results and checkpoints and starts again.
 A script with options of its own adds them to `parser(__doc__)` and passes that to `load`.
@@ -195,7 +195,3 @@ QUICK = dict(
     INT8_METHODS=["baseline", "dense_control", "unstructured", "structured_physical"],
 )
 
-
-# The command line derived from the constants above, and the checks of a configuration: a student edits
-# this file, not those (bookkeeping/options.py).
-from bookkeeping.options import ConfigError, defaults, differences, load, parser  # noqa: E402, F401

@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+import cli  # first: a broken config.py is one message (exit 2)
 import config
-from bookkeeping import folders
-from bookkeeping import exits
+from storage import folders
+from cli import exits
 
 FPS = 50
 SIZE = 112
@@ -190,7 +191,7 @@ def main(argv):
     counts = ECHONET_SIZES if args.echonet_size else (args.num_train_videos, args.num_val_videos,
                                                        args.num_test_videos)
     if min(counts) < 1 or args.seed < 0 or not args.data_root.strip():
-        raise config.ConfigError(f"every split needs at least one video, the seed must not be negative and "
+        raise cli.ConfigError(f"every split needs at least one video, the seed must not be negative and "
                                  f"--data-root must name a folder (got {'/'.join(map(str, counts))} videos, "
                                  f"--seed {args.seed}, --data-root {args.data_root!r})")
     create_sample_data(args.data_root, *counts, args.seed)

@@ -14,8 +14,8 @@ from tqdm import tqdm
 import batches
 import shared_clips
 from data_checks import DataError, check_ef_scale, check_memory  # noqa: F401 (DataError: dataset's)
-from bookkeeping import folders
-import train
+from storage import folders
+import processes
 from create_sample_data import create_sample_data, sample_matches, sample_record
 
 SPLITS = ("TRAIN", "VAL", "TEST")
@@ -270,7 +270,7 @@ def load_data(cfg, device, log=print):
     train.predict gathers again in the split's order. Under torchrun the main process decodes, and every
     process maps its clips (shared_clips). Returns (splits, batches, skipped)."""
     counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
-    if (cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and train.is_main()
+    if (cfg.DATA_ROOT == cfg.SAMPLE_DATA_ROOT and processes.is_main()
             and not sample_matches(cfg.DATA_ROOT, counts, cfg.SEED)):
         found = sample_record(cfg.DATA_ROOT)
         log(f"no data at {cfg.DATA_ROOT}: generating the built-in synthetic sample data first"
@@ -279,14 +279,14 @@ def load_data(cfg, device, log=print):
                  f"{'/'.join(map(str, found['counts']))} train/val/test videos, and this configuration asks "
                  f"for seed {cfg.SEED} and {'/'.join(map(str, counts))}: generating it again")
         create_sample_data(cfg.DATA_ROOT, *counts, cfg.SEED, log)
-    train.barrier()
+    processes.barrier()
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts=counts,
                                      seed=cfg.SEED, cache_dir=cache) for s in ("train", "val", "test")}
-    skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log) if train.is_main() else []
+    skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log) if processes.is_main() else []
     skipped = shared_clips.share(splits, skipped, cfg.CACHE_DIR, log)  # under torchrun: mapped, not copied
-    check_training_split(splits["train"], cfg, train.world_size(), log)
-    rank, world = train.rank(), train.world_size()
+    check_training_split(splits["train"], cfg, processes.world_size(), log)
+    rank, world = processes.rank(), processes.world_size()
     placement = dict(device=device, rank=rank, world=world, share=cfg.CLIPS_ON_DEVICE)
     loaders = {"train": batches.Batches(splits["train"].clips, splits["train"].efs, cfg.BATCH_SIZE,
                                         shuffle=True, seed=cfg.SEEDS[0], **placement)}

@@ -27,8 +27,8 @@ from collections import Counter
 
 import torch
 
-import config
-import train
+import cli
+import processes
 from bookkeeping import run_identity
 from create_sample_data import create_sample_data
 from selftest_runs import (ROOT, TIMEOUT, Failed, context, continuation, end_to_end, finished, finite,
@@ -53,10 +53,10 @@ def environment(ctx):
         props, (free, total) = torch.cuda.get_device_properties(i), torch.cuda.mem_get_info(i)
         gpus.append({"name": props.name, "capability": f"{props.major}.{props.minor}",
                      "total_gib": round(total / 2**30, 1), "free_gib": round(free / 2**30, 1),
-                     "native_bf16": train.native_bf16(torch.device("cuda", i))})
+                     "native_bf16": processes.native_bf16(torch.device("cuda", i))})
     props = torch.cuda.get_device_properties(ctx.device)
     expected = torch.bfloat16 if props.major >= 8 or torch.version.hip else torch.float16
-    if train.precision(ctx.device, True) != expected:  # bf16 emulated before Ampere: slow or failing
+    if processes.precision(ctx.device, True) != expected:  # bf16 emulated before Ampere: slow or failing
         raise Failed(f"training would run in {precision_name(ctx.device)} on compute capability "
                      f"{props.major}.{props.minor}, where {expected} is the one computed natively")
     rates = {str(d).replace("torch.", ""): bench_data.matmul_rate(ctx.device, d, 8192) / 1000
@@ -127,7 +127,7 @@ def data_path(ctx):
     root = os.path.join(ctx.folder, "bench")
     # enough for bench_data's three training batches and one evaluation batch (4x) of the --quick input
     create_sample_data(root, num_train=24, num_val=8, num_test=32, seed=0, log=lambda *_: None)
-    cfg = config.load(["--quick", "--device", ctx.device_name, "--data-root", root, "--num-train-videos",
+    cfg = cli.load(["--quick", "--device", ctx.device_name, "--data-root", root, "--num-train-videos",
                        "24", "--num-val-videos", "8", "--num-test-videos", "32",
                        "--cache-dir", os.path.join(ctx.folder, "bench-cache")])
     rounds = 3 if ctx.device.type == "cuda" else 1
@@ -145,11 +145,11 @@ def checked_skip(options, extra):
     given = [t.split("=")[0] for t in extra if t.startswith("-") and t.split("=")[0] != "--device"]
     given += [f"--{k}" for k in ("project", "steps", "rounds", "videos") if getattr(options, k)]
     if given:
-        raise config.ConfigError(f"--selftest runs its own tiny configuration; of the other options it takes "
+        raise cli.ConfigError(f"--selftest runs its own tiny configuration; of the other options it takes "
                                  f"--device only (given: {', '.join(given)})")
     skip = {part.strip() for part in options.selftest_skip.split(",") if part.strip()}
     if unknown := skip - set(PARTS):
-        raise config.ConfigError(f"--selftest-skip: no part {', '.join(sorted(unknown))}; the parts are "
+        raise cli.ConfigError(f"--selftest-skip: no part {', '.join(sorted(unknown))}; the parts are "
                                  f"{', '.join(PARTS)}")
     return skip
 
@@ -160,18 +160,18 @@ def write_report(path, report):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             run_identity.write_json(path, report)
         except OSError as e:  # folders.WriteFailed is one
-            raise config.ConfigError(f"--selftest-out {path}: cannot write there ({e})") from None
+            raise cli.ConfigError(f"--selftest-out {path}: cannot write there ({e})") from None
 
 
 def chosen_device(name, out):
     """The device the parts run on; without a GPU (and without --device cpu), the refusal."""
     if name == "cpu" or torch.cuda.is_available():
-        return train.pick_device(name)
+        return processes.pick_device(name)
     why = (f"no CUDA GPU here (torch {torch.__version__}, CUDA build {torch.version.cuda}: "
            f"torch.cuda.is_available() is False); the self-test checks the GPU path. Run it on the GPU "
            f"box, or python check_gpu.py --selftest --device cpu for its parts on the CPU at tiny sizes")
     write_report(out, {"verdict": "REFUSED", "why": why, "parts": []})
-    raise config.ConfigError(why)
+    raise cli.ConfigError(why)
 
 
 def run_part(name, ctx, skip):

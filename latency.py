@@ -22,7 +22,7 @@ import torch
 import onnx_runtime
 import quantize
 import speed
-import train
+import processes
 from bookkeeping import ledger
 from model import load_checkpoint
 
@@ -120,7 +120,7 @@ def time_models(records, cfg, device, video, log):
     sessions of its FP32 and INT8 files), timed in cfg.LATENCY_ROUNDS interleaved rounds on `video`
     (1, T, 3, H, W), and each record given its fields and speedups. Returns the seconds it took."""
     start = time.perf_counter()
-    dtype = train.precision(device, cfg.AMP)
+    dtype = processes.precision(device, cfg.AMP)
     runners = {}
     for i, record in enumerate(records):
         for prefix in runtimes(record):

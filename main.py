@@ -14,9 +14,7 @@ import time
 from dataclasses import replace
 from types import SimpleNamespace
 
-# first: a syntax error or an unknown name in config.py is one message (exit 2)
-from bookkeeping import config_types
-config_types.import_config()
+import cli  # first: a syntax error or an unknown name in config.py is one message (exit 2)
 
 import torch
 import torch.distributed as dist
@@ -34,30 +32,30 @@ import prune_utils
 import quantize
 import reports
 import seed_models
-import train
+import processes
 import visualize_model_architecture
 import visualize_results
-from bookkeeping import folders
+from storage import folders
 from bookkeeping import ledger
-from bookkeeping import locks
+from storage import locks
 from bookkeeping import provenance
 from bookkeeping import run_identity
 from bookkeeping import run_state
 from dataset import DataError
-from train import log
+from processes import log
 
 
 def main(argv):
-    cfg = config.load(argv, config.parser(__doc__))
-    if problem := train.too_many_processes(cfg.DEVICE):
-        raise config.ConfigError(problem)
-    train.init_distributed()
-    device = train.pick_device(cfg.DEVICE)
+    cfg = cli.load(argv, cli.parser(__doc__))
+    if problem := processes.too_many_processes(cfg.DEVICE):
+        raise cli.ConfigError(problem)
+    processes.init_distributed()
+    device = processes.pick_device(cfg.DEVICE)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
     steady_allocator = device.type == "cpu" and latency.steady_cpu_allocator()
     if cfg.LATENCY_COMPILE and (reason := latency.compile_error(device)):
         need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
-        raise config.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here "
+        raise cli.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here "
                                  f"({reason}); install {need}, or set --latency-compile false")
     if cfg.ONNX_EXPORT is None:
         cfg.ONNX_EXPORT = onnx_runtime.available()
@@ -65,12 +63,12 @@ def main(argv):
             log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing "
                 "(pip install onnx onnxruntime)")
     elif cfg.ONNX_EXPORT and not onnx_runtime.available():
-        raise config.ConfigError("--onnx-export is on but onnxruntime is not installed: "
+        raise cli.ConfigError("--onnx-export is on but onnxruntime is not installed: "
                                  "pip install onnx onnxruntime")
     if cfg.INT8 is None:
         cfg.INT8 = cfg.ONNX_EXPORT
     plan_checks.refuse(cfg)  # ratios, budgets and allocations the model cannot give: before training
-    if train.is_main():
+    if processes.is_main():
         folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
         locks.lock(cfg.RESULTS_DIR, log)
     try:
@@ -85,7 +83,7 @@ def run(cfg, device, steady_allocator):
     experiment = set_up(cfg, device, steady_allocator)
     for seed in cfg.SEEDS:
         run_seed(experiment, seed)
-        if train.is_main() and seed != cfg.SEEDS[-1]:  # the last seed's summary.md comes with the figures
+        if processes.is_main() and seed != cfg.SEEDS[-1]:  # the last seed's summary.md comes with the figures
             results = ledger.with_earlier(experiment.results, experiment.earlier)
             reports.write_results(results, cfg.RESULTS_DIR)
     return wrap_up(experiment)
@@ -94,7 +92,7 @@ def run(cfg, device, steady_allocator):
 def set_up(cfg, device, steady_allocator):
     """The data read and checked, an earlier run of the same inputs continued (or archived with --fresh),
     and the results as far as they are known before the first model. Returns what the run's steps share."""
-    previous = ledger.earlier_results(cfg) if train.is_main() else {}  # before the data: nothing moved
+    previous = ledger.earlier_results(cfg) if processes.is_main() else {}  # before the data: nothing moved
     clock = measurement.Clock()
     splits, loaders, skipped = dataset.load_data(cfg, device, log)
     names = [n for split in splits.values() for n in split.names] + [s["video"] for s in skipped]
@@ -103,8 +101,8 @@ def set_up(cfg, device, steady_allocator):
     earlier = run_state.earlier_run(cfg, previous, identity, skipped)
     mean_ef, mean_mae = metrics.mean_predictor_mae(splits["train"].efs, splits["test"].efs)
     log(f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} train/val/test videos from "
-        f"{cfg.DATA_ROOT}; device {device} x {train.world_size()} process(es), precision "
-        f"{str(train.precision(device, cfg.AMP)).replace('torch.', '')}; "
+        f"{cfg.DATA_ROOT}; device {device} x {processes.world_size()} process(es), precision "
+        f"{str(processes.precision(device, cfg.AMP)).replace('torch.', '')}; "
         f"mean predictor test MAE {mean_mae:.2f}")
     results = {"config": {k: v for k, v in vars(cfg).items() if k != "FRESH"}, "identity": identity,
                "environment": provenance.environment(device, steady_allocator),
@@ -129,7 +127,7 @@ def measuring_inputs(cfg, splits, identity):
         identity=identity,
         sample_videos=torch.stack([test[i][0] for i in range(min(4, len(test)))]),
         calibration=quantize.calibration_videos(splits["train"], cfg.INT8_CALIBRATION_VIDEOS, cfg.SEED)
-        if cfg.INT8 and train.is_main() else None,
+        if cfg.INT8 and processes.is_main() else None,
         test=batches.Batches(test.clips, test.efs, 4 * cfg.BATCH_SIZE, torch.device("cpu")))
 
 
@@ -156,7 +154,7 @@ def run_seed(experiment, seed):
             record = seed_models.run_pruned(ctx, baseline_model, baseline, method, ratio, control=control)
         control = record if method == prune_utils.CONTROL else control
         run_state.finished(experiment, record, ctx.folder, "pruned_models")
-        if train.is_main():
+        if processes.is_main():
             log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
                 f"{record['sparsity']:.3f}, test MAE {record['test_mae']:.2f} "
                 f"({record['mae_increase_pct']:+.1f}%), {record['params_effective']:,} effective params")
@@ -168,7 +166,7 @@ def seed_baseline(experiment, ctx):
     experiment.results["pretrained"] = {"used": baseline["pretrained"],
                                         "reason": baseline["pretrained_reason"]}
     run_state.finished(experiment, baseline, ctx.folder, "baseline")
-    if train.is_main():
+    if processes.is_main():
         log(f"baseline (seed {ctx.seed}): test MAE {baseline['test_mae']:.2f} (95% interval "
             f"{baseline['test_mae_ci_low']:.2f}–{baseline['test_mae_ci_high']:.2f}; mean predictor "
             f"{experiment.mean_mae:.2f}), R² {baseline['test_r2']:.3f}")
@@ -189,7 +187,7 @@ def seed_sensitivity(experiment, ctx, model):
             results[key] += rows or measure(ctx, model)
     if any(wanted.values()):
         experiment.clock.lap("sensitivity")
-        if train.is_main():
+        if processes.is_main():
             reports.write_results(ledger.with_earlier(results, experiment.earlier), cfg.RESULTS_DIR,
                                   summary=False)
     return replace(ctx, sensitivity=tuple(r for r in results["group_sensitivity"] if r["seed"] == ctx.seed))
@@ -226,14 +224,14 @@ def wrap_up(experiment):
     """The end of the run: every model timed together, once all are trained (latency.py), and again
     whenever a record lacks it; then the figures and the reports."""
     cfg, results, clock = experiment.cfg, experiment.results, experiment.clock
-    if train.is_main() and latency.untimed(results["models"]):
+    if processes.is_main() and latency.untimed(results["models"]):
         latency.time_models(results["models"], cfg, experiment.device, experiment.inputs.sample_videos[:1],
                             log)
         clock.lap("latency")
         reports.write_results(results, cfg.RESULTS_DIR, summary=False)
     results["seconds"] = time.perf_counter() - experiment.start
     results["finished"] = time.strftime("%Y-%m-%d %H:%M %Z")
-    if not train.is_main():
+    if not processes.is_main():
         return results
     figures = []
     if cfg.DRAW_FIGURES:
@@ -253,7 +251,7 @@ def wrap_up(experiment):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (config.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed,
+    except (cli.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed,
             allocation.AllocationError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

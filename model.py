@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from bookkeeping import folders
+from storage import folders
 
 
 class EFRegressionModel(nn.Module):

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 import metrics
-import train
-from bookkeeping import folders
+import processes
+from storage import folders
 
 
 def available():
@@ -19,11 +19,11 @@ def available():
 
 
 def session(path, threads=None, optimized=True):
-    """An ONNX Runtime CPU session with `threads` intra-op threads (default: train.cpu_threads, as many as
+    """An ONNX Runtime CPU session with `threads` intra-op threads (default: processes.cpu_threads, as many as
     torch uses in one process). optimized=False runs QDQ models op by op in float."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or train.cpu_threads()
+    options.intra_op_num_threads = threads or processes.cpu_threads()
     if not optimized:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

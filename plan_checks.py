@@ -5,13 +5,13 @@ allocation that cannot come down to the uniform model's FLOPs (no group may lose
 allocation.MAX_LAYER_RATIO of its channels), and sensitivity ratios that remove no channel of a coupled
 group (its loss curve would have nothing measured: the allocation would be arbitrary). A refusal after
 training would cost the run, and every fix changes the configuration, which the results folder then
-refuses. What needs no model is bookkeeping/option_checks.py's."""
+refuses. What needs no model is cli/rules.py's."""
 import copy
 import functools
 import math
 
 import allocation
-import config
+import cli
 import prune_utils
 
 
@@ -19,7 +19,7 @@ def refuse(cfg):
     """Raise ConfigError (a ratio) or AllocationError (a budget, an allocation) naming each problem."""
     if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
                                                                                 cfg.PHYSICAL_ROUND_TO)):
-        raise config.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
+        raise cli.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
                                  "--physical-structured-pruning false.")
     budgets = allocation.budget_ratios(cfg)  # raises for a budget the rounding cannot meet, or met twice
     removed = sorted(set(cfg.STRUCTURED_PRUNING_RATIOS) | set(budgets.values()))

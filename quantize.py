@@ -27,7 +27,7 @@ import platform
 import numpy as np
 import torch
 
-from bookkeeping import folders
+from storage import folders
 from bookkeeping import provenance
 import metrics
 import onnx_runtime
@@ -294,7 +294,7 @@ def _check_int8(tmp, fp32_onnx_path, videos, step):
 # --- measurement -------------------------------------------------------------------------------------
 
 def session(path, threads=None, optimized=True):
-    """onnx_runtime.session (train.cpu_threads by default), its failure a QuantizationError naming
+    """onnx_runtime.session (processes.cpu_threads by default), its failure a QuantizationError naming
     the file."""
     try:
         return onnx_runtime.session(path, threads, optimized)

@@ -32,8 +32,8 @@ import methods
 import power
 import prune_utils
 import speed
-from bookkeeping import exits
-from bookkeeping import folders
+from cli import exits
+from storage import folders
 from bookkeeping import results_parts
 
 ROOT = os.path.dirname(os.path.abspath(__file__))

@@ -9,7 +9,7 @@ import pandas as pd
 import claims
 import edge
 import equal_size
-from bookkeeping import folders
+from storage import folders
 import methods
 import speed
 

@@ -17,11 +17,12 @@ import measurement
 import metrics
 import prune_utils
 import sensitivity
+import processes
 import train
 from bookkeeping import ledger
 from bookkeeping import run_identity
 from model import EFRegressionModel, load_pretrained, save_checkpoint
-from train import log
+from processes import log
 
 
 def seed_everything(seed):
@@ -59,7 +60,7 @@ def run_baseline(ctx):
               **test_metrics(ctx, model), "val_mae": min(history["val_mae"]), "history": history}
     finish(ctx, model, record)
     record["achieved_ratio"] = 0.0
-    if train.is_main():
+    if processes.is_main():
         record["sparsity_before_fine_tune"] = record["sparsity"]
         measurement.compare_to_baseline(record, record, cfg)
     return record, model
@@ -174,7 +175,7 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
               **prune_utils.achieved(model, baseline_model, pruning, cfg.PRUNING_SCOPE), **pruner.allocation,
               **recovery_fields(ctx, method, ratio)}
     finish(ctx, model, record)
-    return measurement.compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
+    return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
 
 def keep_if_better(model, history, val_mae, state):
@@ -206,7 +207,7 @@ def run_scratch(ctx, baseline_model, baseline, method, ratio, control=None):
               **recovery_fields(ctx, method, ratio)}
     finish(ctx, model, record)
     record["sparsity_before_fine_tune"] = record.get("sparsity")
-    return measurement.compare_to_baseline(record, baseline, cfg, control) if train.is_main() else record
+    return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
 
 def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
@@ -214,9 +215,9 @@ def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
     inputs left one, and logging each epoch to its CSV beside the checkpoint. distilled: on the labels
     and the dense baseline's predictions (with_teacher), DISTILLATION_WEIGHT the latter's share."""
     state = ledger.training_state_path(ctx.folder, name)
-    if train.is_main():
+    if processes.is_main():
         run_identity.check_training_state(state, ctx.inputs.identity, log)
-    train.barrier()
+    processes.barrier()
     return train.train(model, ctx.loaders["distill" if distilled else "train"], ctx.loaders["val"],
                        epochs=epochs, lr=lr, device=ctx.device, desc=name, log=log, state_path=state,
                        amp=ctx.cfg.AMP, schedule=ctx.cfg.LR_SCHEDULE,
@@ -229,13 +230,13 @@ def finish(ctx, model, record):
     """Save and measure on the main process; the others wait, then go on with the same model. The
     training state stays until the record is in results.json (run_state.finished)."""
     cfg, checkpoint = ctx.cfg, os.path.join(ctx.folder, f"{record['name']}.pt")
-    if train.is_main():
+    if processes.is_main():
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"],
                         seed=record["seed"], num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
                         config_hash=run_identity.config_hash(cfg), identity=ctx.inputs.identity["id"])
         record.update(measurement.measure(model, cfg, checkpoint, ctx.inputs, method=record["method"]))
         record.update(seconds_training=record["history"]["seconds"], **measurement.speed(record["history"]))
-    train.barrier()
+    processes.barrier()
     return record
 
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import torch
 
-import config
-import train
+import cli
+import processes
 from bookkeeping import ledger
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -56,7 +56,7 @@ def outcome(verdict, text, **numbers):
 
 
 def precision_name(device):
-    return str(train.precision(device, True)).replace("torch.", "")
+    return str(processes.precision(device, True)).replace("torch.", "")
 
 
 def finished(command, cwd, timeout, what):
@@ -129,7 +129,7 @@ def check_results(results, expected, device, sensitivity, results_dir):
 def end_to_end(ctx):
     import main as experiment
     results, _ = main_py(ctx.args, ctx.run, TIMEOUT["end_to_end"])
-    cfg = config.load(ctx.args)
+    cfg = cli.load(ctx.args)
     expected = ["baseline"] + [f"{method}_{ratio:g}" for method, ratio in experiment.pruning_plan(cfg)]
     if problems := check_results(results, expected, ctx.device, cfg.SENSITIVITY,
                                  os.path.join(ctx.run, "results")):

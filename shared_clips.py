@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-import train
-from bookkeeping import folders
+import processes
+from storage import folders
 
 PREFIX = "shared-clips-"  # then the split, the main process's id, .npy
 
@@ -21,21 +21,21 @@ def share(splits, skipped, folder, log):
     """Under torchrun, once the main process has decoded `splits` (and `skipped`, its skipped-video
     records): every process's splits hold the same clips, mapped from one file per split in `folder`,
     and every process gets the skipped records. Returns them."""
-    if train.world_size() == 1:
+    if processes.world_size() == 1:
         return skipped
     paths = None
-    if train.is_main():
+    if processes.is_main():
         remove_leftovers(folder, log)
         paths = {name: write(split.clips, folder, name) for name, split in splits.items()}
     message = [paths, skipped]
     dist.broadcast_object_list(message, src=0)
     paths, skipped = message
     for name, split in splits.items():
-        if not train.is_main():  # the main process dropped them while decoding
+        if not processes.is_main():  # the main process dropped them while decoding
             split.drop({s["video"] for s in skipped if s["split"] == split.split})
         split.clips = mapped(paths[name])
-    train.barrier()  # every process has mapped every file
-    if train.is_main():
+    processes.barrier()  # every process has mapped every file
+    if processes.is_main():
         for path in paths.values():
             os.remove(path)
     return skipped

@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-import config  # noqa: E402
-from bookkeeping import exits  # noqa: E402
+import cli  # noqa: E402 (first: a broken config.py is one message, exit 2)
+from cli import exits  # noqa: E402
 from model import EFRegressionModel, load_checkpoint  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
         except OSError:  # a path that is not there or not a file: the error names it
             raise
         except Exception as e:  # noqa: BLE001 (torch.load raises EOFError, UnpicklingError, KeyError...)
-            raise config.ConfigError(f"{path} is not a checkpoint main.py saved ({type(e).__name__}: "
+            raise cli.ConfigError(f"{path} is not a checkpoint main.py saved ({type(e).__name__}: "
                                      f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); "
                                      f"give the .pt files of <results-dir>/checkpoints/seed<N>/") from None
         num_frames, image_size = info.get("num_frames", num_frames), info.get("image_size", image_size)
@@ -89,16 +89,16 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
 
 
 def main(argv):
-    p = config.parser(__doc__)
+    p = cli.parser(__doc__)
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT.pt",
                    help="checkpoints drawn below the dense model")
     p.usage += " [CHECKPOINT.pt ...]"
-    cfg = config.load(argv, p)
+    cfg = cli.load(argv, p)
     checkpoints = cfg.checkpoints
     name = "architecture" if not checkpoints else "architecture_" + os.path.basename(checkpoints[0])[:-3]
     try:
         drawn = draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
-    except (config.ConfigError, OSError):
+    except (cli.ConfigError, OSError):
         raise
     except (RuntimeError, KeyError, ValueError) as e:  # a file torch.load reads that is not a model's
         raise exits.Unreadable(f"a checkpoint cannot be read ({type(e).__name__}: "

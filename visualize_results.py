@@ -15,14 +15,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-import config  # noqa: E402
+import cli  # noqa: E402
 import edge as edge_front  # noqa: E402
 import methods  # noqa: E402
 import equal_size  # noqa: E402
 import metrics  # noqa: E402
 from speed import pytorch_mode  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
-from bookkeeping import exits  # noqa: E402
+from cli import exits  # noqa: E402
 
 # (label, colour, marker, line style) of every method, in methods.py's order: its table's style columns
 STYLE = {method: (row.label, *row.style) for method, row in methods.METHODS.items()}
@@ -388,7 +388,7 @@ def draw_all(results_dir, figures_dir):
 
 
 def main(argv):
-    cfg = config.load(argv, config.parser(__doc__))
+    cfg = cli.load(argv, cli.parser(__doc__))
     try:
         drawn = draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # cut off or edited by hand

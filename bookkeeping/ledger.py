@@ -9,8 +9,8 @@ loads the finished training state and only measures the model again.
 import json
 import os
 
-import config
-from bookkeeping import folders
+import cli
+from storage import folders
 from bookkeeping import results_parts
 from bookkeeping import run_identity
 from dataset import DataError
@@ -56,9 +56,9 @@ def earlier_results(cfg):
         raise DataError(f"{path} is damaged ({'; '.join(damage)}). It is left as it is. Move it away "
                         f"to continue without its records, or run with --fresh to archive this run and start "
                         f"again.") from None
-    differences = config.differences(previous["config"], vars(cfg))
+    differences = cli.differences(previous["config"], vars(cfg))
     if differences:
-        raise config.ConfigError(
+        raise cli.ConfigError(
             f"{path} holds results of another configuration ({'; '.join(differences)}). Run with --fresh to "
             f"archive them and start again, or choose another --results-dir.")
     return previous
@@ -91,7 +91,7 @@ def start_or_continue(cfg, previous, identity, skipped, log):
         raise DataError(f"{path} holds results of other data: {what} changed since it was written. {redo}")
     before, now = old.get("processes", 1), identity.get("processes", 1)
     if before != now:
-        raise config.ConfigError(
+        raise cli.ConfigError(
             f"{path} holds results of {before} process(es) (an effective batch of {before} x "
             f"{cfg.BATCH_SIZE} videos); this run has {now} ({now} x {cfg.BATCH_SIZE}), which changes the "
             f"numbers. Continue it with "
@@ -99,7 +99,7 @@ def start_or_continue(cfg, previous, identity, skipped, log):
             f"same options, or run with --fresh to archive it and start again, or choose another "
             f"--results-dir.")
     if old.get("id") != identity["id"]:
-        raise config.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
+        raise cli.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
                                  f"{identity['id']}: the options, the data and the processes are the same, "
                                  f"so it was written by an earlier version of ef-prune, which identified "
                                  f"runs otherwise). {redo}")
@@ -166,7 +166,7 @@ def reuse(done, name, seed, cfg, folder, *, identity, log, device, main=True):
         log(f"{name} (seed {seed}): trained again")
         return None
     if info.get("identity") != identity["id"]:
-        raise config.ConfigError(
+        raise cli.ConfigError(
             f"checkpoint {path} was saved by another run (identity {info.get('identity')}; this run "
             f"{identity['id']}: another configuration or other data); it is not reused. Run with --fresh to "
             f"archive it, or choose another --results-dir.")

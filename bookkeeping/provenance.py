@@ -8,7 +8,7 @@ import subprocess
 import torch
 import torch.distributed as dist
 
-import train
+import processes
 
 
 def environment(device, steady_allocator):
@@ -24,7 +24,7 @@ def environment(device, steady_allocator):
         "torch_threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
         "cuda": torch.version.cuda if cuda else None, "git_commit": git_commit(),
-        "world_size": train.world_size(),
+        "world_size": processes.world_size(),
         "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
         "cpu_malloc_thresholds_fixed": steady_allocator,
     }

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.distributed as dist
 
-import config
-from bookkeeping import folders
-from bookkeeping import locks
+import cli
+from storage import folders
+from storage import locks
 
 
 def config_hash(cfg):
@@ -69,13 +69,13 @@ def claim_checkpoints(cfg, identity, log):
     except FileNotFoundError:
         owner = None
     except (OSError, ValueError, AttributeError) as e:
-        raise config.ConfigError(
+        raise cli.ConfigError(
             f"{path} cannot be read ({type(e).__name__}: {e}); it says which run the checkpoint folder "
             f"{cfg.CHECKPOINT_DIR} belongs to. If that folder holds this run's checkpoints (the same options "
             f"and data), delete {path}: it is written again and every checkpoint is still checked on its "
             f"own. Otherwise choose another --checkpoint-dir.") from None
     if owner is not None and owner != identity["id"]:
-        raise config.ConfigError(
+        raise cli.ConfigError(
             f"checkpoint folder {cfg.CHECKPOINT_DIR} belongs to another run (its {folders.OWNER_FILE}: "
             f"identity {owner}; this run: {identity['id']}, another configuration or other data). Its "
             f"checkpoints are not reused or overwritten. Choose another --checkpoint-dir, leave it unset "
@@ -117,7 +117,7 @@ def check_training_state(path, identity, log):
         except OSError:
             owner = "unknown (no identity beside it)"
         if owner != identity["id"]:
-            raise config.ConfigError(
+            raise cli.ConfigError(
                 f"{path} is the training state of another run (identity {owner}; this run {identity['id']}: "
                 f"another configuration or other data). It is not continued. Run with --fresh to archive it, "
                 f"or choose another --results-dir (checkpoints live inside it unless --checkpoint-dir is "

@@ -10,10 +10,10 @@ import torch
 
 import measurement
 import reports
-import train
+import processes
 from bookkeeping import ledger
 from bookkeeping import run_identity
-from train import log
+from processes import log
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ class SeedContext:
 
 def earlier_run(cfg, previous, identity, skipped):
     """The earlier run's results to continue ({} when there is none, or with --fresh), on every process."""
-    if train.is_main():  # every input checked: only now may --fresh archive
+    if processes.is_main():  # every input checked: only now may --fresh archive
         earlier = ledger.start_or_continue(cfg, previous, identity, skipped, log)
         run_identity.claim_checkpoints(cfg, identity, log)
-    train.barrier()
-    if not train.is_main():  # after the main process has archived (--fresh) or checked the old run
+    processes.barrier()
+    if not processes.is_main():  # after the main process has archived (--fresh) or checked the old run
         unfresh = SimpleNamespace(**{**vars(cfg), "FRESH": False})
         earlier = ledger.start_or_continue(unfresh, ledger.earlier_results(unfresh), identity, skipped, log)
     return earlier
@@ -58,7 +58,7 @@ def seed_context(experiment, seed):
 def reused(experiment, ctx, name):
     """(record, model) of a model an earlier run finished, or None (ledger.reuse)."""
     return ledger.reuse(experiment.done, name, ctx.seed, ctx.cfg, ctx.folder, identity=ctx.inputs.identity,
-                        log=log, device=ctx.device, main=train.is_main())
+                        log=log, device=ctx.device, main=processes.is_main())
 
 
 def finished(experiment, record, folder, phase):
@@ -66,7 +66,7 @@ def finished(experiment, record, folder, phase):
     results = experiment.results
     results["models"].append(ledger.relative_paths(record, experiment.cfg.RESULTS_DIR))
     experiment.clock.lap(phase)
-    if train.is_main():  # earlier records not reused yet stay in results.json
+    if processes.is_main():  # earlier records not reused yet stay in results.json
         reports.write_results(ledger.with_earlier(results, experiment.earlier), experiment.cfg.RESULTS_DIR,
                               summary=False)
         ledger.forget_training_state(folder, record["name"])  # only now: the record is safe

@@ -94,8 +94,8 @@ def test_the_dense_control_prunes_nothing_and_still_recalibrates():
 
 
 def test_the_dense_control_comes_first_in_every_plan():
-    import config
-    cfg = config.load([])
+    import cli
+    cfg = cli.load([])
     assert main.pruning_plan(cfg)[0] == (prune_utils.CONTROL, 0.0)
     cfg.UNSTRUCTURED_PRUNING_RATIOS, cfg.STRUCTURED_PRUNING_RATIOS = [], []
     assert main.pruning_plan(cfg) == []  # nothing pruned: no control to compare with

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import check_gpu
-import config
+import cli
 import prune_utils
 from conftest import options
 
@@ -138,4 +138,4 @@ def test_plain_check_gpu_is_unchanged_and_rejects_bad_options(run_here, tmp_path
     result = run_here("check_gpu.py", cwd=tmp_path)
     assert result.returncode == 0 and "torch" in result.stdout and "projected" not in result.stdout
     assert run_here("check_gpu.py", "--project", "--steps", "0", cwd=tmp_path).returncode == 2
-    assert config.load([]).NUM_EPOCHS == 50  # the reference configuration projected by default
+    assert cli.load([]).NUM_EPOCHS == 50  # the reference configuration projected by default

@@ -1,11 +1,12 @@
 """Constants come from config.py and are overridden by their dashed names."""
 import pytest
 
+import cli
 import config
 
 
 def test_defaults_reproduce_the_reference():
-    cfg = config.load([])
+    cfg = cli.load([])
     assert (cfg.NUM_FRAMES, cfg.IMAGE_SIZE, cfg.BATCH_SIZE) == (32, 112, 16)
     assert (cfg.NUM_EPOCHS, cfg.LEARNING_RATE) == (50, 1e-4)
     assert (cfg.FINE_TUNE_EPOCHS, cfg.FINE_TUNE_LEARNING_RATE, cfg.SEED) == (2, 1e-5, 42)
@@ -17,7 +18,7 @@ def test_defaults_reproduce_the_reference():
 
 
 def test_overrides_by_dashed_name_with_lists_booleans_and_none():
-    cfg = config.load(["--num-epochs", "3", "--data-root", "/data/echonet", "--results-dir=out",
+    cfg = cli.load(["--num-epochs", "3", "--data-root", "/data/echonet", "--results-dir=out",
                        "--structured-pruning-ratios", "0.5", "--pretrained", "false",
                        "--pretrained-path", "none"])
     assert cfg.NUM_EPOCHS == 3 and cfg.DATA_ROOT == "/data/echonet" and cfg.RESULTS_DIR == "out"
@@ -25,9 +26,9 @@ def test_overrides_by_dashed_name_with_lists_booleans_and_none():
 
 
 def test_quick_preset_and_explicit_overrides_win():
-    quick = config.load(["--quick"])
+    quick = cli.load(["--quick"])
     assert quick.NUM_EPOCHS == config.QUICK["NUM_EPOCHS"]
-    assert config.load(["--num-epochs", "2", "--quick"]).NUM_EPOCHS == 2
+    assert cli.load(["--num-epochs", "2", "--quick"]).NUM_EPOCHS == 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -44,7 +45,7 @@ def test_quick_preset_and_explicit_overrides_win():
 ])
 def test_bad_options_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit:
-        config.load(argv)
+        cli.load(argv)
     assert exit.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -67,42 +68,42 @@ def test_bad_options_are_argparse_errors(argv, message, capsys):
     (["--device", "mps"], "device 'mps' is not supported; use auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_configurations_are_config_errors(argv, message):
-    with pytest.raises(config.ConfigError, match=message):
-        config.load(argv)
+    with pytest.raises(cli.ConfigError, match=message):
+        cli.load(argv)
 
 
 def test_option_types_follow_the_defaults():
-    cfg = config.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "false",
+    cfg = cli.load(["--seeds", "1, 2,3", "--sensitivity-ratios=0.4,0.6", "--amp", "false",
                        "--sensitivity", "TRUE", "--clips-on-device", "0.25", "--onnx-export", "false",
                        "--learning-rate", "3e-4", "--fresh"])
     assert cfg.SEEDS == [1, 2, 3] and cfg.SENSITIVITY_RATIOS == [0.4, 0.6]
     assert cfg.AMP is False and cfg.SENSITIVITY is True and cfg.LEARNING_RATE == 3e-4 and cfg.FRESH is True
     # a None default takes the most specific type that fits, or none; a share of the GPU as a number
     assert cfg.CLIPS_ON_DEVICE == 0.25 and cfg.ONNX_EXPORT is False
-    assert config.load(["--int8", "none"]).INT8 is None
-    assert config.load([]).CLIPS_ON_DEVICE == "auto"
-    assert config.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
+    assert cli.load(["--int8", "none"]).INT8 is None
+    assert cli.load([]).CLIPS_ON_DEVICE == "auto"
+    assert cli.load(["--pretrained-path", "w.pt"]).PRETRAINED_PATH == "w.pt"
     # the namespace holds every constant, the internal ones too, and nothing else
     # (CHECKPOINT_DIR's None is resolved: inside the results folder)
-    assert vars(config.load([])) == {**config.defaults(), "CHECKPOINT_DIR": "results/checkpoints"}
-    assert config.load([]).FRESH is False
+    assert vars(cli.load([])) == {**cli.defaults(), "CHECKPOINT_DIR": "results/checkpoints"}
+    assert cli.load([]).FRESH is False
 
 
 def test_quick_values_then_explicit_options_in_any_order():
-    cfg = config.load(["--image-size", "48", "--quick", "--sensitivity-ratios", "0.3"])
+    cfg = cli.load(["--image-size", "48", "--quick", "--sensitivity-ratios", "0.3"])
     assert (cfg.IMAGE_SIZE, cfg.SENSITIVITY_RATIOS, cfg.NUM_FRAMES) == (48, [0.3], config.QUICK["NUM_FRAMES"])
 
 
 def test_a_script_adds_its_own_arguments():
-    p = config.parser("a script")
+    p = cli.parser("a script")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("paths", nargs="*")
-    cfg = config.load(["a.pt", "--repeat", "3", "--quick"], p)
+    cfg = cli.load(["a.pt", "--repeat", "3", "--quick"], p)
     assert cfg.repeat == 3 and cfg.paths == ["a.pt"] and cfg.NUM_EPOCHS == config.QUICK["NUM_EPOCHS"]
 
 
 def test_help_groups_every_option_under_its_section_with_its_comment_default_and_quick_value():
-    text = config.parser().format_help()
+    text = cli.parser().format_help()
     for heading in ("data:", "model and training:", "pruning:", "measurement:", "output:"):
         assert "\n" + heading in text
     flat = " ".join(text.split())
@@ -113,7 +114,7 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
             in flat)
     assert "--clips-on-device TEXT Where a split's decoded clips live during the run" in flat
     assert "--seeds N,..." in flat and "(default 0.3,0.5,0.7,0.9; --quick 0.5,0.9)" in flat
-    for name in set(config.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
+    for name in set(cli.defaults()) - {"SAMPLE_DATA_ROOT", "FRESH", "NOT_RESULTS"}:
         assert f"--{name.lower().replace('_', '-')} " in text
     assert "--not-results" not in text and "--sample-data-root" not in text
 
@@ -121,8 +122,8 @@ def test_help_groups_every_option_under_its_section_with_its_comment_default_and
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
 def test_a_gpu_asked_for_without_one_is_refused_with_the_options():
     refused = "device 'cuda' asks for a GPU but CUDA is not available here"
-    with pytest.raises(config.ConfigError, match=refused):
-        config.load(["--device", "cuda"])
+    with pytest.raises(cli.ConfigError, match=refused):
+        cli.load(["--device", "cuda"])
 
 
 # --- issue 26: config.py edits are checked like options ----------------------------------------------
@@ -132,7 +133,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from bookkeeping import config_types  # noqa: E402
+from cli import kinds  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 EDITS = {  # what a user writes in config.py: what the message says
@@ -154,7 +155,7 @@ def test_a_config_py_value_of_the_wrong_kind_is_one_message_before_any_data(edit
     name, value = edit
     monkeypatch.setattr(config, name, value)
     result = run_here("main.py", "--data-root", "no_data_here", cwd=tmp_path)
-    line = config_types.lines()[name]
+    line = kinds.lines()[name]
     assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
     assert f"config.py line {line}: {EDITS[edit]}" in result.stderr
     assert result.stdout == "" and not os.listdir(tmp_path)  # nothing read, nothing written
@@ -163,8 +164,8 @@ def test_a_config_py_value_of_the_wrong_kind_is_one_message_before_any_data(edit
 def test_a_renamed_constant_is_named_with_the_one_it_replaced(monkeypatch):
     monkeypatch.delattr(config, "NUM_EPOCHS")
     monkeypatch.setattr(config, "NUM_EPOCH", 5, raising=False)
-    with pytest.raises(config.ConfigError) as refused:
-        config.load([])
+    with pytest.raises(cli.ConfigError) as refused:
+        cli.load([])
     assert ("NUM_EPOCH is not a constant of the experiment; did you mean NUM_EPOCHS (missing from config.py)?"
             in str(refused.value))
     assert str(refused.value).count("NUM_EPOCHS") == 1  # said once
@@ -172,14 +173,14 @@ def test_a_renamed_constant_is_named_with_the_one_it_replaced(monkeypatch):
 
 def test_the_shipped_config_fits_and_every_constant_has_a_kind():
     values = {k: v for k, v in vars(config).items() if k.isupper()}
-    assert config_types.problems(dict(values)) == [] and set(config_types.KIND) == set(config.defaults())
-    assert config.load(["--amp", "FALSE", "--sensitivity", "True"]).AMP is False
+    assert kinds.problems(dict(values)) == [] and set(kinds.KIND) == set(cli.defaults())
+    assert cli.load(["--amp", "FALSE", "--sensitivity", "True"]).AMP is False
 
 
 @pytest.mark.parametrize("word", ["yes", "no", "1", "0", "on", "off"])
 def test_booleans_take_true_or_false_and_nothing_else(word):
     with pytest.raises(SystemExit):
-        config.load(["--amp", word])
+        cli.load(["--amp", word])
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -4,13 +4,13 @@ tests/test_gpu.py (marker cuda) is where the GPU runs."""
 import subprocess
 import sys
 
-import config
+import cli
 import conftest
 from conftest import LEAN, TINY, cpu_env
 
 
 def test_the_tiny_configuration_names_the_cpu():
-    assert config.load(TINY).DEVICE == "cpu" and config.load([*TINY, *LEAN]).DEVICE == "cpu"
+    assert cli.load(TINY).DEVICE == "cpu" and cli.load([*TINY, *LEAN]).DEVICE == "cpu"
 
 
 def test_subprocess_runs_see_no_gpu(monkeypatch, tmp_path):

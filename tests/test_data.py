@@ -62,11 +62,11 @@ def test_sample_data_is_the_same_from_one_process_or_several(sample_root, tmp_pa
 
 
 def test_sample_data_is_written_again_when_the_split_sizes_or_the_seed_change(tmp_path, monkeypatch):
-    import config
+    import cli
     import dataset
     monkeypatch.chdir(tmp_path)
     assert sample.sample_record("data/sample_echonet") is None
-    cfg = config.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
+    cfg = cli.load(["--num-train-videos", "3", "--num-val-videos", "2", "--num-test-videos", "2",
                        "--num-frames", "2", "--image-size", "32", "--cache-frames", "false"])
     splits, _, _ = dataset.load_data(cfg, torch.device("cpu"), log=lambda *_: None)
     assert sample.sample_record("data/sample_echonet") == {"seed": 42, "counts": [3, 2, 2]}

@@ -4,6 +4,7 @@ import concurrent.futures
 
 import pytest
 
+import cli
 import config
 from conftest import LEAN, TINY, options
 
@@ -117,7 +118,7 @@ import os  # noqa: E402
 
 import torch  # noqa: E402
 
-from bookkeeping import folders  # noqa: E402
+from storage import folders  # noqa: E402
 
 
 @pytest.mark.parametrize("failure", [
@@ -176,12 +177,12 @@ from dataset import DataError, read_filelist, require_video  # noqa: E402
 
 @pytest.mark.parametrize("text", ["{garbled", "[1, 2]"])
 def test_a_garbled_owner_json_says_to_delete_it_not_to_archive_the_run(text, tmp_path):
-    cfg = config.load(["--results-dir", str(tmp_path / "results")])
+    cfg = cli.load(["--results-dir", str(tmp_path / "results")])
     os.makedirs(cfg.CHECKPOINT_DIR)
     owner = os.path.join(cfg.CHECKPOINT_DIR, "owner.json")
     with open(owner, "w") as f:
         f.write(text)
-    with pytest.raises(config.ConfigError) as refused:
+    with pytest.raises(cli.ConfigError) as refused:
         run_identity.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
     message = str(refused.value)
     assert message.startswith(f"{owner} cannot be read (")
@@ -206,7 +207,7 @@ def test_a_data_folder_that_is_a_file_is_said_to_be_one(tmp_path):
 
 @pytest.mark.parametrize("models", [{"baseline": {}}, [{"name": "baseline", "seed": 42}]])
 def test_results_json_with_records_that_are_not_records_is_damaged_not_a_traceback(models, tmp_path):
-    cfg = config.load(["--results-dir", str(tmp_path)])
+    cfg = cli.load(["--results-dir", str(tmp_path)])
     (tmp_path / "results.json").write_text(json.dumps({"config": vars(cfg), "models": models}))
     with pytest.raises(DataError, match="results.json is damaged .*(an object, not a list of records|lacks "
                                         "method, ratio, test_errors, test_mae).* Move it away"):

@@ -15,6 +15,7 @@ import latency
 import metrics
 import prune_utils
 import selftest_runs
+import processes
 import train
 from model import EFRegressionModel, load_checkpoint, save_checkpoint
 
@@ -43,8 +44,8 @@ def test_bf16_only_where_the_gpu_computes_it_natively():
     major = torch.cuda.get_device_properties(CUDA).major
     # torch.cuda.is_bf16_supported() says yes on T4 and V100 too, where bf16 is emulated
     native = major >= 8 or bool(torch.version.hip)
-    assert train.precision(CUDA, True) == (torch.bfloat16 if native else torch.float16)
-    assert train.precision(CUDA, False) == torch.float32
+    assert processes.precision(CUDA, True) == (torch.bfloat16 if native else torch.float16)
+    assert processes.precision(CUDA, False) == torch.float32
 
 
 def test_a_training_step_in_the_native_precision_on_device_resident_clips():
@@ -65,10 +66,10 @@ def test_predictions_under_autocast_are_not_on_its_grid():
     torch.manual_seed(0)
     model = EFRegressionModel(45.0).to(CUDA).eval()
     video = torch.randn(8, 2, 3, 32, 32, device=CUDA)
-    dtype = train.precision(CUDA, True)
+    dtype = processes.precision(CUDA, True)
     with torch.inference_mode():
         full = model(video)
-        with train.autocast(CUDA, dtype):
+        with processes.autocast(CUDA, dtype):
             amp = model(video)
     assert amp.dtype == torch.float32 and len(set(amp.tolist())) == 8
     assert (amp != amp.to(dtype).float()).sum() >= 7  # off the grid (one might land on it by chance)
@@ -89,7 +90,7 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
         def forward(self, video):
             return self.body(video.flatten(0, 1)).mean()
     runner = latency.pytorch_runner(Video(), torch.randn(1, 64, 3, 112, 112), CUDA,
-                                    dtype=train.precision(CUDA, True))
+                                    dtype=processes.precision(CUDA, True))
     median, _ = latency.time_runs(runner.run, 2, 5, runner.synchronize)
     on_gpu = []
     for _ in range(5):
@@ -105,7 +106,7 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
     assert 0.8 * work <= median <= 1.5 * work + 0.5, (median, work)
     assert launches < 0.5 * median, (launches, median)
     assert runner.setup["latency_device"].startswith("cuda")
-    assert runner.setup["latency_precision"] == str(train.precision(CUDA, True)).replace("torch.", "")
+    assert runner.setup["latency_precision"] == str(processes.precision(CUDA, True)).replace("torch.", "")
 
 
 def test_a_physically_pruned_model_trains_on_the_gpu_and_reloads_there(tmp_path):

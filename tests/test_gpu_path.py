@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 import onnx_runtime
 import shared_clips
+import processes
 import train
 from bookkeeping import ledger
 from model import EFRegressionModel, save_checkpoint
@@ -72,8 +73,8 @@ def test_bf16_only_on_gpus_that_compute_it(monkeypatch, major, dtype):
     # emulated and cuDNN has no bf16 convolutions: those cards train in fp16 with the gradient scaler
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Properties(major))
-    assert train.precision(torch.device("cuda", 0), amp=True) == dtype
-    assert train.precision(torch.device("cuda", 0), amp=False) == torch.float32
+    assert processes.precision(torch.device("cuda", 0), amp=True) == dtype
+    assert processes.precision(torch.device("cuda", 0), amp=False) == torch.float32
 
 
 def test_predictions_under_autocast_are_fp32_not_on_a_bf16_grid():
@@ -94,7 +95,7 @@ def test_the_process_group_outlasts_the_main_processs_measuring(monkeypatch):
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: calls.append(k))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    train.init_distributed()
+    processes.init_distributed()
     # measuring one model at EchoNet-Dynamic's 1,277 test videos on one thread: about 12 minutes, past
     # the default of 10 that killed such runs
     assert calls and calls[0]["timeout"].total_seconds() >= 30 * 60
@@ -107,22 +108,22 @@ def test_under_torchrun_the_measuring_runtimes_use_every_cpu_not_one_thread(monk
     try:
         torch.set_num_threads(1)  # as torchrun's OMP_NUM_THREADS=1 leaves every process
         assert onnx_runtime.session(path).get_session_options().intra_op_num_threads == 1  # one process
-        monkeypatch.setattr(train, "world_size", lambda: 2)
+        monkeypatch.setattr(processes, "world_size", lambda: 2)
         cpus = len(os.sched_getaffinity(0))
         assert onnx_runtime.session(path).get_session_options().intra_op_num_threads == cpus
     finally:
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("processes, gpus, device, refused", [
+@pytest.mark.parametrize("started, gpus, device, refused", [
     ("2", 1, "auto", "one process a GPU"), ("2", 2, "cuda:0", "every process on one device"),
     ("2", 2, "auto", None), ("1", 1, "cuda:0", None), ("4", 1, "cpu", None)])
-def test_torchrun_with_more_processes_than_gpus_is_refused_before_anything_starts(monkeypatch, processes,
+def test_torchrun_with_more_processes_than_gpus_is_refused_before_anything_starts(monkeypatch, started,
                                                                                    gpus, device, refused):
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", started)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    problem = train.too_many_processes(device)
+    problem = processes.too_many_processes(device)
     assert (problem is None) if refused is None else refused in problem
 
 

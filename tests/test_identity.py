@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from bookkeeping import ledger
-import config
-from bookkeeping import locks
+import cli
+from storage import locks
 import prune_utils
 from bookkeeping import run_identity
 from conftest import LEAN, TINY, options
@@ -20,7 +20,7 @@ from dataset import DataError
 
 
 def cfg_for(tmp_path, *argv):
-    return config.load(["--results-dir", str(tmp_path / "results"), *argv])
+    return cli.load(["--results-dir", str(tmp_path / "results"), *argv])
 
 
 def identity(cfg, root, names=()):
@@ -34,10 +34,10 @@ def previous_for(cfg, ident, skipped=()):
 # --- 1. a checkpoint folder belongs to one run -------------------------------------------------------
 
 def test_checkpoints_live_in_the_results_folder_unless_asked_otherwise():
-    assert config.load([]).CHECKPOINT_DIR == os.path.join("results", "checkpoints")
-    assert (config.load(["--results-dir", "results_regrowth"]).CHECKPOINT_DIR
+    assert cli.load([]).CHECKPOINT_DIR == os.path.join("results", "checkpoints")
+    assert (cli.load(["--results-dir", "results_regrowth"]).CHECKPOINT_DIR
             == os.path.join("results_regrowth", "checkpoints"))
-    assert config.load(["--checkpoint-dir", "ck"]).CHECKPOINT_DIR == "ck"
+    assert cli.load(["--checkpoint-dir", "ck"]).CHECKPOINT_DIR == "ck"
 
 
 def test_a_training_state_of_another_run_is_refused_not_continued(tmp_path):
@@ -46,12 +46,12 @@ def test_a_training_state_of_another_run_is_refused_not_continued(tmp_path):
     run_identity.check_training_state(state, first, print)  # none yet: stamped for the first run
     torch.save({"model": {}, "optimizer": {}, "history": {}, "best_mae": 1.0, "best_state": {}}, state)
     run_identity.check_training_state(state, first, print)  # the same run continues it
-    with pytest.raises(config.ConfigError) as refused:
+    with pytest.raises(cli.ConfigError) as refused:
         run_identity.check_training_state(state, second, print)  # e.g. another --fine-tune-learning-rate
     assert state in str(refused.value)
     assert "another run" in str(refused.value) and "--fresh" in str(refused.value)
     os.remove(state[:-len(".pt")] + ".identity")  # a state nobody stamped is not continued either
-    with pytest.raises(config.ConfigError, match="no identity beside it"):
+    with pytest.raises(cli.ConfigError, match="no identity beside it"):
         run_identity.check_training_state(state, first, print)
     ledger.forget_training_state(str(tmp_path), "structured_0.5")
     assert not os.listdir(tmp_path)
@@ -62,7 +62,7 @@ def test_an_outside_checkpoint_folder_is_locked_and_belongs_to_one_run(tmp_path)
     held = run_identity.claim_checkpoints(cfg, {"id": "a" * 16, "config": "c", "data": {}}, print)
     assert held == str(tmp_path / "shared" / locks.LOCK_FILE) and os.path.isfile(held)
     locks.unlock_all()
-    with pytest.raises(config.ConfigError) as refused:
+    with pytest.raises(cli.ConfigError) as refused:
         run_identity.claim_checkpoints(cfg, {"id": "b" * 16, "config": "c", "data": {}}, print)
     message = str(refused.value)
     assert f"checkpoint folder {tmp_path / 'shared'} belongs to another run" in message
@@ -148,7 +148,7 @@ def test_fresh_never_archives_a_folder_with_other_files(tmp_path):
     (tmp_path / "results" / "results.json").write_text("{}")
     (tmp_path / "results" / "thesis.tex").write_text("mine")
     cfg = cfg_for(tmp_path, "--fresh")
-    with pytest.raises(config.ConfigError) as refused:
+    with pytest.raises(cli.ConfigError) as refused:
         ledger.earlier_results(cfg)
     assert "holds files that are not this run's (thesis.tex); nothing was moved" in str(refused.value)
     (tmp_path / "results" / "thesis.tex").unlink()
@@ -178,9 +178,9 @@ def test_sample_data_records_its_seed_and_split_sizes(tmp_path):
 
 
 def test_duplicate_ratios_are_refused():
-    with pytest.raises(config.ConfigError,
+    with pytest.raises(cli.ConfigError,
                        match="structured-pruning-ratios lists 0.5 twice \\(0.5,0.5\\)"):
-        config.load(["--structured-pruning-ratios", "0.5,0.5"])
+        cli.load(["--structured-pruning-ratios", "0.5,0.5"])
 
 
 # --- 3. ratios as asked, or a clear stop ----------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_a_run_continued_with_another_number_of_processes_is_refused(tmp_path, m
     ident = identity(cfg, str(tmp_path))
     assert ident["processes"] == 1
     two = {**ident, "processes": 2, "id": "b" * 16}  # what torchrun --nproc_per_node 2 recorded
-    with pytest.raises(config.ConfigError) as refused:
+    with pytest.raises(cli.ConfigError) as refused:
         ledger.start_or_continue(cfg, previous_for(cfg, two), ident, [], print)
     message = str(refused.value)
     assert ("holds results of 2 process(es) (an effective batch of 2 x 4 videos); this run has 1 (1 x 4)"
@@ -232,6 +232,6 @@ def test_the_data_folder_spelled_otherwise_is_the_same_run(sample_root, tmp_path
     monkeypatch.chdir(os.path.dirname(sample_root))
     relative = cfg_for(tmp_path, "--data-root", os.path.basename(sample_root))
     absolute = cfg_for(tmp_path, "--data-root", sample_root + os.sep)
-    assert config.differences(vars(relative), vars(absolute)) == []
+    assert cli.differences(vars(relative), vars(absolute)) == []
     names = ["0X0"]
     assert identity(relative, relative.DATA_ROOT, names) == identity(absolute, absolute.DATA_ROOT, names)

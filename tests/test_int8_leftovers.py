@@ -12,13 +12,13 @@ import onnxruntime.quantization.shape_inference
 import pytest
 
 import quantize
-from bookkeeping import folders
+from storage import folders
 from conftest import ROOT
 
 HOLD = f"""
 import sys, time
 sys.path.insert(0, {ROOT!r})
-from bookkeeping import folders
+from storage import folders
 with folders.work_folder("int8-") as work:
     open(work + "/pre.onnx", "wb").write(b"x" * 1000)
     print(work, flush=True)

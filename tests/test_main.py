@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import claims
-import config
+import cli
 import latency
 import metrics
 from conftest import LEAN, TINY, options, run_main
@@ -115,7 +115,7 @@ def test_missing_data_root_is_a_clear_error(tmp_path, run_here):
 def test_latency_compile_reaches_the_latency_phase(tmp_path, monkeypatch):
     """LATENCY_COMPILE goes to PyTorch's runner (which compiles for real: test_metrics), for the model
     loaded from its checkpoint, found relative to the results folder."""
-    cfg = config.load([*TINY, "--latency-compile", "true", "--results-dir", str(tmp_path)])
+    cfg = cli.load([*TINY, "--latency-compile", "true", "--results-dir", str(tmp_path)])
     save_checkpoint(str(tmp_path / "baseline.pt"), EFRegressionModel())
     calls = []
     monkeypatch.setattr(latency, "pytorch_runner", lambda *a: calls.append(a) or latency.Runner(

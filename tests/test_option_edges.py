@@ -1,4 +1,4 @@
-"""Every option is checked against what it takes (bookkeeping/option_checks.py's one table) before any
+"""Every option is checked against what it takes (cli/rules.py's one table) before any
 data is read: a number finite and in range, a list naming each value once and not empty where a method
 measures at its values, every name one the run will use. A refused run has read and written nothing."""
 import itertools
@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+import cli
 import config
-from bookkeeping import config_types
-from bookkeeping import option_checks
+from cli import kinds
+from cli import rules
 
 # (options, what the message says): issue 40's cases, then the same kinds in other options
 REFUSED = {
@@ -75,54 +76,54 @@ def test_a_bad_option_is_refused_naming_it_before_any_data_is_read(case, tmp_pat
     assert result.stdout == "" and not os.listdir(tmp_path)  # nothing read, nothing written
 
 
-NUMBERS = [name for name, kind in config_types.KIND.items() if kind in ("a number", "a list of numbers")]
+NUMBERS = [name for name, kind in kinds.KIND.items() if kind in ("a number", "a list of numbers")]
 
 
 @pytest.mark.parametrize("name", NUMBERS)
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_every_number_is_finite(name, value):
     dashed = "--" + name.lower().replace("_", "-")
-    with pytest.raises(config.ConfigError, match=f"{dashed} "):
-        config.load([f"{dashed}={value}"])
+    with pytest.raises(cli.ConfigError, match=f"{dashed} "):
+        cli.load([f"{dashed}={value}"])
 
 
-LISTS = [name for name, kind in config_types.KIND.items()
+LISTS = [name for name, kind in kinds.KIND.items()
          if kind.startswith("a list") and name != "NOT_RESULTS"]
 
 
 @pytest.mark.parametrize("name", LISTS)
 def test_every_list_names_each_value_once(name):
     dashed = "--" + name.lower().replace("_", "-")
-    value = (config.defaults()[name] or {"CHANNEL_ALLOCATIONS": ["global"], "TARGET_FLOPS_SPEEDUPS": [2.0],
+    value = (cli.defaults()[name] or {"CHANNEL_ALLOCATIONS": ["global"], "TARGET_FLOPS_SPEEDUPS": [2.0],
                                          "DISTILLED_METHODS": ["structured"],
                                          "INT8_METHODS": ["baseline"]}[name])[0]
-    written = option_checks.show(value)
-    with pytest.raises(config.ConfigError, match=f"{dashed} lists {written} twice"):
-        config.load([dashed, f"{written},{written}"])
+    written = rules.show(value)
+    with pytest.raises(cli.ConfigError, match=f"{dashed} lists {written} twice"):
+        cli.load([dashed, f"{written},{written}"])
 
 
 def test_every_option_but_the_booleans_and_the_device_has_a_row_in_the_table():
     """One table says what each option takes: a constant added to config.py without a row fails here."""
-    booleans = {name for name, kind in config_types.KIND.items() if kind.startswith("True")}
+    booleans = {name for name, kind in kinds.KIND.items() if kind.startswith("True")}
     internal = {"SAMPLE_DATA_ROOT", "NOT_RESULTS", "DEVICE"}
-    assert set(option_checks.RULES) == set(config_types.KIND) - booleans - internal
+    assert set(rules.RULES) == set(kinds.KIND) - booleans - internal
 
 
 def test_the_shipped_configuration_and_the_quick_preset_pass():
-    assert config.load([]).SEEDS == [42] and config.load(["--quick"]).NUM_EPOCHS == config.QUICK["NUM_EPOCHS"]
+    assert cli.load([]).SEEDS == [42] and cli.load(["--quick"]).NUM_EPOCHS == config.QUICK["NUM_EPOCHS"]
 
 
 def test_a_list_written_as_quoted_text_in_config_py_is_told_to_be_a_list(monkeypatch):
     """CHANNEL_ALLOCATIONS = "global": the fix is ["global"], not the text without its quotes."""
     monkeypatch.setattr(config, "CHANNEL_ALLOCATIONS", "global")
-    with pytest.raises(config.ConfigError) as refused:
-        config.load([])
+    with pytest.raises(cli.ConfigError) as refused:
+        cli.load([])
     assert "write it as a list: CHANNEL_ALLOCATIONS = ['global']" in str(refused.value)
     assert "without the quotes" not in str(refused.value)
     monkeypatch.setattr(config, "CHANNEL_ALLOCATIONS", [])
     monkeypatch.setattr(config, "SEEDS", "42")
-    with pytest.raises(config.ConfigError, match=r"write it as a list, without the quotes: SEEDS = \[42\]"):
-        config.load([])
+    with pytest.raises(cli.ConfigError, match=r"write it as a list, without the quotes: SEEDS = \[42\]"):
+        cli.load([])
 
 
 SWITCHES = {"UNSTRUCTURED_PRUNING_RATIOS": ([], [0.5]), "STRUCTURED_PRUNING_RATIOS": ([], [0.5]),
@@ -132,18 +133,18 @@ SWITCHES = {"UNSTRUCTURED_PRUNING_RATIOS": ([], [0.5]), "STRUCTURED_PRUNING_RATI
 
 
 def test_the_methods_a_distilled_method_may_name_are_main_py_plans():
-    """option_checks.IN_PLAN says which options put a method in the plan: main.pruning_plan's methods, for
+    """rules.IN_PLAN says which options put a method in the plan: main.pruning_plan's methods, for
     every combination of the options that choose them (a budget stands for the structured ratios)."""
     import main
-    base = vars(config.load([]))
+    base = vars(cli.load([]))
     for values in itertools.product(*SWITCHES.values()):
         cfg = SimpleNamespace(**{**base, **dict(zip(SWITCHES, values))})
         planned = {method for method, _ in main.pruning_plan(cfg)}
-        assert {m for m, (on, _) in option_checks.IN_PLAN.items() if on(cfg)} == planned, values
+        assert {m for m, (on, _) in rules.IN_PLAN.items() if on(cfg)} == planned, values
 
 
 def test_ranges_say_their_ends_as_they_test_them():
-    assert option_checks.between(0, 1, above=True, below=True).fits(0.5)
-    assert not option_checks.between(0, 1, above=True, below=True).fits(0)
-    assert option_checks.between(0, 1).fits(1) and not option_checks.between(1).fits(math.nan)
-    assert option_checks.between(0, 1, below=True).says == "from 0 to below 1"
+    assert rules.between(0, 1, above=True, below=True).fits(0.5)
+    assert not rules.between(0, 1, above=True, below=True).fits(0)
+    assert rules.between(0, 1).fits(1) and not rules.between(1).fits(math.nan)
+    assert rules.between(0, 1, below=True).says == "from 0 to below 1"

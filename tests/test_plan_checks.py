@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import allocation
-import config
+import cli
 import plan_checks
 
 REFUSED = {  # issue 40's cases 2, 16 and 4, and their kin
@@ -37,13 +37,13 @@ def test_what_the_model_cannot_give_is_refused_before_any_data_is_read(case, tmp
 
 
 def test_the_quick_allocations_pass():
-    plan_checks.refuse(config.load(["--quick", "--channel-allocations", "global,sensitivity"]))
+    plan_checks.refuse(cli.load(["--quick", "--channel-allocations", "global,sensitivity"]))
 
 
 def test_the_sensitivity_ratios_that_remove_a_channel_of_every_group_pass():
     """At round-to 8 the smallest groups (64 channels) lose 8 at 0.125 and none below it; at round-to 64
     they lose none at any ratio (at least round-to channels are kept)."""
-    cfg = config.load(["--image-size", "32", "--channel-allocations", "sensitivity"])
+    cfg = cli.load(["--image-size", "32", "--channel-allocations", "sensitivity"])
     cfg.SENSITIVITY_RATIOS = [0.125]
     assert plan_checks.sensitivity_problems(cfg) == []
     cfg.SENSITIVITY_RATIOS = [0.12]

@@ -15,7 +15,7 @@ import pytest
 
 from bookkeeping import ledger
 import latency
-from bookkeeping import locks
+from storage import locks
 import main
 import metrics
 import onnx_runtime
@@ -321,7 +321,7 @@ def test_earlier_records_and_sensitivity_rows_stay_until_replaced():
 RACER = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from bookkeeping import locks
+from storage import locks
 alive = locks.process_alive
 locks.process_alive = lambda pid: time.sleep(0.05) or alive(pid)  # slow: the others read the lock meanwhile
 while not os.path.exists({go!r}):
@@ -396,9 +396,9 @@ def test_an_onnx_export_missing_before_the_latency_phase_is_exported_again(damag
 
 
 def test_an_int8_export_missing_before_the_latency_phase_is_refused_with_the_remedy(tmp_path):
-    import config
+    import cli
     import quantize
-    cfg = config.load(["--results-dir", str(tmp_path)])
+    cfg = cli.load(["--results-dir", str(tmp_path)])
     record = {"name": "structured_0.5", "seed": 42, "checkpoint": "checkpoints/seed42/structured_0.5.pt"}
     path = str(tmp_path / "checkpoints" / "seed42" / "structured_0.5.int8.onnx")
     with pytest.raises(quantize.QuantizationError) as refused:

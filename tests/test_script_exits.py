@@ -1,5 +1,5 @@
 """Every script beside main.py ends a project error in one line naming the file and what to do, with an
-exit code of its kind (bookkeeping/exits.py): readme_tables.py --check tells a stale document (1) from a
+exit code of its kind (cli/exits.py): readme_tables.py --check tells a stale document (1) from a
 result file it cannot read (2); check_gpu.py --project names the user's files, never its temporary copy."""
 import json
 import os
@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import readme_tables
-from bookkeeping import exits
+import cli
+from cli import exits
 from conftest import ROOT, options
 
 QUICK = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
@@ -135,11 +136,10 @@ def test_sample_data_into_a_file_names_the_path(tmp_path, run_here):
 
 def test_every_kind_of_end_has_a_code_of_its_own():
     import allocation
-    import config
     import dataset
     import quantize
-    from bookkeeping import folders, locks
-    ends = {config.ConfigError("x"): 2, dataset.DataError("x"): 2, allocation.AllocationError("x"): 2,
+    from storage import folders, locks
+    ends = {cli.ConfigError("x"): 2, dataset.DataError("x"): 2, allocation.AllocationError("x"): 2,
             quantize.QuantizationError("x"): 2, exits.Unreadable("x"): 2, OSError(28, "No space", "f"): 2,
             locks.FolderInUse("x"): 3, RuntimeError("a bug"): None}
     assert [exits.code_of(e) for e in ends] == list(ends.values())

@@ -21,9 +21,9 @@ class Unreadable(ValueError):
 # The project's errors, by the module that defines them, each raised with a message that names the file or
 # option: looked up among the modules loaded, so that this module imports none of them (dataset imports
 # create_sample_data, which ends through here; a script that never imported one cannot raise it).
-ERRORS = {("bookkeeping.options", "ConfigError"): BAD_INPUT, ("data_checks", "DataError"): BAD_INPUT,
+ERRORS = {("cli.options", "ConfigError"): BAD_INPUT, ("data_checks", "DataError"): BAD_INPUT,
           ("allocation", "AllocationError"): BAD_INPUT, ("quantize", "QuantizationError"): BAD_INPUT,
-          ("bookkeeping.folders", "WriteFailed"): BAD_INPUT, ("bookkeeping.locks", "FolderInUse"): IN_USE}
+          ("storage.folders", "WriteFailed"): BAD_INPUT, ("storage.locks", "FolderInUse"): IN_USE}
 
 
 def code_of(error):

@@ -1,7 +1,7 @@
 """The command line of every script, derived from config.py's constants (each constant an option by its
 lower-case dashed name, its comment the help, grouped by config.py's section headings), and the checks of a
-configuration: config.py as edited (bookkeeping/config_types.py), then the values together. config.py
-imports this module at its end and hands on its names: ConfigError, defaults, differences, load, parser."""
+configuration: config.py as edited (cli/kinds.py), then the values together. Scripts use these through
+the package: cli.load, cli.parser, cli.defaults, cli.differences, cli.ConfigError."""
 import argparse
 import os
 import re
@@ -9,8 +9,10 @@ import textwrap
 import tokenize
 from types import SimpleNamespace
 
-from bookkeeping import config_types
-from bookkeeping import option_checks
+from cli import kinds
+from cli import rules
+
+config = kinds.import_config()  # a broken config.py: one message, exit 2
 
 
 class ConfigError(ValueError):
@@ -23,12 +25,12 @@ def defaults():
 
 
 def check_file():
-    """config.py's values as edited, each of its kind (bookkeeping/config_types.py), before any option
+    """config.py's values as edited, each of its kind (cli/kinds.py), before any option
     is read: a quoted boolean or number, a number where a list belongs, a renamed constant are one
     message."""
     module = config
     values = {k: v for k, v in vars(module).items() if k.isupper()}
-    found = config_types.problems(values)
+    found = kinds.problems(values)
     if found:
         raise ConfigError("config.py was edited into values the experiment cannot take: " + "; ".join(found))
     for name, value in values.items():  # a whole number given to a number: a float, as on the command line
@@ -71,7 +73,7 @@ def _show(value):
     return str(value).lower() if value is None or isinstance(value, bool) else str(value)
 
 
-# What an empty list's elements are, since its default cannot say (config_types.KINDS names the kind).
+# What an empty list's elements are, since its default cannot say (kinds.KINDS names the kind).
 _empty_list_element = {"a list of texts in quotes": "", "a list of numbers": 0.0,
                        "a list of whole numbers": 0}
 
@@ -152,7 +154,7 @@ def parser(description=None):
             quick = f"; --quick {_show(config.QUICK[name])}" if name in config.QUICK else ""
             text += f" (default {_show(default)}{quick})"
             group.add_argument(f"--{_dashed(name)}", dest=name,
-                               type=_type(default, config_types.KIND.get(name)),
+                               type=_type(default, kinds.KIND.get(name)),
                                default=argparse.SUPPRESS, metavar=_metavar(default),
                                help=text.replace("%", "%%"))
     return p
@@ -205,10 +207,8 @@ def device_problems(name):
 
 
 def validate(cfg):
-    """Every option against what it takes (bookkeeping/option_checks.py's table) and the device."""
-    problems = option_checks.problems(cfg) + device_problems(cfg.DEVICE)
+    """Every option against what it takes (cli/rules.py's table) and the device."""
+    problems = rules.problems(cfg) + device_problems(cfg.DEVICE)
     if problems:
         raise ConfigError("bad configuration: " + "; ".join(problems))
 
-
-import config  # noqa: E402 (last: config.py imports this module at its own end, its constants set)

@@ -1,9 +1,10 @@
-"""What each constant of config.py is, as shipped. Our users edit config.py between runs, and Python
-takes whatever they write: PHYSICAL_STRUCTURED_PRUNING = "false" is a true string, BATCH_SIZE = "16"
-a traceback an hour later. So config.py's values are checked as options are by argparse, against the
-kinds kept here (not in config.py, which is the file being edited): `problems` says which constant,
-on which line, and what it takes. `import_config` makes a syntax error or an unknown name in
-config.py one message too. config.py must not be imported at the top of this module."""
+"""What each constant of config.py is. Our users edit config.py between runs, and Python takes whatever
+they write: PHYSICAL_STRUCTURED_PRUNING = "false" is a true string, BATCH_SIZE = "16" a traceback an
+hour later. So config.py's values are checked as options are by argparse, against the kinds kept here
+(not in config.py, which is the file being edited): `problems` says which constant, on which line, and
+what it takes. A constant added to config.py needs nothing here: its kind is its value's (inferred),
+unless the value cannot tell (None, "auto", an empty list). `import_config` makes a syntax error or an
+unknown name in config.py one message too. config.py must not be imported at the top of this module."""
 import ast
 import difflib
 import os
@@ -11,7 +12,9 @@ import sys
 import traceback
 
 PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config.py")
-KINDS = {  # what a constant takes: its names
+# What each shipped constant takes, by name: kept here so that an edit of its value cannot change its kind
+# (SEEDS = 42 for [42], NUM_EPOCHS = 1.5). A new constant is inferred from its value (inferred).
+KINDS = {
     "True or False": "CACHE_FRAMES SKIP_BAD_VIDEOS PRETRAINED AMP CUDNN_BENCHMARK "
                      "PHYSICAL_STRUCTURED_PRUNING REMOVE_MASKS_BEFORE_FINE_TUNE RANDOM_PRUNING_CONTROL "
                      "RANDOM_REMOVAL_CONTROL SCRATCH_CONTROL SENSITIVITY CHANNELS_LAST LATENCY_COMPILE "
@@ -34,6 +37,7 @@ KINDS = {  # what a constant takes: its names
                                  "EQUAL_FLOPS_METHODS INT8_METHODS",
 }
 KIND = {name: kind for kind, names in KINDS.items() for name in names.split()}
+SCALAR = ((bool, "True or False"), (int, "a whole number"), (float, "a number"), (str, "text in quotes"))
 ELEMENT = {"a list of whole numbers": "a whole number", "a list of numbers": "a number",
            "a list of texts in quotes": "text in quotes"}
 
@@ -66,6 +70,23 @@ def advice(name, kind, value):
     return ""
 
 
+def inferred(value):
+    """The kind a new constant's value tells, or None where it cannot (None, "auto", an empty list)."""
+    if isinstance(value, list):
+        element = {inferred(v) for v in value}
+        if len(element) == 1 and element <= set(ELEMENT.values()):
+            return {v: k for k, v in ELEMENT.items()}[element.pop()]
+        return "a list of numbers" if value and element <= {"a whole number", "a number"} else None
+    if value is None or value == "auto":
+        return None
+    return next((kind for t, kind in SCALAR if isinstance(value, t)), None)
+
+
+def kind_of(name, value):
+    """A constant's kind: as shipped (KINDS), else its value's."""
+    return KIND.get(name) or inferred(value)
+
+
 def lines(path=PATH):
     """Each top-level name assigned in config.py: its line."""
     with open(path) as f:
@@ -84,18 +105,24 @@ def problems(values, path=PATH):
     for name, value in values.items():
         line = f"{name_of} line {where.get(name, '?')}"
         if name == "QUICK" and isinstance(value, dict):
-            found += [f"{line}: QUICK[{k!r}] = {v!r}: " + (f"{k} takes {KIND[k]}" if k in KIND else
-                                                            "not a constant of the experiment")
-                      for k, v in value.items() if k not in KIND or not fits(KIND[k], v)]
-        elif name not in KIND:
+            found += [f"{line}: QUICK[{k!r}] = {v!r}: " +
+                      (f"{k} takes {kind_of(k, values[k])}" if k in values else
+                       f"not a constant of {name_of}")
+                      for k, v in value.items() if (k not in values and k not in KIND)
+                      or k in values and not fits(kind_of(k, values[k]), v)]
+        elif name not in KIND and difflib.get_close_matches(name, missing, n=1):  # renamed, not new
             close = difflib.get_close_matches(name, missing, n=1)
             named.update(close)
-            found.append(f"{line}: {name} is not a constant of the experiment" +
-                         (f"; did you mean {close[0]} (missing from {name_of})?" if close else "; remove it"))
-        elif not fits(KIND[name], value):
-            kind = KIND[name]
+            found.append(f"{line}: {name} is not a constant of the experiment; did you mean {close[0]} "
+                         f"(missing from {name_of})?")
+        elif kind_of(name, value) is None:
+            found.append(f"{line}: {name} = {value!r}: a new constant's kind is told by its value, and "
+                         f"{value!r} cannot tell it; give it a value of its kind, or name its kind in "
+                         f"cli/kinds.py (KINDS)")
+        elif not fits(kind_of(name, value), value):
+            kind = kind_of(name, value)
             found.append(f"{line}: {name} = {value!r}; {name} takes {kind}{advice(name, kind, value)}")
-        elif KIND[name] in ("a number", "a list of numbers"):
+        elif kind_of(name, value) in ("a number", "a list of numbers"):
             values[name] = [float(v) for v in value] if isinstance(value, list) else float(value)
     found += [f"{name_of}: {name} is missing (renamed or deleted?); put it back, {KIND[name]}"
               for name in missing if name not in named]
@@ -103,10 +130,11 @@ def problems(values, path=PATH):
 
 
 def import_config():
-    """`import config`, or one message and exit 2 for a syntax error or an unknown name in config.py:
-    a traceback from inside the import names neither the line to fix nor how."""
+    """config.py imported, or one message and exit 2 for a syntax error or an unknown name in it: a
+    traceback from inside the import names neither the line to fix nor how."""
     try:
-        import config  # noqa: F401
+        import config
+        return config
     except Exception as e:  # noqa: BLE001 (SyntaxError, NameError, TypeError...: whatever an edit does)
         if isinstance(e, SyntaxError):
             line, what = e.lineno, f"{e.msg}: {(e.text or '').strip()}"

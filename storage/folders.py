@@ -9,8 +9,8 @@ import shutil
 import tempfile
 import time
 
-import config
-from bookkeeping import locks
+import cli
+from storage import locks
 
 OWNER_FILE = "owner.json"  # the identity of the run a checkpoint folder belongs to
 # What a run writes into its results folder; --fresh archives a folder holding nothing else.
@@ -93,7 +93,7 @@ def check_writable(cfg):
                 f.write("ok")
             os.remove(probe)
         except OSError as e:
-            raise config.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); "
+            raise cli.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); "
                                      f"choose a folder this user can write to") from None
 
 
@@ -127,12 +127,12 @@ def check_archivable(cfg):
         for what, place in (("the working directory", os.getcwd()), ("the project", project),
                             ("your home folder", os.path.expanduser("~"))):
             if inside(place, folder):
-                raise config.ConfigError(
+                raise cli.ConfigError(
                     f"--fresh would archive {option} {folder}, which is (or holds) {what}; nothing was "
                     f"moved. Give the run a folder of its own, e.g. {option} results_new.")
         others = foreign_entries(folder, cfg)
         if others:
-            raise config.ConfigError(
+            raise cli.ConfigError(
                 f"--fresh would archive {option} {folder}, but it holds files that are not this run's "
                 f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); nothing was moved. "
                 f"Move them away, or give the run a folder of its own ({option}).")

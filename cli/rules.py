@@ -1,4 +1,4 @@
-"""What each option takes beyond its kind (config_types.KINDS), in one table (RULES), the options that
+"""What each option takes beyond its kind (kinds.KINDS), in one table (RULES), the options that
 need one another (NEEDS), and the methods a distilled method must be one of (IN_PLAN): checked together
 by options.load, before any data is read. A number is finite (nan and inf pass a float's parsing and a
 `<= 1` test alike); a list names each value once (a model trained twice is reported as n = 2, std 0).
@@ -8,7 +8,7 @@ import math
 from collections import namedtuple
 
 import methods
-from bookkeeping import config_types
+from cli import kinds
 
 Rule = namedtuple("Rule", "says fits numeric", defaults=(False,))  # says: what one value must be
 
@@ -133,7 +133,7 @@ def show(value):
 def says(name):
     """What one value of option `name` must be: 'a whole number of at least 1'."""
     rule = RULES[name]
-    whole = "whole" in config_types.KIND.get(name, "")
+    whole = "whole" in kinds.KIND.get(name, "")
     return f"{'a whole number' if whole else 'a number'} {rule.says}" if rule.numeric else rule.says
 
 
