@@ -37,9 +37,9 @@ import metrics
 import onnx_runtime
 from bookkeeping import provenance
 import prune_utils
-from bookkeeping import run_identity
 from cli import exits
 import processes
+from storage import folders
 from model import EFRegressionModel
 
 
@@ -185,7 +185,7 @@ def write_output(cfg, table, environment):
     """The table as records, beside what produced it, written atomically."""
     options = {k: v for k, v in vars(cfg).items() if k.isupper() or k == "repeat"}
     os.makedirs(os.path.dirname(os.path.abspath(cfg.output)), exist_ok=True)
-    run_identity.write_json(cfg.output, {"config": options, "rounds": cfg.repeat, "environment": environment,
+    folders.write_json(cfg.output, {"config": options, "rounds": cfg.repeat, "environment": environment,
                                          "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
                                          "variants": table.to_dict("records")})
     print(f"written to {cfg.output}")

@@ -29,7 +29,7 @@ import torch
 
 import cli
 import processes
-from bookkeeping import run_identity
+from storage import folders
 from create_sample_data import create_sample_data
 from selftest_runs import (ROOT, TIMEOUT, Failed, context, continuation, end_to_end, finished, finite,
                            outcome, precision_name, torchrun)
@@ -158,7 +158,7 @@ def write_report(path, report):
     if path:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            run_identity.write_json(path, report)
+            folders.write_json(path, report)
         except OSError as e:  # folders.WriteFailed is one
             raise cli.ConfigError(f"--selftest-out {path}: cannot write there ({e})") from None
 

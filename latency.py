@@ -23,7 +23,7 @@ import onnx_runtime
 import quantize
 import speed
 import processes
-from bookkeeping import ledger
+from storage import folders
 from model import load_checkpoint
 
 
@@ -100,7 +100,7 @@ def session_or_export(record, prefix, path, cfg, video, log):
         return quantize.session(path)
     except quantize.QuantizationError as e:
         problem = str(e) if os.path.isfile(path) else f"{path} is missing"
-        checkpoint = ledger.resolve(cfg.RESULTS_DIR, record["checkpoint"])
+        checkpoint = folders.resolve(cfg.RESULTS_DIR, record["checkpoint"])
         if prefix != "onnx_latency":
             raise quantize.QuantizationError(
                 f"{problem}. It is the INT8 export of {record['name']} (seed {record['seed']}), whose INT8 "
@@ -124,7 +124,7 @@ def time_models(records, cfg, device, video, log):
     runners = {}
     for i, record in enumerate(records):
         for prefix in runtimes(record):
-            path = ledger.resolve(cfg.RESULTS_DIR, record[speed.RUNTIMES[prefix].file])
+            path = folders.resolve(cfg.RESULTS_DIR, record[speed.RUNTIMES[prefix].file])
             if prefix == "latency":
                 model, _ = load_checkpoint(path)
                 runners[i, prefix] = pytorch_runner(model, video, device, cfg.CHANNELS_LAST, dtype,

@@ -236,7 +236,7 @@ def wrap_up(experiment):
     figures = []
     if cfg.DRAW_FIGURES:
         reports.write_results(results, cfg.RESULTS_DIR, summary=False)  # the figures read results.json
-        physical = [ledger.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
+        physical = [folders.resolve(cfg.RESULTS_DIR, r["checkpoint"]) for r in results["models"]
                     if r["method"] == "structured_physical" and r["seed"] == cfg.SEEDS[0]]
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)

@@ -1,6 +1,6 @@
 """Which process this is and what it computes on: one process, or one of torchrun's (a GPU each with NCCL,
 CPU processes with gloo); the main process speaks and measures while the others wait at a barrier; the
-device, its precision under autocast, and the CPU threads a measuring runtime takes."""
+device, its precision under autocast, the CPU threads a measuring runtime takes, and which CPU it is."""
 import contextlib
 import datetime
 import os
@@ -109,3 +109,21 @@ def gather(tensor):
     parts = [None] * world_size()
     dist.all_gather_object(parts, tensor)
     return torch.cat(parts)
+
+
+def cpu_info(cpuinfo="/proc/cpuinfo"):
+    """(model name, set of flags) from /proc/cpuinfo: which CPU gave the times, as two CPUs of 2 cores can
+    differ fivefold (docs/troubleshooting.md); (None, set()) elsewhere than Linux."""
+    model, flags = None, set()
+    try:
+        with open(cpuinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return model, flags
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+        elif key.strip().lower() == "model name" and model is None:
+            model = value.strip()
+    return model, flags

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from storage import folders
-from bookkeeping import provenance
 import metrics
 import onnx_runtime
+import processes
 
 # --- settings (mirrored as INT8_* constants in config.py) ---------------------------------------
 # Chosen on validation MAE and |INT8 - FP32| of validation predictions (quick run, seed 42: baseline,
@@ -373,7 +373,7 @@ def cpu_int8_features(cpuinfo="/proc/cpuinfo"):
     avx_vnni, amx_int8) or ARM features (asimddp, i8mm) from /proc/cpuinfo, and a one-word summary.
     Without VNNI (or ARM dot products) x86 int8 kernels multiply with vpmaddubsw, whose int16 sums can
     saturate and which gains less over FP32 FMA. Elsewhere than Linux: the machine name only."""
-    model, flags = provenance.cpu_info(cpuinfo)
+    model, flags = processes.cpu_info(cpuinfo)
     result = {"machine": platform.machine(), "cpu_flags_read": False}
     if model is None and not flags:
         return {**result, "int8_dot_product": "unknown"}

@@ -6,7 +6,8 @@ import copy
 import os
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -15,14 +16,32 @@ import allocation
 import batchnorm
 import measurement
 import metrics
+import processes
 import prune_utils
 import sensitivity
-import processes
 import train
-from bookkeeping import ledger
-from bookkeeping import run_identity
 from model import EFRegressionModel, load_pretrained, save_checkpoint
 from processes import log
+
+
+@dataclass(frozen=True)
+class SeedContext:
+    """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
+    epoch logs, and the run's configuration, data loaders, device, measuring inputs (main.measuring_inputs)
+    and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
+    loader "distill" (seed_models.with_teacher) and how far the baseline's predictions for the training
+    videos are from their labels (teacher_train_mae: what a distillation target can add); once measured,
+    the seed's coupled-group sensitivity (the sensitivity allocation's, sensitivity.group_sensitivity)."""
+    seed: int
+    folder: str
+    cfg: SimpleNamespace
+    loaders: dict
+    device: torch.device
+    inputs: SimpleNamespace
+    train_efs: np.ndarray
+    records: object = None  # bookkeeping/run_state.SeedRecords: training states, epoch logs, stamps
+    sensitivity: tuple = ()
+    teacher_train_mae: float = None
 
 
 def seed_everything(seed):
@@ -214,15 +233,12 @@ def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
     """Train `model` (train.train), continuing from its training state when an earlier run of the same
     inputs left one, and logging each epoch to its CSV beside the checkpoint. distilled: on the labels
     and the dense baseline's predictions (with_teacher), DISTILLATION_WEIGHT the latter's share."""
-    state = ledger.training_state_path(ctx.folder, name)
-    if processes.is_main():
-        run_identity.check_training_state(state, ctx.inputs.identity, log)
-    processes.barrier()
+    state = ctx.records.training_state(name)
     return train.train(model, ctx.loaders["distill" if distilled else "train"], ctx.loaders["val"],
                        epochs=epochs, lr=lr, device=ctx.device, desc=name, log=log, state_path=state,
                        amp=ctx.cfg.AMP, schedule=ctx.cfg.LR_SCHEDULE,
                        pruner=pruner, channels_last=ctx.cfg.CHANNELS_LAST,
-                       epoch_log=ledger.epoch_log_path(ctx.folder, name),
+                       epoch_log=ctx.records.epoch_log(name),
                        distillation_weight=ctx.cfg.DISTILLATION_WEIGHT if distilled else None)
 
 
@@ -233,7 +249,7 @@ def finish(ctx, model, record):
     if processes.is_main():
         save_checkpoint(checkpoint, model, method=record["method"], ratio=record["ratio"],
                         seed=record["seed"], num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
-                        config_hash=run_identity.config_hash(cfg), identity=ctx.inputs.identity["id"])
+                        **ctx.records.stamp)
         record.update(measurement.measure(model, cfg, checkpoint, ctx.inputs, method=record["method"]))
         record.update(seconds_training=record["history"]["seconds"], **measurement.speed(record["history"]))
     processes.barrier()

@@ -13,7 +13,7 @@ import torch
 
 import cli
 import processes
-from bookkeeping import ledger
+from storage import folders
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # tests/conftest.py's TINY (2 frames of 32x32, one epoch, one ratio a method, 8/4/4 videos), INT8 on
@@ -115,7 +115,7 @@ def check_results(results, expected, device, sensitivity, results_dir):
         if r.get("latency_precision") != precision_name(device):
             problems.append(f"{name} was timed in {r.get('latency_precision')}, not {precision_name(device)}")
         if missing := [f for f in ("checkpoint", "int8_path") if not os.path.isfile(
-                ledger.resolve(results_dir, r.get(f) or "missing"))]:
+                folders.resolve(results_dir, r.get(f) or "missing"))]:
             problems.append(f"{name}'s {' and '.join(missing)} file is not there")
     if not str(results["environment"]["device"]).startswith(device.type):
         problems.append(f"the run trained on {results['environment']['device']}, not {device.type}")
@@ -151,7 +151,7 @@ def continuation(ctx):
     if ctx.first is None:
         return outcome("SKIP", "needs the end-to-end run, which did not pass here")
     results_dir, first = os.path.join(ctx.run, "results"), by_name(ctx.first)
-    checkpoints = {name: ledger.resolve(results_dir, r["checkpoint"]) for name, r in first.items()}
+    checkpoints = {name: folders.resolve(results_dir, r["checkpoint"]) for name, r in first.items()}
     stamps = {name: os.stat(path).st_mtime_ns for name, path in checkpoints.items() if name != ctx.deleted}
     os.remove(checkpoints[ctx.deleted])
     results, out = main_py(ctx.args, ctx.run, TIMEOUT["continuation"])

@@ -29,11 +29,6 @@ def relative_paths(record, results_dir):
     return record
 
 
-def resolve(results_dir, path):
-    """A path stored in results.json (relative to its folder) as a path from here."""
-    return path if os.path.isabs(path) else os.path.join(results_dir, path)
-
-
 # --- continuing a run ------------------------------------------------------------------------
 
 def earlier_results(cfg):

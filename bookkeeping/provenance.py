@@ -15,7 +15,7 @@ def environment(device, steady_allocator):
     """Where the numbers come from: the commit (or that there is none) and the installed packages'
     versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
     cuda = device.type == "cuda"
-    cpu_model, cpu_flags = cpu_info()
+    cpu_model, cpu_flags = processes.cpu_info()
     return {
         "python": platform.python_version(), "torch": installed("torch"),
         "torchvision": installed("torchvision"), "torch_pruning": installed("torch-pruning"),
@@ -28,24 +28,6 @@ def environment(device, steady_allocator):
         "distributed_backend": dist.get_backend() if dist.is_initialized() else None,
         "cpu_malloc_thresholds_fixed": steady_allocator,
     }
-
-
-def cpu_info(cpuinfo="/proc/cpuinfo"):
-    """(model name, set of flags) from /proc/cpuinfo: which CPU gave the times, as two CPUs of 2 cores can
-    differ fivefold (docs/troubleshooting.md); (None, set()) elsewhere than Linux."""
-    model, flags = None, set()
-    try:
-        with open(cpuinfo) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return model, flags
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-        elif key.strip().lower() == "model name" and model is None:
-            model = value.strip()
-    return model, flags
 
 
 def installed(package):

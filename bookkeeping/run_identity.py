@@ -82,14 +82,9 @@ def claim_checkpoints(cfg, identity, log):
             f"(checkpoints then live in the results folder), or run with --fresh to archive it.")
     held = None if folders.checkpoints_inside_results(cfg) else locks.lock(cfg.CHECKPOINT_DIR, log)
     if owner is None:
-        write_json(path, {"identity": identity["id"], "config": identity["config"], "data": identity["data"]})
+        folders.write_json(path, {"identity": identity["id"], "config": identity["config"],
+                                  "data": identity["data"]})
     return held
-
-
-def write_json(path, value, text=None):
-    """value as JSON (or `text` as it is), written atomically; a full disk is folders.WriteFailed."""
-    folders.write_text(path, json.dumps(value, indent=2) if text is None else text,
-                       tmp=f"{path}.{os.getpid()}.tmp")
 
 
 def identity_path(state_path):
@@ -122,4 +117,4 @@ def check_training_state(path, identity, log):
                 f"another configuration or other data). It is not continued. Run with --fresh to archive it, "
                 f"or choose another --results-dir (checkpoints live inside it unless --checkpoint-dir is "
                 f"given).")
-    write_json(stamp_path, None, text=identity["id"])
+    folders.write_json(stamp_path, None, text=identity["id"])

@@ -1,38 +1,18 @@
-"""A run's records: the earlier run of the same inputs continued (or archived with --fresh), what every
-model of a seed shares (SeedContext), an earlier run's finished models reused, and each model's record
-written into results.json as soon as it is measured. Nothing here changes a number."""
+"""A run's records: the earlier run of the same inputs continued (or archived with --fresh), a seed's
+context (seed_models.SeedContext) with what its models need of the records (SeedRecords), an earlier
+run's finished models reused, and each model's record written into results.json as soon as it is
+measured. Nothing here changes a number."""
 import os
-from dataclasses import dataclass
 from types import SimpleNamespace
 
-import numpy as np
-import torch
 
 import measurement
 import reports
 import processes
 from bookkeeping import ledger
 from bookkeeping import run_identity
+from seed_models import SeedContext
 from processes import log
-
-
-@dataclass(frozen=True)
-class SeedContext:
-    """What every model of one seed shares: the seed, the folder of its checkpoints, training states and
-    epoch logs, and the run's configuration, data loaders, device, measuring inputs (main.measuring_inputs)
-    and training EFs (the head's initialisation); for distillation, once the baseline is trained, the
-    loader "distill" (seed_models.with_teacher) and how far the baseline's predictions for the training
-    videos are from their labels (teacher_train_mae: what a distillation target can add); once measured,
-    the seed's coupled-group sensitivity (the sensitivity allocation's, sensitivity.group_sensitivity)."""
-    seed: int
-    folder: str
-    cfg: SimpleNamespace
-    loaders: dict
-    device: torch.device
-    inputs: SimpleNamespace
-    train_efs: np.ndarray
-    sensitivity: tuple = ()
-    teacher_train_mae: float = None
 
 
 def earlier_run(cfg, previous, identity, skipped):
@@ -52,7 +32,29 @@ def seed_context(experiment, seed):
     os.makedirs(folder, exist_ok=True)
     return SeedContext(seed=seed, folder=folder, cfg=experiment.cfg, loaders=experiment.loaders,
                        device=experiment.device, inputs=experiment.inputs,
-                       train_efs=experiment.splits["train"].efs)
+                       train_efs=experiment.splits["train"].efs,
+                       records=SeedRecords(folder, experiment.cfg, experiment.inputs.identity))
+
+
+class SeedRecords:
+    """What a seed's models need of the run's records (SeedContext.records): each model's training state,
+    checked as this run's before it is continued, its epoch log, and the stamp of its checkpoint."""
+
+    def __init__(self, folder, cfg, identity):
+        self.folder, self.identity = folder, identity
+        self.stamp = {"config_hash": run_identity.config_hash(cfg), "identity": identity["id"]}
+
+    def training_state(self, name):
+        """Where `name`'s training state goes, an earlier one checked (another run's refused, a damaged
+        one set aside) on the main process while the others wait."""
+        path = ledger.training_state_path(self.folder, name)
+        if processes.is_main():
+            run_identity.check_training_state(path, self.identity, log)
+        processes.barrier()
+        return path
+
+    def epoch_log(self, name):
+        return ledger.epoch_log_path(self.folder, name)
 
 
 def reused(experiment, ctx, name):

@@ -3,6 +3,7 @@ them for --fresh (never a folder holding what is not the run's), and setting a d
 import contextlib
 import errno
 import glob
+import json
 import os
 import re
 import shutil
@@ -178,3 +179,14 @@ def remove_killed(prefix):
         found = re.match(rf"{re.escape(prefix)}(\d+)-", os.path.basename(path))
         if found and os.path.isdir(path) and not locks.process_alive(int(found[1])):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def resolve(results_dir, path):
+    """A path stored in results.json (relative to its folder) as a path from here."""
+    return path if os.path.isabs(path) else os.path.join(results_dir, path)
+
+
+def write_json(path, value, text=None):
+    """value as JSON (or `text` as it is), written atomically; a full disk is WriteFailed."""
+    write_text(path, json.dumps(value, indent=2) if text is None else text,
+                       tmp=f"{path}.{os.getpid()}.tmp")

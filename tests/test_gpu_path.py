@@ -13,7 +13,6 @@ import torch.distributed as dist
 import onnx_runtime
 import shared_clips
 import processes
-import train
 from bookkeeping import ledger
 from model import EFRegressionModel, save_checkpoint
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from storage import folders
 from bookkeeping import ledger
 import cli
 from storage import locks
@@ -124,7 +125,7 @@ def test_paths_in_results_are_relative_to_the_results_folder(tmp_path):
     ledger.relative_paths(record, "out")
     assert record == {"checkpoint": os.path.join("checkpoints", "seed42", "baseline.pt"),
                       "onnx_path": os.path.join("checkpoints", "seed42", "baseline.onnx")}
-    assert ledger.resolve("moved", record["checkpoint"]) == os.path.join("moved", "checkpoints", "seed42",
+    assert folders.resolve("moved", record["checkpoint"]) == os.path.join("moved", "checkpoints", "seed42",
                                                                               "baseline.pt")
 
 
