@@ -40,8 +40,6 @@ BUDGET_TOLERANCE = 0.10
 MAX_LAYER_RATIO = 0.9   # no group of an allocation loses more than this share of its channels
 BISECTION_STEPS = 24    # enough for a knob within 1e-7 of its range; the search stops once within a third
 MATCHED_RANGE = 0.99    # the highest sparsity or per-layer share a FLOP-matched masked method may take
-ALLOCATIONS = {"structured_physical": "uniform", "structured_physical_global": "global",
-               "structured_physical_sensitivity": "sensitivity"}
 
 
 class AllocationError(ValueError):
@@ -317,3 +315,31 @@ def budget_ratios(cfg):
             f"{ratio:g} (channels rounded to {cfg.PHYSICAL_ROUND_TO}), one model; list one of them"
             for ratio, speedups in alike.items()))
     return ratios
+
+
+# --- choosers (methods.py's table): removal allocated at the uniform model's FLOPs, masks at removal's ---
+
+def global_allocation(model, ratio, setting):
+    pruner, reached = allocated_pruner(model, "global", ratio, num_frames=setting.num_frames,
+                                       image_size=setting.image_size, round_to=setting.round_to)
+    return (lambda target: pruner.step()), reached
+
+
+def sensitivity_allocation(model, ratio, setting):
+    pruner, reached = allocated_pruner(model, "sensitivity", ratio, num_frames=setting.num_frames,
+                                       image_size=setting.image_size, round_to=setting.round_to,
+                                       sensitivity=setting.sensitivity)
+    return (lambda target: pruner.step()), reached
+
+
+def unstructured_at_removal_flops(model, ratio, setting):
+    """One step, at the sparsity that brings the model to removal's effective FLOPs at `ratio`."""
+    knob, reached = matched_ratio(model, "unstructured", ratio, scope=setting.scope,
+                                  image_size=setting.image_size, round_to=setting.round_to)
+    return (lambda target: prune_utils.unstructured(model, knob, scope=setting.scope)), reached
+
+
+def per_layer_at_removal_flops(model, ratio, setting):
+    knob, reached = matched_ratio(model, "structured", ratio, scope=setting.scope,
+                                  image_size=setting.image_size, round_to=setting.round_to)
+    return (lambda target: prune_utils.structured(model, knob)), reached

@@ -36,6 +36,8 @@ import main as experiment
 import metrics
 import onnx_runtime
 from bookkeeping import provenance
+import pruners
+import methods
 import prune_utils
 from cli import exits
 import processes
@@ -48,10 +50,10 @@ def pruned_variants(cfg):
     torch.manual_seed(cfg.SEED)
     dense = EFRegressionModel()
     variants = [("baseline", 0.0, dense)]
-    for method, ratio in experiment.pruning_plan(cfg):
-        if method in (prune_utils.CONTROL, prune_utils.SCRATCH, "structured_physical_random"):
+    for method, ratio, _ in experiment.pruning_plan(cfg):
+        if method in (methods.CONTROL, methods.SCRATCH, "structured_physical_random"):
             continue  # the dense network again, or structured_physical's architecture: the same latency
-        model = prune_utils.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+        model = pruners.apply(copy.deepcopy(dense), method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
                                   cfg.PHYSICAL_ROUND_TO)
         variants.append((method, ratio, prune_utils.make_permanent(model)))
     return variants

@@ -11,6 +11,7 @@ Started again with the same configuration, a run continues where it stopped; --f
 """
 import sys
 import time
+from collections import namedtuple
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ import measurement
 import metrics
 import onnx_runtime
 import plan_checks
-import prune_utils
+import methods
 import quantize
 import reports
 import seed_models
@@ -144,15 +145,15 @@ def run_seed(experiment, seed):
         ctx = seed_models.with_teacher(ctx, baseline_model)
 
     control = None  # the dense control of this seed, first in the plan
-    for method, ratio in pruning_plan(cfg):
-        earlier = run_state.reused(experiment, ctx, f"{method}_{ratio:g}")
+    for step in pruning_plan(cfg):
+        earlier = run_state.reused(experiment, ctx, f"{step.method}_{step.ratio:g}")
         if earlier:
             record = earlier[0]
-        elif prune_utils.base_method(method) == prune_utils.SCRATCH:
-            record = seed_models.run_scratch(ctx, baseline_model, baseline, method, ratio, control=control)
+        elif methods.base_method(step.method) == methods.SCRATCH:
+            record = seed_models.run_scratch(ctx, baseline_model, baseline, step, control=control)
         else:
-            record = seed_models.run_pruned(ctx, baseline_model, baseline, method, ratio, control=control)
-        control = record if method == prune_utils.CONTROL else control
+            record = seed_models.run_pruned(ctx, baseline_model, baseline, step, control=control)
+        control = record if step.method == methods.CONTROL else control
         run_state.finished(experiment, record, ctx.folder, "pruned_models")
         if processes.is_main():
             log(f"{record['name']} (seed {seed}): sparsity {record['sparsity_before_fine_tune']:.3f} -> "
@@ -193,31 +194,29 @@ def seed_sensitivity(experiment, ctx, model):
     return replace(ctx, sensitivity=tuple(r for r in results["group_sensitivity"] if r["seed"] == ctx.seed))
 
 
+# One model of the plan: its method, its ratio, and the FLOP budget (times fewer than the baseline's) that
+# ratio was solved for, or None (allocation.budget_ratios).
+Step = namedtuple("Step", "method ratio budget")
+
+
 def pruning_plan(cfg):
-    """(method, ratio) in the order of the methodology: the dense control first (every pruned model is
-    compared to it; none when nothing is pruned), then unstructured, structured, and the others; the
-    methods that remove channels at the FLOP budgets' ratios too; each distilled method right after
-    its model fine-tuned on the labels alone."""
+    """The models after the baseline, in methods.py's order: the dense control first (every pruned model is
+    compared to it; none when nothing is pruned), then each method the options put in the plan
+    (methods.planned) at its ratios, the removed-channel ones at the FLOP budgets' ratios too, each with
+    the budget it came from; each distilled method right after its model fine-tuned on the labels alone."""
+    budgets = allocation.budget_ratios(cfg)
     channels = cfg.STRUCTURED_PRUNING_RATIOS
-    removed = channels + [r for r in allocation.budget_ratios(cfg).values() if r not in channels]
-    methods = [("unstructured", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured", channels)]
-    if cfg.PHYSICAL_STRUCTURED_PRUNING:
-        methods.append(("structured_physical", removed))
-        methods += [(f"structured_physical_{name}", removed) for name in cfg.CHANNEL_ALLOCATIONS]
-        if seed_models.pruning_steps(cfg) == 1:  # the masked twin reads its channels off one pruning step
-            methods.append(("structured_coupled_masked", channels))
-            methods += [(f"{name}_flops", removed) for name in cfg.EQUAL_FLOPS_METHODS]  # matched in one step
-    if cfg.RANDOM_PRUNING_CONTROL:
-        methods += [("unstructured_random", cfg.UNSTRUCTURED_PRUNING_RATIOS), ("structured_random", channels)]
-    if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.RANDOM_REMOVAL_CONTROL:
-        methods.append(("structured_physical_random", removed))
-    if cfg.PHYSICAL_STRUCTURED_PRUNING and cfg.SCRATCH_CONTROL:
-        methods.append((prune_utils.SCRATCH, removed))
-    pruned = [(method, ratio) for method, ratios in methods for ratio in ratios]
-    plan = [(prune_utils.CONTROL, 0.0)] + pruned if pruned else []
-    distilled = set(cfg.DISTILLED_METHODS)
-    return [(m + suffix, ratio) for m, ratio in plan
-            for suffix in ("", prune_utils.DISTILLED)[:1 + (m in distilled)]]
+    at = {"unstructured": cfg.UNSTRUCTURED_PRUNING_RATIOS, "channels": channels,
+          "removed": channels + [r for r in budgets.values() if r not in channels]}
+
+    def budget(row, ratio):
+        return next((s for s, r in budgets.items() if r == ratio), None) if row.ratios == "removed" else None
+    pruned = [Step(method, ratio, budget(row, ratio)) for method, row in methods.METHODS.items()
+              if method != methods.CONTROL and row.ratios and methods.planned(method, cfg)
+              for ratio in at[row.ratios]]
+    plan = [Step(methods.CONTROL, 0.0, None)] + pruned if pruned else []
+    return [step._replace(method=step.method + suffix) for step in plan
+            for suffix in ("", methods.DISTILLED)[:1 + (step.method in cfg.DISTILLED_METHODS)]]
 
 
 def wrap_up(experiment):

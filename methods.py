@@ -1,6 +1,9 @@
-"""Every method of the experiment as the tables, claims and figures show it (prune_utils.py says what
-each method chooses): one table, so that a method added is named in one place, beside prune_utils,
-with the pairs of methods the claims compare at equal ratios (PAIRS).
+"""Every method of the experiment, each declared once in one table (METHODS): what chooses its weights or
+channels, which ratios the plan prunes it at and which options put it there, what it is a random control
+of, the methods it is compared with, and how the tables, claims and figures show it. The pruner
+(pruners.py), the plan (main.pruning_plan), the options' choices and checks (cli/rules.py), the claims'
+pairs (claims.py) and the reports read it here. A new method is one row and its chooser function; a row
+added at run time goes through `register`. No torch here: every script reads this table.
 
 A method's row:
 - label: its name in the claims, the figures' legends and the README ("coupled channels (removed)");
@@ -13,86 +16,207 @@ A method's row:
   are removed, or the small network is trained as it is;
 - bar: its label in figures/sparsity_fine_tune.png (None: not drawn there);
 - style: (colour, marker, line style) in every figure (a marker and a line style of its own, readable
-  in black-and-white print).
+  in black-and-white print);
+- chooser: "module.function" (imported when a model is pruned, so that this table needs no torch), or the
+  function itself: chooser(model, ratio, setting) -> (prune(target), what it reached) (pruners.py);
+  None: not pruned (the baseline; the small net, trained from scratch: seed_models.run_scratch);
+- ratios: the ratios the plan prunes it at: "unstructured" (UNSTRUCTURED_PRUNING_RATIOS), "channels"
+  (STRUCTURED_PRUNING_RATIOS) or "removed" (those and the FLOP budgets' ratios, with
+  PHYSICAL_STRUCTURED_PRUNING); None: not in the plan by ratio;
+- switch: ((constant, value), ...) that must all hold for the plan to train it: a list constant naming
+  the value, or a switch that is True;
+- removes: channels removed by Torch-Pruning, a smaller network (else masks, or nothing);
+- one_shot: its choice is made in one step, so not in a gradual run;
+- control_of: the method whose choice it makes at random (ShrinkBench's control);
+- compared_with: the methods it is compared with at equal ratios (claims.py's exploratory pairs).
 """
-from collections import namedtuple
+from dataclasses import dataclass, replace
 
-Method = namedtuple("Method", "label title kind masked bar style",
-                    defaults=(False, None, ("black", "o", "-")))
+CONTROL = "dense_control"  # the baseline fine-tuned as the pruned models are: nothing pruned
+SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
+DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
 
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    title: str = None
+    kind: str = "structured"
+    masked: bool = False
+    bar: str = None
+    style: tuple = ("black", "o", "-")
+    chooser: object = None
+    ratios: str = None
+    switch: tuple = ()
+    removes: bool = False
+    one_shot: bool = False
+    control_of: str = None
+    compared_with: tuple = ()
+
+
+REMOVAL = ("PHYSICAL_STRUCTURED_PRUNING", True)
 METHODS = {
     "baseline": Method("baseline", None, kind="dense", style=("black", "*", "none")),
-    "dense_control": Method("dense control", None, kind="dense", style=("gray", "D", "none")),
+    CONTROL: Method("dense control", None, kind="dense", style=("gray", "D", "none"),
+                    chooser="prune_utils.keep_all"),
     "unstructured": Method("unstructured", "Unstructured (global L1, masks)",
-                           kind="unstructured", masked=True, bar="unstr.", style=("#1b6ca8", "o", "-")),
+                           kind="unstructured", masked=True, bar="unstr.", style=("#1b6ca8", "o", "-"),
+                           chooser="prune_utils.global_l1", ratios="unstructured"),
     "structured": Method("per-layer L2 channels (masks)",
                          "Per-layer L2 channels (each conv's own norms, masks)",
-                         kind="structured", masked=True, bar="struct.", style=("#d1495b", "s", "--")),
+                         kind="structured", masked=True, bar="struct.", style=("#d1495b", "s", "--"),
+                         chooser="prune_utils.per_layer_l2", ratios="channels",
+                         compared_with=("unstructured",)),
     "structured_coupled_masked": Method("coupled channels (masks)",
                                         "Coupled channels, masked (Torch-Pruning's choice, masks)",
-                                        kind="structured", masked=True, style=("#8e6bbf", "v", "--")),
+                                        kind="structured", masked=True, style=("#8e6bbf", "v", "--"),
+                                        chooser="prune_utils.coupled_masked", ratios="channels",
+                                        switch=(REMOVAL,), one_shot=True, compared_with=("structured",)),
     "structured_physical": Method("coupled channels (removed)", "Coupled channels, removed (Torch-Pruning)",
-                                  kind="structured", style=("#2e8540", "^", ":")),
+                                  kind="structured", style=("#2e8540", "^", ":"),
+                                  chooser="prune_utils.coupled_removed", ratios="removed", removes=True,
+                                  compared_with=("structured_coupled_masked", "unstructured")),
     "structured_physical_global": Method("coupled channels, global allocation (removed)",
                                          "Coupled channels, removed, allocated by Torch-Pruning's global "
                                          "ranking at the uniform model's FLOPs",
-                                         kind="structured", style=("#0b6e4f", "<", ":")),
+                                         kind="structured", style=("#0b6e4f", "<", ":"),
+                                         chooser="allocation.global_allocation", ratios="removed",
+                                         switch=(("CHANNEL_ALLOCATIONS", "global"),), removes=True,
+                                         one_shot=True, compared_with=("structured_physical",)),
     "structured_physical_sensitivity": Method("coupled channels, sensitivity allocation (removed)",
                                               "Coupled channels, removed, allocated by the layer sensitivity "
                                               "at the uniform model's FLOPs",
-                                              kind="structured", style=("#5a8f29", ">", ":")),
+                                              kind="structured", style=("#5a8f29", ">", ":"),
+                                              chooser="allocation.sensitivity_allocation", ratios="removed",
+                                              switch=(("CHANNEL_ALLOCATIONS", "sensitivity"),), removes=True,
+                                              one_shot=True, compared_with=("structured_physical",)),
     "unstructured_flops": Method("unstructured at removal's FLOPs",
                                  "Unstructured (global L1, masks) at coupled removal's effective FLOPs",
-                                 kind="unstructured", masked=True, style=("#14426b", "d", (0, (5, 1)))),
+                                 kind="unstructured", masked=True, style=("#14426b", "d", (0, (5, 1))),
+                                 chooser="allocation.unstructured_at_removal_flops", ratios="removed",
+                                 switch=(("EQUAL_FLOPS_METHODS", "unstructured"),), one_shot=True),
     "structured_flops": Method("per-layer L2 channels (masks) at removal's FLOPs",
                                "Per-layer L2 channels (masks) at coupled removal's effective FLOPs",
-                               kind="structured", masked=True, style=("#8c1c2b", "X", (0, (3, 1, 1, 1)))),
+                               kind="structured", masked=True, style=("#8c1c2b", "X", (0, (3, 1, 1, 1))),
+                               chooser="allocation.per_layer_at_removal_flops", ratios="removed",
+                               switch=(("EQUAL_FLOPS_METHODS", "structured"),), one_shot=True),
     "unstructured_random": Method("random unstructured", "Control: unstructured, random weights",
                                   kind="unstructured", masked=True, bar="unstr.\nrand.",
-                                  style=("#7fa7c9", "x", "-.")),
+                                  style=("#7fa7c9", "x", "-."), chooser="prune_utils.random_weights",
+                                  ratios="unstructured", switch=(("RANDOM_PRUNING_CONTROL", True),),
+                                  control_of="unstructured"),
     "structured_random": Method("random per-layer channels (masks)", "Control: per-layer channels, random",
                                 kind="structured", masked=True, bar="struct.\nrand.",
-                                style=("#e89aa5", "+", "-.")),
+                                style=("#e89aa5", "+", "-."), chooser="prune_utils.random_channels",
+                                ratios="channels", switch=(("RANDOM_PRUNING_CONTROL", True),),
+                                control_of="structured"),
     "structured_physical_random": Method("random coupled channels (removed)",
                                          "Control: coupled channels, random, removed",
-                                         kind="structured", style=("#9cc9a4", "1", "-.")),
-    "scratch": Method("small net from scratch",
-                      "Control: structured_physical's architecture trained from scratch",
-                      kind="structured", style=("#c28f2c", "P", ":")),
+                                         kind="structured", style=("#9cc9a4", "1", "-."),
+                                         chooser="prune_utils.random_coupled_removed", ratios="removed",
+                                         switch=(("RANDOM_REMOVAL_CONTROL", True),), removes=True,
+                                         control_of="structured_physical"),
+    SCRATCH: Method("small net from scratch",
+                    "Control: structured_physical's architecture trained from scratch",
+                    kind="structured", style=("#c28f2c", "P", ":"), ratios="removed",
+                    switch=(("SCRATCH_CONTROL", True),)),
 }
-# Every method but the baseline, fine-tuned (the small net: trained) with distillation from the dense
-# baseline: its name with prune_utils.DISTILLED, its colour and marker with a line of its own.
-def distilled(row):
-    line = "none" if row.style[2] == "none" else (0, (1, 1))
-    return row._replace(label=row.label + " + distillation", bar=None, style=(row.style[0], "h", line),
-                        title=row.title and row.title + ", distilled from the dense model")
-
-
-METHODS.update({f"{method}_kd": distilled(row) for method, row in list(METHODS.items())
-                if method != "baseline"})
-LABELS = {method: row.label for method, row in METHODS.items()}
-DENSE = [method for method, row in METHODS.items() if row.kind == "dense"]
-
-# Method pairs compared at equal ratios (claims.py): masking against removal of the same channels; the
-# criterion and structure (coupled groups against per-layer norms, both masked); each criterion against
-# its random control; pruning the trained baseline against training its small architecture from scratch;
-# each channel allocation against the uniform one, at the same FLOPs.
 # The study's primary questions, stated before any run (Holm over them alone, claims.py): at each ratio of
 # coupled removal, that is at each FLOP budget, is removal as accurate as unstructured and per-layer masks at
 # its effective FLOPs, and as the small net trained from scratch; and what does each of the four lose
-# against the dense baseline. Every other comparison is exploratory, a Holm family of its own.
+# against the dense baseline. Every other comparison (the rows' compared_with, each random control against
+# its method, each distilled model against the same method fine-tuned on the labels alone) is exploratory,
+# a Holm family of its own.
 PRIMARY_PAIRS = [("structured_physical", "unstructured_flops"), ("structured_physical", "structured_flops"),
-                 ("structured_physical", "scratch")]
-PRIMARY_METHODS = ("structured_physical", "unstructured_flops", "structured_flops", "scratch")  # vs baseline
-PAIRS = PRIMARY_PAIRS + [
-         ("structured_physical", "structured_coupled_masked"), ("structured_coupled_masked", "structured"),
-         ("unstructured", "unstructured_random"), ("structured", "structured_random"),
-         ("structured_physical", "structured_physical_random"),
-         ("structured_physical", "unstructured"), ("structured", "unstructured"),
-         ("structured_physical_global", "structured_physical"),
-         ("structured_physical_sensitivity", "structured_physical")]
-# ... and every distilled model against the same method fine-tuned on the labels alone
-PAIRS += [(method, method[:-len("_kd")]) for method in METHODS if method.endswith("_kd")]
+                 ("structured_physical", SCRATCH)]
+PRIMARY_METHODS = ("structured_physical", "unstructured_flops", "structured_flops", SCRATCH)  # vs baseline
+# Views of the table, kept in step by register (lists and dicts: a module holding one sees a row added).
+LABELS, DENSE, PAIRS, REMOVED, ALLOCATED, FLOPS_MATCHED, ONE_SHOT_ONLY, RANDOM = ({}, [], [], [], [], [], [],
+                                                                                  [])
+
+
+def distilled(row):
+    """A method fine-tuned (the small net: trained) with distillation from the dense baseline: its name with
+    DISTILLED, its colour and marker with a line of its own."""
+    line = "none" if row.style[2] == "none" else (0, (1, 1))
+    return replace(row, label=row.label + " + distillation", bar=None, style=(row.style[0], "h", line),
+                   title=row.title and row.title + ", distilled from the dense model", ratios=None,
+                   compared_with=(), control_of=None)
+
+
+def register(name, row):
+    """Add a method (and its distilled twin) to the table and to every view of it."""
+    METHODS[name] = row
+    if name != "baseline":
+        METHODS[name + DISTILLED] = distilled(row)
+    _views()
+
+
+def _views():
+    pairs = PRIMARY_PAIRS + [(m, other) for m, row in METHODS.items() for other in row.compared_with]
+    pairs += [(row.control_of, m) for m, row in METHODS.items() if row.control_of]
+    pairs += [(m, base_method(m)) for m in METHODS if m.endswith(DISTILLED)]
+    views = {"LABELS": {m: row.label for m, row in METHODS.items()},
+             "DENSE": [m for m, row in METHODS.items() if row.kind == "dense"],
+             "PAIRS": list(dict.fromkeys(pairs)),
+             "REMOVED": [m for m, row in METHODS.items() if row.removes and not m.endswith(DISTILLED)],
+             "ALLOCATED": [m for m, row in METHODS.items() if row.chooser in ALLOCATION_CHOOSERS],
+             "FLOPS_MATCHED": [m for m, row in METHODS.items() if row.chooser in FLOPS_CHOOSERS],
+             "ONE_SHOT_ONLY": [m for m, row in METHODS.items() if row.one_shot and not m.endswith(DISTILLED)],
+             "RANDOM": [m for m, row in METHODS.items() if row.control_of]}
+    for name, value in views.items():  # in place: claims.PAIRS is this module's PAIRS
+        held = globals()[name]
+        held.clear()
+        if isinstance(held, dict):
+            held.update(value)
+        else:
+            held.extend(value)
+
+
+# The channel allocations at the uniform model's FLOPs, and the masked methods at removal's FLOPs (their
+# records say what the allocation reached: allocation.py).
+ALLOCATION_CHOOSERS = ("allocation.global_allocation", "allocation.sensitivity_allocation")
+FLOPS_CHOOSERS = ("allocation.unstructured_at_removal_flops", "allocation.per_layer_at_removal_flops")
+
+
+def base_method(method):
+    """The method a distilled method distils (structured_physical_kd -> structured_physical)."""
+    return method[:-len(DISTILLED)] if method.endswith(DISTILLED) else method
+
+
+def choices(constant):
+    """The values of a list constant that put a method in the plan (CHANNEL_ALLOCATIONS: global,
+    sensitivity), for its option's check."""
+    return [value for row in METHODS.values() for name, value in row.switch if name == constant]
+
+
+def planned(method, cfg):
+    """Whether this run's plan trains `method` (the dense control: whenever a pruned model is trained;
+    a distilled method: when its method is planned and named in DISTILLED_METHODS)."""
+    if method == CONTROL:
+        return any(planned(m, cfg) for m in METHODS if m != CONTROL and not m.endswith(DISTILLED))
+    if method.endswith(DISTILLED):
+        return base_method(method) in cfg.DISTILLED_METHODS and planned(base_method(method), cfg)
+    row = METHODS[method]
+    switched = all(value in getattr(cfg, name) if isinstance(getattr(cfg, name), list)
+                   else getattr(cfg, name) == value for name, value in row.switch)
+    one_step = not row.one_shot or cfg.PRUNING_SCHEDULE == "oneshot"
+    given = {"unstructured": cfg.UNSTRUCTURED_PRUNING_RATIOS, "channels": cfg.STRUCTURED_PRUNING_RATIOS,
+             "removed": cfg.PHYSICAL_STRUCTURED_PRUNING and (cfg.STRUCTURED_PRUNING_RATIOS
+                                                             or cfg.TARGET_FLOPS_SPEEDUPS),
+             None: False}[row.ratios]
+    return bool(switched and one_step and given)
+
+
+def needs(method):
+    """The options that put `method` in the plan, as a refusal names them."""
+    row = METHODS[method]
+    given = {"unstructured": ["--unstructured-pruning-ratios"], "channels": ["--structured-pruning-ratios"],
+             "removed": ["--physical-structured-pruning true", "--structured-pruning-ratios or "
+                         "--target-flops-speedups"], None: []}[row.ratios]
+    switches = [f"--{name.lower().replace('_', '-')} {str(value).lower()}" for name, value in row.switch
+                if (name, value) != REMOVAL]
+    return " and ".join(switches + ["--pruning-schedule oneshot"] * row.one_shot + given)
 
 
 def label(method):
@@ -103,3 +227,7 @@ def label(method):
 def of_kind(kind):
     """The methods of one kind ("dense", "unstructured", "structured"), in the table's order."""
     return [method for method, row in METHODS.items() if row.kind == kind]
+
+
+for _name, _row in list(METHODS.items()):
+    register(_name, _row)

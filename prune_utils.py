@@ -54,19 +54,8 @@ import torch.nn as nn
 import torch.nn.utils.prune as prune
 import torch_pruning as tp
 
-import metrics
+import methods
 
-METHODS = ("unstructured", "structured", "structured_physical", "structured_coupled_masked")
-RANDOM_METHODS = ("unstructured_random", "structured_random", "structured_physical_random")
-ALLOCATED = ("structured_physical_global", "structured_physical_sensitivity")  # allocation.py's
-REMOVED = ("structured_physical", "structured_physical_random") + ALLOCATED  # methods that make a smaller net
-# channels read off a one-step Torch-Pruning pass; FLOPs matched by pruning copies in one step
-# Masked methods pruned to structured_physical's effective FLOPs at a ratio: {method: its criterion}
-FLOPS_MATCHED = {"unstructured_flops": "unstructured", "structured_flops": "structured"}
-ONE_SHOT_ONLY = ("structured_coupled_masked",) + ALLOCATED + tuple(FLOPS_MATCHED)
-DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
-CONTROL = "dense_control"
-SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
 SCOPES = ("backbone", "all")
 SCHEDULES = ("oneshot", "gradual")
 
@@ -75,11 +64,6 @@ def prunable_layers(model, scope="backbone"):
     """(name, module) of every layer a method may prune: each Conv2d, and the head with scope "all"."""
     return [(name, m) for name, m in model.named_modules()
             if isinstance(m, nn.Conv2d) or (scope == "all" and isinstance(m, nn.Linear))]
-
-
-def base_method(method):
-    """The pruning method of a model's method: structured_physical_kd is structured_physical, distilled."""
-    return method[:-len(DISTILLED)] if method.endswith(DISTILLED) else method
 
 
 def pruned_so_far(module, dim=None):
@@ -235,6 +219,48 @@ def scratch_model(ratio, initial_ef, ef_scale, num_frames, image_size, round_to=
     return model
 
 
+# --- choosers: what each method of methods.py prunes (chooser(model, ratio, setting) -> (prune, reached)) ---
+# `prune(target)` prunes to the schedule's next sparsity; `setting` is pruners.Setting (the input's frames and
+# size, the channel rounding, the scope, the steps, the seed's sensitivity rows).
+
+def keep_all(model, ratio, setting):
+    """The dense control: the same steps, hooks and fine-tuning, nothing removed."""
+    return (lambda target: None), {}
+
+
+def global_l1(model, ratio, setting):
+    return (lambda target: unstructured(model, target, scope=setting.scope)), {}
+
+
+def random_weights(model, ratio, setting):
+    return (lambda target: unstructured(model, target, criterion=RandomUnstructured, scope=setting.scope)), {}
+
+
+def per_layer_l2(model, ratio, setting):
+    return (lambda target: structured(model, target)), {}
+
+
+def random_channels(model, ratio, setting):
+    return (lambda target: structured(model, target, random=True)), {}
+
+
+def coupled_masked(model, ratio, setting):
+    """One step: the channels structured_physical removes at `ratio`, masked."""
+    return (lambda target: structured_coupled_masked(model, ratio, setting.num_frames, setting.image_size,
+                                                     setting.round_to)), {}
+
+
+def coupled_removed(model, ratio, setting, random=False):
+    """Torch-Pruning's removal, its steps on the cubic ramp (each step's target is its own)."""
+    pruner = physical_pruner(model, ratio, setting.num_frames, setting.image_size, setting.round_to,
+                             setting.steps, random=random)
+    return (lambda target: pruner.step()), {}
+
+
+def random_coupled_removed(model, ratio, setting):
+    return coupled_removed(model, ratio, setting, random=True)
+
+
 TOLERANCE = 0.05  # a method must reach the requested ratio within this, overall, or the run stops
 
 
@@ -284,7 +310,7 @@ def achieved(model, dense, method, scope="backbone"):
     """The ratio a pruned model actually reached: for unstructured methods the fraction of in-scope
     weights that are zero; for the channel methods the fraction of conv output channels removed
     (masked to zero, or gone), and for the coupled methods each conv's [kept, of] channels too."""
-    if method.startswith("unstructured"):
+    if methods.METHODS[method].kind == "unstructured":
         layers = [m for _, m in prunable_layers(model, scope)]
         zeros = sum(int((m.weight == 0).sum()) for m in layers)
         return {"achieved_ratio": zeros / sum(m.weight.numel() for m in layers)}
@@ -292,7 +318,7 @@ def achieved(model, dense, method, scope="backbone"):
     kept = {name: int((m.weight.flatten(1).abs().sum(1) != 0).sum())
             for name, m in prunable_layers(model, "backbone")}  # masked channels are zero rows; removed, gone
     found = {"achieved_ratio": 1 - sum(kept.values()) / sum(of.values())}
-    if method in REMOVED + ("structured_coupled_masked",):
+    if methods.METHODS[method].removes or method == "structured_coupled_masked":
         found["channels"] = {name: [kept[name], of[name]] for name in of}
     return found
 
@@ -301,97 +327,6 @@ def sparsity_schedule(ratio, steps):
     """Zhu & Gupta (2017): after step k of n, sparsity ratio * (1 - (1 - k/n)^3). Fast at first, while
     the network is redundant, then slowly, so the last steps leave fine-tuning little to repair."""
     return [ratio * (1 - (1 - k / steps) ** 3) for k in range(1, steps + 1)]
-
-
-def apply(model, method, ratio, num_frames, image_size, round_to=1, scope="backbone"):
-    """Prune `model` in place to `ratio` in one step."""
-    pruner = Pruner(model, method, ratio, num_frames, image_size, round_to=round_to, scope=scope)
-    pruner.step()
-    return model
-
-
-class Pruner:
-    """Prunes `model` in place to `ratio` in `steps` calls of step(): the one pruning entry point of
-    the experiment. steps=1 is one-shot pruning. after_step(model): called after every step, before
-    the model is evaluated or trained again (main.py re-estimates BatchNorm's statistics there).
-    sensitivity: the seed's coupled-group sensitivity rows, for structured_physical_sensitivity."""
-
-    def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
-                 remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=()):
-        known = METHODS + RANDOM_METHODS + ALLOCATED + tuple(FLOPS_MATCHED) + (CONTROL,)
-        if method not in known:
-            raise ValueError(f"unknown pruning method {method!r}; one of {known}")
-        if method in ONE_SHOT_ONLY and steps > 1:
-            raise ValueError(f"{method} is one-shot only: its channels come from one Torch-Pruning step")
-        self.model, self.method, self.scope, self.remove_masks = model, method, scope, remove_masks
-        self.after_step = after_step
-        self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
-        self.targets = sparsity_schedule(ratio, steps)
-        self.allocation = {}  # what an allocation reached (allocation.allocated_pruner)
-        if method in ALLOCATED:
-            import allocation
-            self.torch_pruning, self.allocation = allocation.allocated_pruner(
-                model, allocation.ALLOCATIONS[method], ratio, num_frames=num_frames, image_size=image_size,
-                round_to=round_to, sensitivity=sensitivity)
-        elif method in FLOPS_MATCHED:
-            import allocation
-            knob, self.allocation = allocation.matched_ratio(model, FLOPS_MATCHED[method], ratio, scope=scope,
-                                                             image_size=image_size, round_to=round_to)
-            self.targets, self.torch_pruning = [knob], None
-        elif method in REMOVED:
-            self.torch_pruning = physical_pruner(model, ratio, num_frames, image_size, round_to, steps,
-                                                 random=method == "structured_physical_random")
-        else:
-            self.torch_pruning = None
-        self.coupled = (ratio, num_frames, image_size, round_to)
-
-    @classmethod
-    def from_config(cls, model, method, ratio, cfg, **schedule):
-        """A Pruner at the configuration's input size (NUM_FRAMES, IMAGE_SIZE), channel rounding
-        (PHYSICAL_ROUND_TO) and scope (PRUNING_SCOPE); `schedule`: the other keywords of Pruner (steps,
-        remove_masks, after_step, ramp_end, sensitivity)."""
-        return cls(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, round_to=cfg.PHYSICAL_ROUND_TO,
-                   scope=cfg.PRUNING_SCOPE, **schedule)
-
-    def step(self):
-        """Prune to the next sparsity of the schedule, among the weights or channels still there."""
-        target = self.targets[self.done]
-        self.model.to(memory_format=torch.contiguous_format)  # torch's pruning flattens with view()
-        refresh_masked_weights(self.model)  # rank by the weights as fine-tuned so far
-        if self.method == CONTROL:
-            pass  # the same steps, hooks and fine-tuning, nothing removed
-        elif self.method in REMOVED:
-            self.torch_pruning.step()
-        elif self.method == "structured_coupled_masked":
-            structured_coupled_masked(self.model, *self.coupled)
-        elif FLOPS_MATCHED.get(self.method, self.method) == "unstructured":
-            unstructured(self.model, target, scope=self.scope)
-        elif self.method == "unstructured_random":
-            unstructured(self.model, target, criterion=RandomUnstructured, scope=self.scope)
-        else:  # structured, structured_flops, structured_random
-            structured(self.model, target, random=self.method == "structured_random")
-        if self.remove_masks:  # the reference's flaw: nothing holds the pruned weights at zero
-            make_permanent(self.model)
-        if self.after_step is not None:
-            self.after_step(self.model)
-        self.done += 1
-        if self.finished:  # before any fine-tuning at this sparsity: the masks must hold it
-            self.sparsity_after_pruning = metrics.sparsity(self.model)["sparsity"]
-
-    def due(self, training_steps):
-        """The training step (0-based, of `training_steps` in all) at which each pruning step is taken:
-        the first at the start, the last after `ramp_end` of them, evenly between, so the model trains
-        at its final sparsity for the remaining (1 - ramp_end). Zhu & Gupta prune at equal intervals
-        up to a chosen step and fine-tune afterwards; one pruning step per epoch, the last at the start
-        of the last epoch, left the cosine learning rate at a quarter and one epoch to recover."""
-        if self.steps == 1:
-            return [0]
-        last = min(round(self.ramp_end * training_steps), max(training_steps - 1, 0))
-        return [round(last * k / (self.steps - 1)) for k in range(self.steps)]
-
-    @property
-    def finished(self):
-        return self.done == self.steps
 
 
 def refresh_masked_weights(model):

@@ -30,7 +30,6 @@ import claims
 import config
 import methods
 import power
-import prune_utils
 import speed
 from cli import exits
 from storage import folders
@@ -372,7 +371,7 @@ def highest_budget(results, versus, ratio):
     within the margin of the baseline (its non-inferiority test, Holm), at the one margin."""
     fraction, alpha = config.NONINFERIORITY_FRACTION, results["config"].get("ALPHA", config.ALPHA)
     recorded = results["config"].get("NONINFERIORITY_FRACTION", fraction)
-    removed = [m for m in RECOVERY if prune_utils.base_method(m) in prune_utils.REMOVED]  # not the small net
+    removed = [m for m in RECOVERY if methods.base_method(m) in methods.REMOVED]  # not the small net
     shown = [methods.label(m) for m in removed
              if (m, ratio) in versus and versus[(m, ratio)].p_margin_holm < alpha / 2]
     return (f"At the highest budget (ratio {ratio:g}), by the claims rule (margin {fraction:g} of the "

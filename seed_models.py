@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-import allocation
 import batchnorm
 import measurement
 import metrics
 import processes
+import pruners
+import methods
 import prune_utils
 import sensitivity
 import train
@@ -156,20 +157,22 @@ def recalibration(ctx):
                                                ctx.cfg.BN_RECALIBRATION_BATCHES, ctx.cfg.AMP)
 
 
-def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
+def run_pruned(ctx, baseline_model, baseline, step, control=None):
     """Prune a copy of the trained baseline on the schedule's steps inside fine-tuning (masks in place
     unless the reference's flaw is switched on), make the pruning permanent, measure. Every step is
     followed by BatchNorm recalibration. One-shot: the step is taken here, so the model measured right
     after pruning is the one fine-tuned (a random control's mask included), and it competes with the
-    fine-tuning epochs on validation, as train.train does for a step it takes itself."""
+    fine-tuning epochs on validation, as train.train does for a step it takes itself. step: the plan's
+    (method, ratio, budget), main.pruning_plan."""
     cfg, loaders, device = ctx.cfg, ctx.loaders, ctx.device
-    name, pruning = f"{method}_{ratio:g}", prune_utils.base_method(method)
+    method, ratio = step.method, step.ratio
+    name, pruning = f"{method}_{ratio:g}", methods.base_method(method)
     seed_run(ctx)
     model = copy.deepcopy(baseline_model)
-    pruner = prune_utils.Pruner.from_config(model, pruning, ratio, cfg, steps=pruning_steps(cfg),
-                                            remove_masks=cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
-                                            after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END,
-                                            sensitivity=ctx.sensitivity)
+    pruner = pruners.Pruner.from_config(model, pruning, ratio, cfg, steps=pruning_steps(cfg),
+                                        remove_masks=cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
+                                        after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END,
+                                        sensitivity=ctx.sensitivity)
     pruned = None
     if pruner.steps == 1:
         pruner.step()
@@ -178,7 +181,7 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
         mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
     else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
         one_shot = copy.deepcopy(baseline_model)
-        prune_utils.Pruner.from_config(one_shot, pruning, ratio, cfg, after_step=recalibration(ctx)).step()
+        pruners.Pruner.from_config(one_shot, pruning, ratio, cfg, after_step=recalibration(ctx)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
     history = fit(ctx, model, name, epochs=cfg.FINE_TUNE_EPOCHS, lr=cfg.FINE_TUNE_LEARNING_RATE,
@@ -192,7 +195,7 @@ def run_pruned(ctx, baseline_model, baseline, method, ratio, control=None):
               "masks_removed_before_fine_tune": cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
               "bn_recalibration_batches": cfg.BN_RECALIBRATION_BATCHES, "history": history,
               **prune_utils.achieved(model, baseline_model, pruning, cfg.PRUNING_SCOPE), **pruner.allocation,
-              **recovery_fields(ctx, method, ratio)}
+              **recovery_fields(ctx, step)}
     finish(ctx, model, record)
     return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
@@ -206,24 +209,24 @@ def keep_if_better(model, history, val_mae, state):
         history["best_val_mae"], history["best_epoch"] = val_mae, 0
 
 
-def run_scratch(ctx, baseline_model, baseline, method, ratio, control=None):
+def run_scratch(ctx, baseline_model, baseline, step, control=None):
     """The small network from scratch (Liu et al. 2019's Scratch-E): structured_physical's architecture at
     `ratio`, a fresh random initialisation (never ImageNet's), trained by the baseline's recipe for the
     baseline's epochs plus the fine-tuning epochs, so it gets the training the pruned model got in all.
-    method: scratch, or scratch_kd (trained with distillation from the dense baseline)."""
-    cfg = ctx.cfg
+    step.method: scratch, or scratch_kd (trained with distillation from the dense baseline)."""
+    cfg, method, ratio = ctx.cfg, step.method, step.ratio
     name = f"{method}_{ratio:g}"
     seed_run(ctx)
     model = prune_utils.scratch_model(ratio, float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)),
                                       num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
                                       round_to=cfg.PHYSICAL_ROUND_TO)
     history = fit(ctx, model, name, epochs=cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, lr=cfg.LEARNING_RATE,
-                  distilled=method != prune_utils.SCRATCH)
+                  distilled=method != methods.SCRATCH)
     record = {"name": name, "method": method, "ratio": ratio, "seed": ctx.seed,
               "pretrained": False, **test_metrics(ctx, model), "val_mae": min(history["val_mae"]),
               "history": history,
               **prune_utils.achieved(model, baseline_model, "structured_physical", cfg.PRUNING_SCOPE),
-              **recovery_fields(ctx, method, ratio)}
+              **recovery_fields(ctx, step)}
     finish(ctx, model, record)
     record["sparsity_before_fine_tune"] = record.get("sparsity")
     return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
@@ -256,14 +259,12 @@ def finish(ctx, model, record):
     return record
 
 
-def recovery_fields(ctx, method, ratio):
-    """What a record says of distillation and of the FLOP budget its ratio was solved for."""
+def recovery_fields(ctx, step):
+    """What a record says of distillation and of the FLOP budget its ratio was solved for (the plan's)."""
     fields = {}
-    if method.endswith(prune_utils.DISTILLED):
+    if step.method.endswith(methods.DISTILLED):
         fields.update(distillation_weight=ctx.cfg.DISTILLATION_WEIGHT,
                       teacher_train_mae=ctx.teacher_train_mae)
-    budgets = [s for s, r in allocation.budget_ratios(ctx.cfg).items() if r == ratio]
-    matched = prune_utils.REMOVED + tuple(prune_utils.FLOPS_MATCHED) + (prune_utils.SCRATCH,)
-    if budgets and prune_utils.base_method(method) in matched:
-        fields["target_flops_speedup"] = budgets[0]
+    if step.budget is not None:
+        fields["target_flops_speedup"] = step.budget
     return fields

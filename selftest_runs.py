@@ -130,7 +130,7 @@ def end_to_end(ctx):
     import main as experiment
     results, _ = main_py(ctx.args, ctx.run, TIMEOUT["end_to_end"])
     cfg = cli.load(ctx.args)
-    expected = ["baseline"] + [f"{method}_{ratio:g}" for method, ratio in experiment.pruning_plan(cfg)]
+    expected = ["baseline"] + [f"{method}_{ratio:g}" for method, ratio, _ in experiment.pruning_plan(cfg)]
     if problems := check_results(results, expected, ctx.device, cfg.SENSITIVITY,
                                  os.path.join(ctx.run, "results")):
         raise Failed("; ".join(problems))

@@ -273,7 +273,7 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
           amp=False, schedule="constant", pruner=None, channels_last=False, epoch_log=None,
           distillation_weight=None):
     """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
-    pruner (prune_utils.Pruner): pruned step by step during training (Training.take_due_pruning_steps);
+    pruner (pruners.Pruner): pruned step by step during training (Training.take_due_pruning_steps);
     the model returned has the final sparsity.
     With state_path, everything needed to continue (weights and masks, optimizer, history) is saved
     after every epoch, and a run cut off mid-training continues from its last saved epoch

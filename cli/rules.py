@@ -1,7 +1,7 @@
 """What each option takes beyond its kind (kinds.KINDS), in one table (RULES), the options that
-need one another (NEEDS), and the methods a distilled method must be one of (IN_PLAN): checked together
-by options.load, before any data is read. A number is finite (nan and inf pass a float's parsing and a
-`<= 1` test alike); a list names each value once (a model trained twice is reported as n = 2, std 0).
+need one another (NEEDS), and the methods a distilled method must be one of (methods.planned): checked
+together by options.load, before any data is read. A number is finite (nan and inf pass a float's parsing
+and a `<= 1` test alike); a list names each value once (a model trained twice is reported as n = 2, std 0).
 What only the model can tell (a ratio the channel rounding cannot reach, an allocation that cannot meet
 its FLOPs) is plan_checks.py's, also before training. No torch here: every script loads options."""
 import math
@@ -33,7 +33,7 @@ COUNT, NOT_NEGATIVE, POSITIVE = between(1), between(0), between(0, above=True)
 FRACTION = between(0, 1, above=True, below=True)
 SHARE = between(0, 1)
 FOLDER = Rule("a path, not empty", lambda v: v is None or bool(str(v).strip()))
-PRUNED = [m for m in methods.METHODS if m != "baseline" and not m.endswith("_kd")]
+PRUNED = [m for m in methods.METHODS if m != "baseline" and not m.endswith(methods.DISTILLED)]
 
 RULES = {  # every option but the booleans and --device (options.device_problems asks torch)
     **dict.fromkeys(["NUM_FRAMES", "IMAGE_SIZE", "NUM_TRAIN_VIDEOS", "NUM_VAL_VIDEOS", "NUM_TEST_VIDEOS",
@@ -53,49 +53,15 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "PRUNING_SCOPE": one_of("backbone", "all"), "PRUNING_SCHEDULE": one_of("oneshot", "gradual"),
     "LR_SCHEDULE": one_of("constant", "cosine"),
     "INT8_CALIBRATION_METHOD": one_of("minmax", "entropy", "percentile"),
-    "INT8_KEEP_FP32": one_of("head", "first_conv"), "CHANNEL_ALLOCATIONS": one_of("global", "sensitivity"),
-    "EQUAL_FLOPS_METHODS": one_of("unstructured", "structured"),
+    "INT8_KEEP_FP32": one_of("head", "first_conv"),
+    "CHANNEL_ALLOCATIONS": one_of(*methods.choices("CHANNEL_ALLOCATIONS")),
+    "EQUAL_FLOPS_METHODS": one_of(*methods.choices("EQUAL_FLOPS_METHODS")),
     "DISTILLED_METHODS": one_of(*PRUNED), "INT8_METHODS": one_of("baseline", *PRUNED),
     **dict.fromkeys(["DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR",
                      "PRETRAINED_PATH"], FOLDER),
 }
 
 
-def _removes(c):
-    """Models with removed channels are in the plan: at the structured ratios and the FLOP budgets."""
-    return c.PHYSICAL_STRUCTURED_PRUNING and bool(c.STRUCTURED_PRUNING_RATIOS or c.TARGET_FLOPS_SPEEDUPS)
-
-
-REMOVING = "--physical-structured-pruning true and --structured-pruning-ratios or --target-flops-speedups"
-# What puts each method in main.py's plan (main.pruning_plan; a test holds the two together), and the
-# options that do it: a distilled method must be one of the run's methods.
-IN_PLAN = {
-    "unstructured": (lambda c: c.UNSTRUCTURED_PRUNING_RATIOS, "--unstructured-pruning-ratios"),
-    "structured": (lambda c: c.STRUCTURED_PRUNING_RATIOS, "--structured-pruning-ratios"),
-    "structured_coupled_masked": (lambda c: c.PHYSICAL_STRUCTURED_PRUNING and c.STRUCTURED_PRUNING_RATIOS
-                                  and c.PRUNING_SCHEDULE == "oneshot",
-                                  "--physical-structured-pruning true, --pruning-schedule oneshot and "
-                                  "--structured-pruning-ratios"),
-    "structured_physical": (_removes, REMOVING),
-    "structured_physical_global": (lambda c: _removes(c) and "global" in c.CHANNEL_ALLOCATIONS,
-                                   "--channel-allocations global and " + REMOVING),
-    "structured_physical_sensitivity": (lambda c: _removes(c) and "sensitivity" in c.CHANNEL_ALLOCATIONS,
-                                        "--channel-allocations sensitivity and " + REMOVING),
-    **{f"{name}_flops": (lambda c, name=name: _removes(c) and name in c.EQUAL_FLOPS_METHODS
-                         and c.PRUNING_SCHEDULE == "oneshot",
-                         f"--equal-flops-methods {name}, --pruning-schedule oneshot and " + REMOVING)
-       for name in ("unstructured", "structured")},
-    "unstructured_random": (lambda c: c.RANDOM_PRUNING_CONTROL and c.UNSTRUCTURED_PRUNING_RATIOS,
-                            "--random-pruning-control true and --unstructured-pruning-ratios"),
-    "structured_random": (lambda c: c.RANDOM_PRUNING_CONTROL and c.STRUCTURED_PRUNING_RATIOS,
-                          "--random-pruning-control true and --structured-pruning-ratios"),
-    "structured_physical_random": (lambda c: _removes(c) and c.RANDOM_REMOVAL_CONTROL,
-                                   "--random-removal-control true and " + REMOVING),
-    "scratch": (lambda c: _removes(c) and c.SCRATCH_CONTROL, "--scratch-control true and " + REMOVING),
-}
-PRUNED_IN_PLAN = dict(IN_PLAN)
-IN_PLAN["dense_control"] = (lambda c: any(bool(planned(c)) for planned, _ in PRUNED_IN_PLAN.values()),
-                            "a pruned model (a ratio or a budget)")
 # (in use, what it needs, why): an option in use whose need is not met is refused with the why
 NEEDS = [
     (lambda c: c.CHANNEL_ALLOCATIONS or c.TARGET_FLOPS_SPEEDUPS, lambda c: c.PHYSICAL_STRUCTURED_PRUNING,
@@ -160,13 +126,18 @@ def rule_problems(cfg):
     return problems
 
 
+def needs(method):
+    """The options that put `method` in the plan, as a refusal names them."""
+    return "a pruned model (a ratio or a budget)" if method == methods.CONTROL else methods.needs(method)
+
+
 def relation_problems(cfg):
-    """NEEDS, and every distilled method one of the run's methods (IN_PLAN)."""
+    """NEEDS, and every distilled method one of the run's methods (methods.planned)."""
     problems = [why for in_use, need, why in NEEDS if in_use(cfg) and not need(cfg)]
     for method in cfg.DISTILLED_METHODS:
-        if method in IN_PLAN and not IN_PLAN[method][0](cfg):
+        if method in PRUNED and not methods.planned(method, cfg):
             problems.append(f"--distilled-methods names {method}, which this run does not train (no "
-                            f"{method}_kd without it): it needs {IN_PLAN[method][1]}; drop it from "
+                            f"{method}_kd without it): it needs {needs(method)}; drop it from "
                             f"--distilled-methods or turn it on")
     return problems
 

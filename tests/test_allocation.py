@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 
 import allocation
+import pruners
+import methods
 import prune_utils
 from model import EFRegressionModel
 
@@ -54,14 +56,14 @@ def test_a_budget_no_ratio_reaches_is_refused_with_the_option_named():
         allocation.ratio_for_speedup(1000.0, SIZE, round_to=8)
 
 
-@pytest.mark.parametrize("method", prune_utils.ALLOCATED)
+@pytest.mark.parametrize("method", methods.ALLOCATED)
 @pytest.mark.parametrize("ratio", [0.7])  # 0.5 and a budget's ratio: test_distillation's run
 def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwise(dense, sensitivity, method,
                                                                                    ratio):
     uniform = copy.deepcopy(dense)
-    prune_utils.Pruner(uniform, "structured_physical", ratio, 1, SIZE, round_to=8).step()
+    pruners.Pruner(uniform, "structured_physical", ratio, 1, SIZE, round_to=8).step()
     model = copy.deepcopy(dense)
-    pruner = prune_utils.Pruner(model, method, ratio, 1, SIZE, round_to=8, sensitivity=sensitivity)
+    pruner = pruners.Pruner(model, method, ratio, 1, SIZE, round_to=8, sensitivity=sensitivity)
     pruner.step()
     target = allocation.frame_flops(uniform, SIZE)
     assert abs(allocation.frame_flops(model, SIZE) / target - 1) <= allocation.FLOPS_TOLERANCE
@@ -75,7 +77,7 @@ def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwi
 
 def test_allocations_are_one_shot_only(dense):
     with pytest.raises(ValueError, match="one-shot only"):
-        prune_utils.Pruner(copy.deepcopy(dense), "structured_physical_global", 0.5, 1, SIZE, steps=3)
+        pruners.Pruner(copy.deepcopy(dense), "structured_physical_global", 0.5, 1, SIZE, steps=3)
 
 
 def test_the_channel_plan_counts_flops_as_the_flop_counter_does(dense, plan):
@@ -102,7 +104,7 @@ def test_the_sensitivity_allocation_prunes_where_the_measured_loss_is_small(dens
     """The groups that lose nothing lose more than the ratio, and the allocation's summed measured loss is
     below the uniform one's at the same FLOPs."""
     model, ratio = copy.deepcopy(dense), 0.5
-    pruner = prune_utils.Pruner(model, "structured_physical_sensitivity", ratio, 1, SIZE, round_to=8,
+    pruner = pruners.Pruner(model, "structured_physical_sensitivity", ratio, 1, SIZE, round_to=8,
                                 sensitivity=sensitivity)
     pruner.step()
     shares = pruner.allocation["allocation_removed_shares"]
@@ -118,7 +120,7 @@ def test_the_sensitivity_allocation_prunes_where_the_measured_loss_is_small(dens
 
 def test_the_sensitivity_allocation_without_the_sensitivity_is_refused_with_the_option_named(dense):
     with pytest.raises(allocation.AllocationError, match="channel-allocations"):
-        prune_utils.Pruner(copy.deepcopy(dense), "structured_physical_sensitivity", 0.5, 1, SIZE, round_to=8)
+        pruners.Pruner(copy.deepcopy(dense), "structured_physical_sensitivity", 0.5, 1, SIZE, round_to=8)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -137,12 +139,12 @@ def test_the_sensitivity_plan_meets_the_flops_whatever_the_losses(plan, seed, ra
     assert all(count / plan.channels[group] <= allocation.MAX_LAYER_RATIO for group, count in removed.items())
 
 
-@pytest.mark.parametrize("method", sorted(prune_utils.FLOPS_MATCHED))
+@pytest.mark.parametrize("method", sorted(methods.FLOPS_MATCHED))
 def test_masked_methods_at_removals_flops_have_its_effective_flops_and_their_own_criterion(dense, method):
     """unstructured_flops and structured_flops, the primary comparisons' masked side, are pruned by their own
     criterion to structured_physical's effective FLOPs at the same ratio: equal FLOPs, not an equal ratio."""
     model = copy.deepcopy(dense)
-    pruner = prune_utils.Pruner(model, method, 0.5, 1, SIZE, round_to=8)
+    pruner = pruners.Pruner(model, method, 0.5, 1, SIZE, round_to=8)
     pruner.step()
     removed = allocation.uniform_flops(0.5, SIZE, 8)
     assert allocation.frame_flops(model, SIZE) == pytest.approx(removed, rel=allocation.FLOPS_TOLERANCE)
@@ -158,4 +160,4 @@ def test_masked_methods_at_removals_flops_have_its_effective_flops_and_their_own
 
 def test_flop_matched_methods_are_one_shot_only(dense):
     with pytest.raises(ValueError, match="one-shot only"):
-        prune_utils.Pruner(copy.deepcopy(dense), "unstructured_flops", 0.5, 1, SIZE, round_to=8, steps=3)
+        pruners.Pruner(copy.deepcopy(dense), "unstructured_flops", 0.5, 1, SIZE, round_to=8, steps=3)

@@ -8,7 +8,8 @@ import torch.nn as nn
 
 import batchnorm
 import main
-import prune_utils
+import pruners
+import methods
 import seed_models
 from model import EFRegressionModel
 
@@ -68,7 +69,7 @@ def test_every_pruning_step_is_followed_by_recalibration_on_masked_and_removed_m
     def after_step(m):
         seen.append(m)
         batchnorm.recalibrate(m, data, 2)
-    pruner = prune_utils.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=2, after_step=after_step)
+    pruner = pruners.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=2, after_step=after_step)
     pruner.step(), pruner.step()
     assert len(seen) == 2 and all(m is model for m in seen)
     # the stem's BatchNorm holds the statistics of the pruned stem's outputs over the two batches
@@ -86,7 +87,7 @@ def test_the_dense_control_prunes_nothing_and_still_recalibrates():
     model = EFRegressionModel(55.0)
     before = copy.deepcopy(model.state_dict())
     calls = []
-    pruner = prune_utils.Pruner(model, prune_utils.CONTROL, 0.0, 2, 32, after_step=calls.append)
+    pruner = pruners.Pruner(model, methods.CONTROL, 0.0, 2, 32, after_step=calls.append)
     pruner.step()
     assert pruner.finished and calls == [model] and pruner.sparsity_after_pruning < 1e-6
     for name, value in model.state_dict().items():
@@ -96,7 +97,7 @@ def test_the_dense_control_prunes_nothing_and_still_recalibrates():
 def test_the_dense_control_comes_first_in_every_plan():
     import cli
     cfg = cli.load([])
-    assert main.pruning_plan(cfg)[0] == (prune_utils.CONTROL, 0.0)
+    assert main.pruning_plan(cfg)[0] == (methods.CONTROL, 0.0, None)
     cfg.UNSTRUCTURED_PRUNING_RATIOS, cfg.STRUCTURED_PRUNING_RATIOS = [], []
     assert main.pruning_plan(cfg) == []  # nothing pruned: no control to compare with
 

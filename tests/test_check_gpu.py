@@ -11,7 +11,7 @@ import pytest
 
 import check_gpu
 import cli
-import prune_utils
+import methods
 from conftest import options
 
 # Training and validation, projected at the run's own rates (one rate for every model, as check_gpu
@@ -74,7 +74,7 @@ def test_work_times_rates_exactly_on_made_up_numbers():
     assert counts["sensitivity"] == {"eval_videos": 9 * 6, "recalibration_videos": 9 * 8}
     assert check_gpu.int8_seconds(4.0, 4, 64, 0.1) == pytest.approx(10.0)
     assert check_gpu.int8_seconds(4.0, 4, 2, 1) == 4  # never below what was measured
-    assert prune_utils.SCRATCH == "scratch"  # as work_counts knows it
+    assert methods.SCRATCH == "scratch"  # as work_counts knows it
 
 
 def test_the_projection_gives_back_a_tiny_runs_work_and_phase_times(tiny_run):

@@ -7,6 +7,7 @@ import torch
 
 import batchnorm
 import metrics
+import pruners
 import prune_utils
 from test_pruning import FRAMES, SIZE, loaders, trained  # noqa: F401 (a fixture)
 
@@ -14,7 +15,7 @@ ROUND_TO = 8
 
 
 def pruned(model, method, ratio):
-    return prune_utils.make_permanent(prune_utils.apply(copy.deepcopy(model), method, ratio, FRAMES, SIZE,
+    return prune_utils.make_permanent(pruners.apply(copy.deepcopy(model), method, ratio, FRAMES, SIZE,
                                                         ROUND_TO))
 
 
@@ -59,7 +60,7 @@ def test_a_masked_channel_counts_as_a_removed_one_in_the_parameters(trained):  #
 
 def test_the_twin_is_one_shot_only(trained):  # noqa: F811
     with pytest.raises(ValueError, match="one-shot only"):
-        prune_utils.Pruner(copy.deepcopy(trained), "structured_coupled_masked", 0.5, FRAMES, SIZE, steps=3)
+        pruners.Pruner(copy.deepcopy(trained), "structured_coupled_masked", 0.5, FRAMES, SIZE, steps=3)
 
 
 def test_random_removal_keeps_the_counts_and_chooses_other_channels(trained):  # noqa: F811

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import metrics
-import prune_utils
+import pruners
 import train
 from model import EFRegressionModel
 
@@ -36,7 +36,7 @@ def fine_tune(baseline, epoch_log, log=lambda *_: None, state_path=None):
     """Gradual unstructured pruning to 50% in 3 steps over the first half, on the cosine schedule: the
     sparsity and the learning rate change from epoch to epoch. (model, history)"""
     model = copy.deepcopy(baseline)
-    pruner = prune_utils.Pruner(model, "unstructured", 0.5, 2, 32, round_to=8, steps=3, ramp_end=0.5)
+    pruner = pruners.Pruner(model, "unstructured", 0.5, 2, 32, round_to=8, steps=3, ramp_end=0.5)
     history = train.train(model, *loaders(), epochs=EPOCHS, lr=LR, device=CPU, log=log, state_path=state_path,
                           schedule="cosine", pruner=pruner, epoch_log=str(epoch_log))
     return model, history

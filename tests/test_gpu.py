@@ -13,7 +13,7 @@ import torch
 import batches
 import latency
 import metrics
-import prune_utils
+import pruners
 import selftest_runs
 import processes
 import train
@@ -111,7 +111,7 @@ def test_latency_on_the_gpu_is_synchronised_and_in_the_training_precision():
 
 def test_a_physically_pruned_model_trains_on_the_gpu_and_reloads_there(tmp_path):
     torch.manual_seed(0)
-    model = prune_utils.apply(EFRegressionModel(45.0).to(CUDA), "structured_physical", 0.5, 2, 32, round_to=8)
+    model = pruners.apply(EFRegressionModel(45.0).to(CUDA), "structured_physical", 0.5, 2, 32, round_to=8)
     data = batches.Batches(clips(), 40 + torch.arange(12.0), 4, CUDA, shuffle=True, share=1.0)
     train.train(model, data, data, 1, 1e-3, CUDA, log=lambda *_: None, amp=True, channels_last=True)
     save_checkpoint(str(tmp_path / "m.pt"), model, method="structured_physical")

@@ -13,6 +13,7 @@ from storage import folders
 from bookkeeping import ledger
 import cli
 from storage import locks
+import methods
 import prune_utils
 from bookkeeping import run_identity
 from conftest import LEAN, TINY, options
@@ -201,7 +202,7 @@ def test_the_achieved_ratio_is_in_every_record(tiny_run):
     for record in records:
         assert "achieved_ratio" in record, record["name"]
         if record["method"] != "baseline":
-            matched = record["method"] in prune_utils.FLOPS_MATCHED  # to removal's FLOPs, not the ratio
+            matched = record["method"] in methods.FLOPS_MATCHED  # to removal's FLOPs, not the ratio
             wanted = record["allocation_knob"] if matched else record["ratio"]
             assert abs(record["achieved_ratio"] - wanted) <= prune_utils.TOLERANCE, record["name"]
     physical = next(r for r in records if r["method"] == "structured_physical")

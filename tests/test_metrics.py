@@ -10,6 +10,7 @@ import torch.nn as nn
 
 import latency
 import metrics
+import pruners
 import prune_utils
 from model import EFRegressionModel
 
@@ -99,7 +100,7 @@ def test_a_physically_pruned_model_compiles_whole_with_frozen_weights(monkeypatc
     # scalar C++ kernels: what is tested is the whole graph and its frozen weights, not the vector code,
     # whose headers make a first compilation (an empty cache, as in CI) a third slower
     monkeypatch.setattr(torch._inductor.config.cpp, "vec_isa_ok", False)
-    pruned = prune_utils.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
+    pruned = pruners.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
     before = counters["stats"]["unique_graphs"]
     runner = latency.pytorch_runner(pruned, torch.randn(1, 2, 3, 32, 32), torch.device("cpu"), compiled=True)
     assert counters["stats"]["unique_graphs"] == before + 1 and runner.setup["latency_compiled"]
@@ -113,7 +114,7 @@ def test_compiled_models_timed_in_interleaved_rounds_compile_nothing_more(monkey
     from torch._dynamo.utils import counters
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, options, **kw: real(model, backend="eager", **kw))
-    pruned = prune_utils.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
+    pruned = pruners.apply(EFRegressionModel(), "structured_physical", 0.5, 2, 32, 8)
     video = torch.randn(1, 2, 3, 32, 32)
     runners = {name: latency.pytorch_runner(model, video, torch.device("cpu"), compiled=True)
                for name, model in (("dense", EFRegressionModel()), ("physical", pruned))}

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import cli
+import methods
 import config
 from cli import kinds
 from cli import rules
@@ -133,14 +134,15 @@ SWITCHES = {"UNSTRUCTURED_PRUNING_RATIOS": ([], [0.5]), "STRUCTURED_PRUNING_RATI
 
 
 def test_the_methods_a_distilled_method_may_name_are_main_py_plans():
-    """rules.IN_PLAN says which options put a method in the plan: main.pruning_plan's methods, for
-    every combination of the options that choose them (a budget stands for the structured ratios)."""
+    """methods.planned, which the options' checks ask whether a distilled method is trained, says
+    main.pruning_plan's methods, for every combination of the options that choose them (a budget stands
+    for the structured ratios)."""
     import main
     base = vars(cli.load([]))
     for values in itertools.product(*SWITCHES.values()):
         cfg = SimpleNamespace(**{**base, **dict(zip(SWITCHES, values))})
-        planned = {method for method, _ in main.pruning_plan(cfg)}
-        assert {m for m, (on, _) in rules.IN_PLAN.items() if on(cfg)} == planned, values
+        planned = {step.method for step in main.pruning_plan(cfg)}
+        assert {m for m in rules.PRUNED if methods.planned(m, cfg)} == planned, values
 
 
 def test_ranges_say_their_ends_as_they_test_them():

@@ -7,6 +7,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import metrics
+import pruners
+import methods
 import prune_utils
 import train
 from model import EFRegressionModel, load_checkpoint, save_checkpoint
@@ -55,21 +57,24 @@ def test_unstructured_prunes_exactly_the_ratio_of_all_conv_weights(trained, rati
     assert kept.min() >= dense.kthvalue(round(ratio * total)).values
 
 
-@pytest.mark.parametrize("method", prune_utils.METHODS + prune_utils.RANDOM_METHODS)
+MASKED_AND_REMOVED = ["unstructured", "structured", "structured_physical", "structured_coupled_masked"]
+
+
+@pytest.mark.parametrize("method", MASKED_AND_REMOVED + methods.RANDOM)
 @pytest.mark.parametrize("schedule_steps", [1, 3])
 def test_no_method_touches_the_regression_head(trained, method, schedule_steps):
     """The same layers for every method: the head stays dense, one-shot or gradual."""
-    if method in prune_utils.ONE_SHOT_ONLY and schedule_steps > 1:
+    if method in methods.ONE_SHOT_ONLY and schedule_steps > 1:
         pytest.skip("one-shot only: test_controls checks that it refuses steps")
     model = copy.deepcopy(trained)
-    pruner = prune_utils.Pruner(model, method, 0.9 if "unstructured" in method else 0.5, FRAMES, SIZE,
+    pruner = pruners.Pruner(model, method, 0.9 if "unstructured" in method else 0.5, FRAMES, SIZE,
                                 steps=schedule_steps)
     while not pruner.finished:
         pruner.step()
     prune_utils.make_permanent(model)
     head, dense = model.head.weight.detach()[0], trained.head.weight.detach()[0]
     assert bool((head != 0).all()) and model.head.out_features == 1
-    if method in prune_utils.REMOVED:   # the removed layer4 channels take their head inputs with them
+    if method in methods.REMOVED:   # the removed layer4 channels take their head inputs with them
         assert len(head) < len(dense) and bool(torch.isin(head, dense).all())
     else:
         assert torch.equal(head, dense)
@@ -77,7 +82,7 @@ def test_no_method_touches_the_regression_head(trained, method, schedule_steps):
 
 
 def test_the_reference_scope_prunes_the_head_too(trained):
-    model = prune_utils.apply(copy.deepcopy(trained), "unstructured", 0.9, FRAMES, SIZE, scope="all")
+    model = pruners.apply(copy.deepcopy(trained), "unstructured", 0.9, FRAMES, SIZE, scope="all")
     total = sum(w.numel() for _, w in metrics.prunable_weights(model))
     assert zero_weights(model) == round(0.9 * total)
     assert int((model.head.weight == 0).sum()) > 0
@@ -93,15 +98,15 @@ def test_gradual_schedule_is_cubic_and_ends_at_the_ratio():
 
 
 def test_gradual_steps_are_spread_over_the_ramp_and_leave_the_rest_at_the_final_sparsity():
-    pruner = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=3,
+    pruner = pruners.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=3,
                                 ramp_end=0.5)
     assert pruner.due(12) == [0, 3, 6]           # the last step half way: 6 of 12 steps at 0.8
     assert pruner.due(4) == [0, 1, 2]
     assert pruner.due(1) == [0, 0, 0]            # one training step: all before it, none after the loop
-    late = prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=4,
+    late = pruners.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE, steps=4,
                               ramp_end=0.99)
     assert late.due(10)[-1] == 9                 # never after the last training step
-    assert prune_utils.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE).due(12) == [0]
+    assert pruners.Pruner(EFRegressionModel(55.0), "unstructured", 0.8, FRAMES, SIZE).due(12) == [0]
 
 
 class CountedBatches:
@@ -126,7 +131,7 @@ def test_fine_tuning_takes_the_gradual_steps_when_due_and_keeps_a_model_at_the_f
     counted = CountedBatches(train_batches)
     model = copy.deepcopy(trained)
     taken = []
-    pruner = prune_utils.Pruner(model, "unstructured", 0.8, FRAMES, SIZE, steps=3, ramp_end=0.5,
+    pruner = pruners.Pruner(model, "unstructured", 0.8, FRAMES, SIZE, steps=3, ramp_end=0.5,
                                 after_step=lambda _: taken.append(counted.drawn - 1))
     history = train.train(model, counted, val_batches, epochs=3, lr=1e-4, device=torch.device("cpu"),
                           log=lambda *_: None, pruner=pruner)
@@ -141,7 +146,7 @@ def test_fine_tuning_takes_the_gradual_steps_when_due_and_keeps_a_model_at_the_f
 def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zeros(trained, method, ratio):
     """Fine-tuned between steps, as in main.py; each step prunes only among the weights still there."""
     model = copy.deepcopy(trained)
-    pruner = prune_utils.Pruner(model, method, ratio, FRAMES, SIZE, steps=3)
+    pruner = pruners.Pruner(model, method, ratio, FRAMES, SIZE, steps=3)
     zeros_before = None
     for target in prune_utils.sparsity_schedule(ratio, 3):
         pruner.step()
@@ -159,14 +164,14 @@ def test_gradual_masked_pruning_ends_at_exactly_the_ratio_and_keeps_earlier_zero
                 assert prune_utils.pruned_so_far(m, dim=0) == round(target * m.out_channels)
         fine_tune(model)
     prune_utils.make_permanent(model)
-    one_shot = prune_utils.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
+    one_shot = pruners.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
     assert zero_weights(model) == zero_weights(one_shot)
     assert pruner.sparsity_after_pruning == pytest.approx(metrics.sparsity(model)["sparsity"], abs=1e-12)
 
 
 def test_gradual_physical_pruning_ends_with_the_one_shot_channel_counts(trained):
     model = copy.deepcopy(trained)
-    pruner = prune_utils.Pruner(model, "structured_physical", 0.5, FRAMES, SIZE, round_to=8, steps=3)
+    pruner = pruners.Pruner(model, "structured_physical", 0.5, FRAMES, SIZE, round_to=8, steps=3)
     widths = []
     for _ in range(3):
         pruner.step()
@@ -193,7 +198,7 @@ def test_structured_zeroes_whole_lowest_l2_output_channels_of_every_conv(trained
 
 @pytest.mark.parametrize("method, ratio", [("unstructured", 0.9), ("structured", 0.5)])
 def test_sparsity_holds_through_fine_tuning_with_masks(trained, method, ratio):
-    model = prune_utils.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
+    model = pruners.apply(copy.deepcopy(trained), method, ratio, FRAMES, SIZE)
     before = metrics.sparsity(model)["sparsity"]
     prune_utils.make_permanent(fine_tune(model))
     assert not any(hasattr(m, "weight_mask") for m in model.modules())
@@ -227,9 +232,9 @@ def test_fine_tuning_does_not_change_the_physical_shape(trained):
     assert {k: v.shape for k, v in model.state_dict().items()} == shapes
 
 
-@pytest.mark.parametrize("method", prune_utils.METHODS)
+@pytest.mark.parametrize("method", MASKED_AND_REMOVED)
 def test_checkpoint_reloads_with_identical_outputs(trained, tmp_path, method):
-    model = prune_utils.make_permanent(prune_utils.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE))
+    model = prune_utils.make_permanent(pruners.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE))
     path = str(tmp_path / f"{method}.pt")
     save_checkpoint(path, model, method=method, ratio=0.5)
     loaded, info = load_checkpoint(path)  # torch.load(..., weights_only=True) inside
@@ -285,7 +290,7 @@ def test_physical_pruning_can_round_kept_channels_for_fast_kernels(trained):
 @pytest.mark.parametrize("method", ["structured", "structured_random"])
 def test_a_masked_channel_is_gone_in_its_batchnorm_too_in_training_and_in_eval(trained, method):
     """As when removed: the channel's BatchNorm adds no bias, and eval mode gives what training does."""
-    model = prune_utils.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE)
+    model = pruners.apply(copy.deepcopy(trained), method, 0.5, FRAMES, SIZE)
     fine_tune(model)
     prune_utils.make_permanent(model)
     conv, bn = model.backbone.layer2[0].conv1, model.backbone.layer2[0].bn1

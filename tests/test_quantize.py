@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime")
 
 import metrics  # noqa: E402
 import onnx_runtime  # noqa: E402
-import prune_utils  # noqa: E402
+import pruners  # noqa: E402
 import quantize  # noqa: E402
 from dataset import EchoNetVideoDataset  # noqa: E402
 from model import EFRegressionModel  # noqa: E402
@@ -88,7 +88,7 @@ def train_videos(data):
 
 def physical(model, data):
     """Channels removed by Torch-Pruning as main.py does (BatchNorm statistics kept), head refitted."""
-    pruned = prune_utils.apply(copy.deepcopy(model), "structured_physical", 0.5, FRAMES, SIZE, round_to=8)
+    pruned = pruners.apply(copy.deepcopy(model), "structured_physical", 0.5, FRAMES, SIZE, round_to=8)
     return fit_head(pruned, train_videos(data))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import allocation
 import config
 import latency
-import prune_utils
+import methods
 import readme_tables
 from conftest import ROOT
 
@@ -197,10 +197,10 @@ def test_the_committed_recovery_run_compares_the_allocations_at_equal_flops():
     recovery = json.load(open(os.path.join(ROOT, "docs", "recovery_results.json")))
     uniform = {(r["ratio"], r["seed"]): r["effective_flops"] for r in recovery["models"]
                if r["method"] == "structured_physical"}
-    base = prune_utils.base_method
-    allocated = [r for r in recovery["models"] if base(r["method"]) in prune_utils.ALLOCATED]
-    assert {base(r["method"]) for r in allocated} == set(prune_utils.ALLOCATED)
-    assert len(allocated) == 2 * len(prune_utils.ALLOCATED) * len(uniform)  # with and without distillation
+    base = methods.base_method
+    allocated = [r for r in recovery["models"] if base(r["method"]) in methods.ALLOCATED]
+    assert {base(r["method"]) for r in allocated} == set(methods.ALLOCATED)
+    assert len(allocated) == 2 * len(methods.ALLOCATED) * len(uniform)  # with and without distillation
     for r in allocated:
         assert abs(r["effective_flops"] / uniform[(r["ratio"], r["seed"])] - 1) <= allocation.FLOPS_TOLERANCE
     shown = readme_tables.RECOVERY + readme_tables.RECOVERY_DENSE

@@ -76,6 +76,7 @@ def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, m
     taken; 0.375: 0, 2, 3, the last one inside epoch 2), the continued fine-tuning replays the steps
     taken, restores weights and masks, and ends where an uninterrupted one does."""
     import prune_utils
+    import pruners
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(8, 2, 3, 32, 32, generator=g), 55 + 10 * torch.randn(8, generator=g))
     sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1)
@@ -86,7 +87,7 @@ def test_gradual_pruning_cut_off_between_its_steps_continues_exactly(tmp_path, m
 
     def fine_tune(log, state_path=None):
         model = copy.deepcopy(baseline)
-        pruner = prune_utils.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=3, ramp_end=ramp_end)
+        pruner = pruners.Pruner(model, method, 0.5, 2, 32, round_to=8, steps=3, ramp_end=ramp_end)
         train.train(model, *loaders, epochs=4, lr=1e-3, device=cpu, log=log, state_path=state_path,
                     schedule="cosine", pruner=pruner)
         return prune_utils.make_permanent(model)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import config
-import prune_utils
+import methods
 import speed
 from conftest import ROOT
 
@@ -155,11 +155,11 @@ def test_a_committed_removal_twice_as_fast_is_ranked_faster_in_both_runtimes():
     keep a 2.7x speed-up unranked; older runs have 3 rounds."""
     runs = [(name, models) for name, models in committed_runs_timed_in(4) if models.seed.nunique() > 1]
     assert runs, "no committed run is timed in 4 rounds"
-    removed = prune_utils.REMOVED + (prune_utils.SCRATCH,)
+    removed = methods.REMOVED + (methods.SCRATCH,)
     for name, models in runs:
         for prefix in ("latency", "onnx_latency"):
             if f"{prefix}_round_ms" not in models:
                 continue
             for (method, ratio), found in speed.compared(models, prefix).items():
-                if prune_utils.base_method(method) in removed and found is not None and found.speedup >= 2:
+                if methods.base_method(method) in removed and found is not None and found.speedup >= 2:
                     assert found.verdict == "faster", (name, prefix, method, ratio, found)
