@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import check_gpu
 import cli
 import methods
+import run_work
 from conftest import options
 
 # Training and validation, projected at the run's own rates (one rate for every model, as check_gpu
@@ -37,7 +37,7 @@ def made_up_config(**changes):
 
 def test_work_times_rates_exactly_on_made_up_numbers():
     plan = [("dense_control", 0.0), ("unstructured", 0.5), ("scratch", 0.5)]
-    counts = check_gpu.work_counts(made_up_config(), (10, 6, 7), (3, 2, 4), plan)
+    counts = run_work.work_counts(made_up_config(), (10, 6, 7), (3, 2, 4), plan)
     per_seed_model = {"models": 1, "onnx_exports": 1, "int8_exports": 1}  # each model, each seed
     assert counts["data_preparation"] == {"decoded_videos": 23}
     assert counts["baseline"] == {"train_videos": 2 * 5 * 10, "val_videos": 2 * 5 * 6, "eval_videos": 2 * 7,
@@ -54,26 +54,26 @@ def test_work_times_rates_exactly_on_made_up_numbers():
                                        "onnx_videos": 2 * 3 * 7, "int8_videos": 2 * 3 * 7,
                                        **{k: 2 * 3 for k in per_seed_model}}
     assert counts["latency"] == {"pytorch_runs": 8 * 3 * 5, "onnx_runs": 8 * 3 * 5, "int8_runs": 8 * 3 * 5}
-    seconds_per = {unit: 0.5 * (i + 1) for i, unit in enumerate(check_gpu.UNITS)}
-    projected = check_gpu.project(counts, seconds_per)
+    seconds_per = {unit: 0.5 * (i + 1) for i, unit in enumerate(run_work.UNITS)}
+    projected = run_work.project(counts, seconds_per)
     assert projected["baseline"]["train_videos"] == 100 * 0.5
     assert projected["latency"]["int8_runs"] == 120 * 6.0
-    assert check_gpu.phase_totals(projected)["sensitivity"] == 144 * 1.5 + 176 * 2.0
-    assert check_gpu.project(counts, {"train_videos": 2.0})["pruned_models"] == {"train_videos": 440.0}
+    assert run_work.phase_totals(projected)["sensitivity"] == 144 * 1.5 + 176 * 2.0
+    assert run_work.project(counts, {"train_videos": 2.0})["pruned_models"] == {"train_videos": 440.0}
     # gradual pruning: each of 3 steps recalibrated besides the one-shot copy, validation after the last;
     # no ONNX: no export, no INT8, one runtime timed; no sensitivity
     cfg = made_up_config(SEEDS=[1], ONNX_EXPORT=False, INT8=False, SENSITIVITY=False)
-    counts = check_gpu.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)], pruning_steps=3)
+    counts = run_work.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)], pruning_steps=3)
     assert counts["pruned_models"]["recalibration_videos"] == 4 * 8
     assert counts["pruned_models"]["eval_videos"] == 6 + 2 * 7
     assert counts["pruned_models"]["onnx_exports"] == 0 == counts["latency"]["onnx_runs"]
     assert counts["sensitivity"] == {} and counts["latency"]["pytorch_runs"] == 2 * 3 * 5
     # the sensitivity allocation: 4 coupled groups x 2 ratios removed alone, and the dense model recalibrated
     cfg = made_up_config(SEEDS=[1], SENSITIVITY=False, CHANNEL_ALLOCATIONS=["sensitivity"])
-    counts = check_gpu.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)])
+    counts = run_work.work_counts(cfg, (10, 6, 7), (3, 2, 4), [("unstructured", 0.5)])
     assert counts["sensitivity"] == {"eval_videos": 9 * 6, "recalibration_videos": 9 * 8}
-    assert check_gpu.int8_seconds(4.0, 4, 64, 0.1) == pytest.approx(10.0)
-    assert check_gpu.int8_seconds(4.0, 4, 2, 1) == 4  # never below what was measured
+    assert run_work.int8_seconds(4.0, 4, 64, 0.1) == pytest.approx(10.0)
+    assert run_work.int8_seconds(4.0, 4, 2, 1) == 4  # never below what was measured
     assert methods.SCRATCH == "scratch"  # as work_counts knows it
 
 
@@ -82,7 +82,7 @@ def test_the_projection_gives_back_a_tiny_runs_work_and_phase_times(tiny_run):
     results = json.load(open(out / "results" / "results.json"))
     cfg = SimpleNamespace(**results["config"])  # as the run resolved it (ONNX export, INT8)
     sizes = tuple(results["splits"][s] for s in ("train", "val", "test"))
-    counts = check_gpu.run_counts(cfg, sizes)
+    counts = run_work.run_counts(cfg, sizes)
     models = results["models"]
     phase_of = {m["name"]: "baseline" if m["method"] == "baseline" else "pruned_models" for m in models}
     history = {phase: [m["history"] for m in models if phase_of[m["name"]] == phase]
@@ -107,13 +107,13 @@ def test_the_projection_gives_back_a_tiny_runs_work_and_phase_times(tiny_run):
                    "models": statistics.mean(m["seconds_pytorch"] + m["seconds_sizes"] for m in models),
                    "onnx_exports": statistics.mean(m["seconds_onnx"] for m in models),
                    "int8_exports": statistics.mean(m["seconds_int8"] for m in models)}
-    projected = check_gpu.project(counts, seconds_per)
+    projected = run_work.project(counts, seconds_per)
     trained = {phase: sum(h["train_seconds"] + h["eval_seconds"] for h in histories)
                for phase, histories in history.items()}
     at_rates = {phase: projected[phase]["train_videos"] + projected[phase]["val_videos"] for phase in history}
     assert sum(at_rates.values()) == pytest.approx(sum(trained.values()), rel=1e-9)
     assert at_rates["pruned_models"] == pytest.approx(trained["pruned_models"], rel=TRAINING_TOLERANCE)
-    totals = check_gpu.phase_totals(projected)
+    totals = run_work.phase_totals(projected)
     share = (totals["baseline"] + totals["pruned_models"]) / (results["phases"]["baseline"] +
                                                                results["phases"]["pruned_models"])
     assert PHASE_SHARE[0] <= share <= PHASE_SHARE[1], share

@@ -9,7 +9,9 @@ import allocation
 import config
 import latency
 import methods
+import quick_run_tables
 import readme_tables
+import recovery_tables
 from conftest import ROOT
 
 
@@ -133,7 +135,7 @@ def test_a_table_from_a_run_timed_in_rounds_shows_each_spread_and_ranks_only_bey
             record.pop(key, None)  # ONNX Runtime timed once, as before the rounds
         record["onnx_latency_speedup"] = 1.0
     latency.speedups(results["models"])
-    table = readme_tables.quick_run(results).splitlines()
+    table = quick_run_tables.quick_run(results).splitlines()
     base, control = table[3], table[4]
     physical = next(line for line in table if line.startswith("| coupled channels (removed) 0.5 "))
     assert "| 10.0 [9.8–10.3] (1.00×) |" in base
@@ -149,7 +151,7 @@ def test_the_committed_quick_run_ranks_removed_channels_faster_and_no_mask_from_
     baseline in both runtimes, and no masked model (the dense model's shapes) is ranked either way."""
     results = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
     assert results["config"]["LATENCY_ROUNDS"] == 4 and len({r["seed"] for r in results["models"]}) == 1
-    lines = readme_tables.quick_run(results).splitlines()
+    lines = quick_run_tables.quick_run(results).splitlines()
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     timed = [head.index("PyTorch ms (speedup)"), head.index("ONNX Runtime ms (speedup)")]
     cells = {row[0]: [row[i] for i in timed] for row in
@@ -173,8 +175,8 @@ def test_the_distillation_weight_is_the_one_with_the_lowest_mean_validation_mae(
     runs = [weight_run(0.25, {**plain, "structured_physical_kd": 4.9, "structured_physical_global_kd": 6.3}),
             weight_run(0.5, {**plain, "structured_physical_kd": 5.1, "structured_physical_global_kd": 5.9}),
             weight_run(1.0, {**plain, "structured_physical_kd": 4.0, "structured_physical_global_kd": 9.0})]
-    assert readme_tables.chosen_weight(*runs) == 0.5  # means 5.6, 5.5, 6.5: not the best single model's
-    table = readme_tables.distillation_weight(*reversed(runs)).splitlines()
+    assert recovery_tables.chosen_weight(*runs) == 0.5  # means 5.6, 5.5, 6.5: not the best single model's
+    table = recovery_tables.distillation_weight(*reversed(runs)).splitlines()
     assert table[2] == "| 0 (labels alone) | 4.900 | 5.900 | 5.400 |"
     assert [line.split(" | ")[0] for line in table[3:6]] == ["| 0.25", "| 0.5", "| 1"]
     assert table[-1].endswith("Chosen: w = 0.5; the labels alone did better on validation than every weight "
@@ -203,6 +205,6 @@ def test_the_committed_recovery_run_compares_the_allocations_at_equal_flops():
     assert len(allocated) == 2 * len(methods.ALLOCATED) * len(uniform)  # with and without distillation
     for r in allocated:
         assert abs(r["effective_flops"] / uniform[(r["ratio"], r["seed"])] - 1) <= allocation.FLOPS_TOLERANCE
-    shown = readme_tables.RECOVERY + readme_tables.RECOVERY_DENSE
+    shown = recovery_tables.RECOVERY + recovery_tables.RECOVERY_DENSE
     assert {r["method"] for r in recovery["models"]} >= set(shown)
     assert len(recovery["config"]["SEEDS"]) >= 3

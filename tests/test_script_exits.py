@@ -7,6 +7,7 @@ import os
 import pandas as pd
 import pytest
 
+import quick_run_tables
 import readme_tables
 import cli
 from cli import exits
@@ -75,7 +76,7 @@ def test_readme_tables_check_tells_an_unreadable_result_file_from_a_stale_docume
 def test_readme_tables_check_says_stale_with_1_and_current_with_0(tmp_path, monkeypatch, capsys):
     code, out, _ = check(tmp_path, monkeypatch, capsys, "phases", QUICK)
     assert code == exits.STALE == 1 and "stale: README.md: phases" in out
-    current = readme_tables.phases(QUICK) + readme_tables.stamp(QUICK, "docs/r.json")
+    current = quick_run_tables.phases(QUICK) + readme_tables.stamp(QUICK, "docs/r.json")
     code, out, _ = check(tmp_path, monkeypatch, capsys, "phases", QUICK, block=current)
     assert code == 0 and "every generated block is current" in out
 
