@@ -23,8 +23,9 @@ QUESTIONS = [  # (method, reference, the question in words); "baseline" as the r
 ]
 
 
-def rows(table, models):
-    """[(budget words, question, change [interval], verdict)] of every primary comparison in `table`
+def rows(table, models, questions=QUESTIONS):
+    """[(budget words, question, change [interval], verdict)] of every primary comparison in `table` (of
+    `questions`)
     (claims.claims' table), budgets from the least pruned, then removal's speed-up over the baseline in
     each runtime timed in rounds (speed.py's rule, its family every model of the run, as summary.md's);
     `models`: the run's records (a DataFrame), for the FLOPs each budget names and the speed."""
@@ -37,7 +38,7 @@ def rows(table, models):
         removed = models[(models.method == "structured_physical") & (models.ratio == ratio)]
         flops = removed.effective_flops.mean()
         budget = f"{dense / flops:.1f}× fewer FLOPs ({flops / 1e6:.0f} M; removal ratio {ratio:g})"
-        for method, reference, words in QUESTIONS:
+        for method, reference, words in questions:
             picked = primaries[(primaries.method == method) & (primaries.reference == reference)
                                & (primaries.ratio == ratio)]
             for r in picked.itertuples():
@@ -94,3 +95,21 @@ def readme(results):
         if np.isfinite(matched) else "",
         power.sentence(primaries, results["config"].get("ALPHA", config.ALPHA)) if len(primaries) else ""]
     ).strip() + "\n"
+
+
+def terminal(results):
+    """The lines a run ends with at the terminal: at each budget, the primary questions between methods
+    (the losses against the baseline are in summary.md) and removal's speed-up in each runtime; then what
+    the design resolves. [] where the run asks none of them."""
+    table = claims.for_run(results)
+    models = pd.DataFrame(results["models"])
+    lines, budget = [], ""
+    for named, words, change, verdict in rows(table, models, questions=QUESTIONS[:3]):
+        if named and named != budget:
+            budget = named
+            lines.append(budget)
+        lines.append(f"  {words}: {change}, {verdict}")
+    primaries = table[table.family == claims.PRIMARY] if "family" in table else table.iloc[:0]
+    if len(primaries):
+        lines.append(power.sentence(primaries, results["config"].get("ALPHA", config.ALPHA)))
+    return lines

@@ -164,13 +164,14 @@ RESULTS_DIR = "results"   # results.json, the CSV tables and summary.md
 CHECKPOINT_DIR = None
 FIGURES_DIR = "figures"   # figures as PNG and PDF
 DRAW_FIGURES = True       # draw figures/ at the end of main.py
+VERBOSE = False           # print all of summary.md at the end of a run, not only the primary answers
 # A run started again with the same configuration continues: finished models are reused and a
 # model cut off mid-training continues from its last epoch. --fresh archives the old results first.
 FRESH = False
 # Constants that do not change any number: a run may continue with them changed. The data's folder is
 # one: the data is identified by its fingerprint (bookkeeping/run_identity.py), however it is spelled.
 NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRAW_FIGURES", "CACHE_DIR",
-               "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS"]
+               "CACHE_FRAMES", "CLIPS_ON_DEVICE", "FRESH", "NOT_RESULTS", "VERBOSE"]
 
 # A laptop-CPU preset: a smaller input and a shorter schedule; the whole pipeline in minutes. Chosen on
 # the validation split (docs/methodology.md, "A fair comparison"): 16 frames of 32x32 beat 8 frames of

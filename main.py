@@ -12,7 +12,7 @@ Started again with the same configuration, a run continues where it stopped; --f
 import sys
 import time
 from collections import namedtuple
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import cli  # first: a syntax error or an unknown name in config.py is one message (exit 2)
@@ -21,61 +21,47 @@ import torch
 import torch.distributed as dist
 
 import allocation
+import answers
 import batches
-import config
 import dataset
 import latency
 import measurement
-import metrics
-import onnx_runtime
-import plan_checks
 import methods
+import metrics
+import plan_checks
+import processes
 import quantize
 import reports
 import seed_models
-import processes
 import visualize_model_architecture
 import visualize_results
-from storage import folders
 from bookkeeping import ledger
-from storage import locks
 from bookkeeping import provenance
 from bookkeeping import run_identity
 from bookkeeping import run_state
-from dataset import DataError
+from cli import exits
 from processes import log
+from storage import folders
+from storage import locks
 
 
 def main(argv):
     cfg = cli.load(argv, cli.parser(__doc__))
-    if problem := processes.too_many_processes(cfg.DEVICE):
-        raise cli.ConfigError(problem)
-    processes.init_distributed()
-    device = processes.pick_device(cfg.DEVICE)
-    torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
-    steady_allocator = device.type == "cpu" and latency.steady_cpu_allocator()
-    if cfg.LATENCY_COMPILE and (reason := latency.compile_error(device)):
-        need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
-        raise cli.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here "
-                                 f"({reason}); install {need}, or set --latency-compile false")
-    if cfg.ONNX_EXPORT is None:
-        cfg.ONNX_EXPORT = onnx_runtime.available()
-        if not cfg.ONNX_EXPORT:
-            log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing "
-                "(pip install onnx onnxruntime)")
-    elif cfg.ONNX_EXPORT and not onnx_runtime.available():
-        raise cli.ConfigError("--onnx-export is on but onnxruntime is not installed: "
-                                 "pip install onnx onnxruntime")
-    if cfg.INT8 is None:
-        cfg.INT8 = cfg.ONNX_EXPORT
+    device, steady_allocator = plan_checks.machine(cfg)  # torchrun, the device, compile, ONNX Runtime
     plan_checks.refuse(cfg)  # ratios, budgets and allocations the model cannot give: before training
-    if processes.is_main():
-        folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
-        locks.lock(cfg.RESULTS_DIR, log)
     try:
+        if processes.is_main():
+            folders.check_writable(cfg)  # now, naming the folder, not after an epoch of training
+            locks.lock(cfg.RESULTS_DIR, log)
         return run(cfg, device, steady_allocator)
+    except torch.OutOfMemoryError as e:  # a batch (or the clips) larger than the GPU's free memory
+        raise cli.ConfigError(f"the GPU ran out of memory ({str(e).splitlines()[0]}). Lower --batch-size "
+                              f"(now {cfg.BATCH_SIZE}), or set --clips-on-device 0 to keep the clips in "
+                              f"host memory; then run the same command again to continue") from None
     finally:
         locks.unlock_all()  # the results folder's lock, and an outside checkpoint folder's
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def run(cfg, device, steady_allocator):
@@ -88,6 +74,24 @@ def run(cfg, device, steady_allocator):
             results = ledger.with_earlier(experiment.results, experiment.earlier)
             reports.write_results(results, cfg.RESULTS_DIR)
     return wrap_up(experiment)
+
+
+@dataclass
+class Experiment:
+    """What the run's steps share: the configuration and device, the data (splits, their loaders, and what
+    measuring needs besides a model: measuring_inputs), results.json as far as known, the earlier run
+    continued and its finished models, the phases' clock, the mean predictor's test MAE, the start."""
+    cfg: SimpleNamespace
+    device: torch.device
+    splits: dict
+    loaders: dict
+    inputs: SimpleNamespace
+    results: dict
+    earlier: dict
+    done: list
+    clock: measurement.Clock
+    mean_mae: float
+    start: float
 
 
 def set_up(cfg, device, steady_allocator):
@@ -115,9 +119,9 @@ def set_up(cfg, device, steady_allocator):
     inputs = measuring_inputs(cfg, splits, identity)
     if cfg.INT8:
         results["environment"]["cpu_int8"] = quantize.cpu_int8_features()
-    return SimpleNamespace(cfg=cfg, device=device, splits=splits, loaders=loaders, inputs=inputs,
-                           results=results, earlier=earlier, done=earlier.get("models", []), clock=clock,
-                           mean_mae=mean_mae, start=time.perf_counter())
+    return Experiment(cfg=cfg, device=device, splits=splits, loaders=loaders, inputs=inputs, results=results,
+                      earlier=earlier, done=earlier.get("models", []), clock=clock, mean_mae=mean_mae,
+                      start=time.perf_counter())
 
 
 def measuring_inputs(cfg, splits, identity):
@@ -240,35 +244,26 @@ def wrap_up(experiment):
         figures = visualize_results.draw_all(cfg.RESULTS_DIR, cfg.FIGURES_DIR)
         figures += visualize_model_architecture.draw_checkpoints(physical, cfg.FIGURES_DIR)
         clock.lap("figures")
-    log("\n" + reports.write_results(results, cfg.RESULTS_DIR, figures))
+    summary = reports.write_results(results, cfg.RESULTS_DIR, figures)
+    log("\n" + (summary if cfg.VERBOSE else "\n".join(ending(results, cfg, figures))))
     log("phases: " + ", ".join(f"{name.replace('_', ' ')} {seconds:.0f} s"
                                for name, seconds in clock.laps.items()))
     log(f"done in {results['seconds'] / 60:.1f} min; results in {cfg.RESULTS_DIR}/")
     return results
 
 
+def ending(results, cfg, figures):
+    """The few lines a run ends with (all of summary.md with --verbose): the primary answers at each budget,
+    what the design resolves, and where the files are."""
+    answers_ = answers.terminal(results)
+    head = (["The study's primary questions (summary.md has every table and claim):"] if answers_ else
+            ["This run asks none of the study's primary questions; summary.md has its tables and claims."])
+    where = [f"summary, tables and claims: {cfg.RESULTS_DIR}/summary.md; per model: results.csv, "
+             f"results_by_ratio.csv, results.json"]
+    if figures:
+        where.append(f"figures: {len(figures)} files in {cfg.FIGURES_DIR}/")
+    return head + answers_ + where
+
+
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (cli.ConfigError, DataError, quantize.QuantizationError, folders.WriteFailed,
-            allocation.AllocationError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except torch.OutOfMemoryError as e:  # a batch (or the clips) larger than the GPU's free memory
-        print(f"error: the GPU ran out of memory ({str(e).splitlines()[0]}). Lower --batch-size (now "
-              f"{config.BATCH_SIZE} in config.py), or set --clips-on-device 0 to keep the clips in host "
-              f"memory; then run the same command again to continue", file=sys.stderr)
-        sys.exit(2)
-    except locks.FolderInUse as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(3)
-    except OSError as e:  # a folder that became unwritable or a full disk mid-run; the run continues later
-        print(f"error: {e.strerror or e}: {e.filename or ''} (free space or fix the folder's permissions, "
-              f"then run the same command again to continue)", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to continue", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    exits.run(main, sys.argv[1:], again="run the same command again to continue")

@@ -5,14 +5,48 @@ allocation that cannot come down to the uniform model's FLOPs (no group may lose
 allocation.MAX_LAYER_RATIO of its channels), and sensitivity ratios that remove no channel of a coupled
 group (its loss curve would have nothing measured: the allocation would be arbitrary). A refusal after
 training would cost the run, and every fix changes the configuration, which the results folder then
-refuses. What needs no model is cli/rules.py's."""
+refuses. What needs no model is cli/rules.py's; what the machine cannot do is `machine`'s."""
 import copy
 import functools
 import math
 
+import torch
+
 import allocation
 import cli
+import latency
+import onnx_runtime
+import processes
 import prune_utils
+from processes import log
+
+
+def machine(cfg):
+    """This machine made ready for the configuration, or a ConfigError before any data is read: torchrun's
+    processes one a GPU (the process group started), the device, torch.compile where latency is timed
+    through it, ONNX Runtime where models are exported (ONNX_EXPORT and INT8 None: on where installed).
+    Returns (device, whether the CPU allocator was made steady for timing)."""
+    if problem := processes.too_many_processes(cfg.DEVICE):
+        raise cli.ConfigError(problem)
+    processes.init_distributed()
+    device = processes.pick_device(cfg.DEVICE)
+    torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK and device.type == "cuda"
+    steady_allocator = device.type == "cpu" and latency.steady_cpu_allocator()
+    if cfg.LATENCY_COMPILE and (reason := latency.compile_error(device)):
+        need = "a C++ compiler (g++ or clang)" if device.type == "cpu" else "Triton (pip install triton)"
+        raise cli.ConfigError(f"--latency-compile is on but torch.compile does not run on {device} here "
+                              f"({reason}); install {need}, or set --latency-compile false")
+    if cfg.ONNX_EXPORT is None:
+        cfg.ONNX_EXPORT = onnx_runtime.available()
+        if not cfg.ONNX_EXPORT:
+            log("onnxruntime is not installed: no ONNX export or ONNX Runtime timing "
+                "(pip install onnx onnxruntime)")
+    elif cfg.ONNX_EXPORT and not onnx_runtime.available():
+        raise cli.ConfigError("--onnx-export is on but onnxruntime is not installed: "
+                              "pip install onnx onnxruntime")
+    if cfg.INT8 is None:
+        cfg.INT8 = cfg.ONNX_EXPORT
+    return device, steady_allocator
 
 
 def refuse(cfg):
@@ -20,7 +54,7 @@ def refuse(cfg):
     if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
                                                                                 cfg.PHYSICAL_ROUND_TO)):
         raise cli.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
-                                 "--physical-structured-pruning false.")
+                              "--physical-structured-pruning false.")
     budgets = allocation.budget_ratios(cfg)  # raises for a budget the rounding cannot meet, or met twice
     removed = sorted(set(cfg.STRUCTURED_PRUNING_RATIOS) | set(budgets.values()))
     problems = []

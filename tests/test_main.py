@@ -34,10 +34,22 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
         assert csv[column].notna().all(), column
     summary = open(out / "results" / "summary.md").read()
     assert "Table 1" in summary and "Table 2" in summary and "Table 3" in summary
-    assert "Table 3" in result.stdout
     assert "\r" not in result.stdout + result.stderr  # no progress bars when the output is not a terminal
     assert "baseline epoch 1/1: train MSE" in result.stdout  # one line per epoch instead
     assert results["environment"]["cpu_malloc_thresholds_fixed"] is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_run_ends_in_a_few_lines_the_primary_answers_and_where_the_files_are(tiny_run):
+    """The whole summary stays in summary.md (--verbose prints it): at the terminal, after the last model,
+    the primary answers at each budget, the phases and the paths."""
+    out, result = tiny_run
+    lines = result.stdout.splitlines()
+    last_model = max(i for i, line in enumerate(lines) if "effective params" in line)
+    ending = lines[last_model + 1:]
+    assert len(ending) <= 40, "\n".join(ending)
+    text = "\n".join(ending)
+    assert "removal − unstructured at equal FLOPs" in text and "Table 3" not in text
+    assert f"{out / 'results'}/summary.md" in text and "phases: " in text and "done in" in text
 
 
 def test_masking_and_removal_start_from_one_network_and_every_removal_has_its_controls(tiny_run):

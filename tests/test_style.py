@@ -9,8 +9,9 @@ import pytest
 
 from conftest import ROOT
 
-SOURCES = sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "bookkeeping", "*.py"))
-                 + glob.glob(os.path.join(ROOT, "tests", "*.py")))
+FOLDERS = ("bookkeeping", "cli", "storage", "tests")
+SOURCES = sorted(glob.glob(os.path.join(ROOT, "*.py"))
+                 + [p for folder in FOLDERS for p in glob.glob(os.path.join(ROOT, folder, "*.py"))])
 LONGEST_FUNCTION = 60
 MOST_POSITIONAL = 6
 
