@@ -13,121 +13,16 @@ matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-import cli  # noqa: E402
+import cli  # noqa: E402 (first: a broken config.py is one message, exit 2)
 import edge as edge_front  # noqa: E402
 import methods  # noqa: E402
 import equal_size  # noqa: E402
-import metrics  # noqa: E402
 from speed import pytorch_mode  # noqa: E402
-from model import EFRegressionModel  # noqa: E402
 from cli import exits  # noqa: E402
-
-# (label, colour, marker, line style) of every method, in methods.py's order: its table's style columns
-STYLE = {method: (row.label, *row.style) for method, row in methods.METHODS.items()}
-COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.dpi": 150,
-                     "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
-
-
-def load(results_dir):
-    path = os.path.join(results_dir, "results.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found; run main.py first or pass --results-dir")
-    results = pd.read_json(path, typ="series")
-    models = pd.DataFrame(results["models"])
-    if "checkpoint" in models:  # stored relative to the results folder, so that the run's folders can move
-        models["checkpoint"] = [p if not isinstance(p, str) or os.path.isabs(p)
-                                else os.path.join(results_dir, p) for p in models["checkpoint"]]
-    return results, models
-
-
-def summarise(models, column):
-    """Mean and sample std of a column per method and ratio (std is NaN for a single seed), by ratio."""
-    return (models.groupby(["method", "ratio"])[column].agg(["mean", "std"]).reset_index()
-            .sort_values("ratio"))
-
-
-def plot_methods(ax, models, x, y, with_baseline=True):
-    """One line per pruning method (mean, with error bars when there are several seeds)."""
-    for method, (label, colour, marker, line) in STYLE.items():
-        rows = models[models.method == method]
-        if rows.empty or (method == "baseline" and not with_baseline):
-            continue
-        xs, ys = summarise(rows, x), summarise(rows, y)
-        ax.errorbar(xs["mean"], ys["mean"], yerr=ys["std"].fillna(0), xerr=xs["std"].fillna(0),
-                    label=label, color=colour, marker=marker, linestyle=line,
-                    markersize=9 if method == "baseline" else 5, capsize=2,
-                    zorder=3 if method == "baseline" else 2)
-
-
-def legend_below(fig, ax, ncol=3):
-    """One legend under the panels, where it covers no data."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=ncol, frameon=False)
-
-
-def from_baseline(models):
-    """Every pruning method's rows plus the baseline as its ratio-0 point, so each line starts there."""
-    base = models[models.method == "baseline"]
-    pruned = [m for m in STYLE if m not in methods.DENSE and (models.method == m).any()]
-    return pd.concat([models] + [base.assign(method=m) for m in pruned])
-
-
-# The ticks a log axis may label, densest first: mantissas in every decade (1, 2, 5: 0.5, 1, 2, 5, 10 ms).
-MANTISSAS = [(1, 2, 3, 4, 5, 6, 8), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)]
-
-
-def plain(value):
-    """A tick label as a plain number: 0.05, 2, 40, 1000 (not 5×10⁻² or 10³)."""
-    return f"{value:.6g}" if 1e-4 <= abs(value) < 1e6 or value == 0 else f"{value:.0e}"
-
-
-def log_ticks(low, high, room):
-    """The labelled ticks of a log axis from `low` to `high`: the densest of MANTISSAS whose neighbours
-    lie at least `room` (a fraction of the axis, per label: room(label) -> fraction) apart, every tick
-    in view; beyond that, every n-th power of ten."""
-    span = np.log10(high / low)
-    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
-    candidates = [[m * 10.0 ** e for e in range(first, last + 1) for m in subs] for subs in MANTISSAS]
-    candidates += [[10.0 ** e for e in range(first, last + 1) if e % step == 0] for step in (2, 3, 5, 10)]
-    for ticks in candidates:
-        ticks = [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
-        where = [np.log10(t / low) / span for t in ticks]
-        gaps = [b - a for a, b in zip(where, where[1:])]
-        needed = [(room(plain(a)) + room(plain(b))) / 2 for a, b in zip(ticks, ticks[1:])]
-        if len(ticks) >= 2 and all(gap >= need for gap, need in zip(gaps, needed)):
-            return ticks
-    return [10.0 ** round(np.log10(np.sqrt(low * high)))]  # a view narrower than any two labels
-
-
-def plain_log_ticks(axis):
-    """Label a log axis (or a log colour bar) in plain numbers that never overlap: major ticks at the
-    densest 1-2-5 series (log_ticks) the axis has room for, unlabelled minor ticks at every mantissa.
-    Call it once the data are drawn (it reads the axis's view and size)."""
-    low, high = sorted(axis.get_view_interval())
-    fig, box = axis.axes.figure, axis.axes.get_position()
-    size = 72 * (box.height * fig.get_figheight() if axis.axis_name == "y"
-                 else box.width * fig.get_figwidth())  # the axis's length in points
-    font = matplotlib.font_manager.FontProperties(size=plt.rcParams[f"{axis.axis_name}tick.labelsize"])
-    points = font.get_size_in_points()
-
-    def room(label):  # the label's extent along the axis, with a gap of one character, in axis fractions
-        return ((0.62 * len(label) + 0.8) * points if axis.axis_name == "x" else 1.6 * points) / size
-    ticks = log_ticks(low, high, room)
-    axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: plain(value)))
-    axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=np.arange(2, 10)))
-    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-
-
-def save(fig, figures_dir, name):
-    paths = [os.path.join(figures_dir, f"{name}.{ext}") for ext in ("png", "pdf")]
-    for path in paths:
-        fig.savefig(path)
-    plt.close(fig)
-    return paths
+from figure_data import accuracy_and_speed, layer_fractions, load, timed  # noqa: E402
+from figure_style import COLUMN_WIDTH, STYLE, from_baseline, legend_below, plot_methods, save  # noqa: E402
+from log_ticks import plain_log_ticks  # noqa: E402
 
 
 def mae_vs_compression(results, models, figures_dir):
@@ -142,11 +37,6 @@ def mae_vs_compression(results, models, figures_dir):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(loc="best", framealpha=0.9)
     return save(fig, figures_dir, "mae_vs_compression")
-
-
-def timed(models, *columns):
-    """Latency is timed once every model is trained: a results.json written before has none."""
-    return all(c in models and models[c].notna().all() for c in columns)
 
 
 def latency(results, models, figures_dir):
@@ -164,17 +54,6 @@ def latency(results, models, figures_dir):
     right.set(xlabel="latency (ms / video)", ylabel="test MAE (EF %)", title="accuracy vs speed")
     legend_below(fig, right)
     return save(fig, figures_dir, "latency")
-
-
-def accuracy_and_speed(models):
-    """Each method and ratio: mean MAE and PyTorch latency over seeds, the range of the rounds pooled over
-    them (the Pareto front ranks speed only beyond it, as summary.md does)."""
-    rows = models.groupby(["method", "ratio"], sort=False)
-    found = rows[["latency_ms", "test_mae"]].mean().rename(columns={"test_mae": "mae"})
-    if "latency_low_ms" in models:
-        found["latency_ms_low"] = rows.latency_low_ms.min()
-        found["latency_ms_high"] = rows.latency_high_ms.max()
-    return found.reset_index()
 
 
 def size(results, models, figures_dir):
@@ -238,15 +117,6 @@ def training_curves(results, models, figures_dir):
     right.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), framealpha=0.9, fontsize=6)
     fig.subplots_adjust(wspace=0.5)
     return save(fig, figures_dir, "training_curves")
-
-
-def layer_fractions(checkpoint):
-    """Fraction of the dense model's weights kept (non-zero) in every Conv2d/Linear layer."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    with torch.device("meta"):  # only the shapes: no weights drawn
-        dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(EFRegressionModel())}
-    return {name[:-len(".weight")].replace("backbone.", ""): int((state[name] != 0).sum()) / n
-            for name, n in dense.items()}
 
 
 def per_layer(results, models, figures_dir):
