@@ -29,7 +29,9 @@ def rows(table, models, questions=QUESTIONS):
     (claims.claims' table), budgets from the least pruned, then removal's speed-up over the baseline in
     each runtime timed in rounds (speed.py's rule, its family every model of the run, as summary.md's);
     `models`: the run's records (a DataFrame), for the FLOPs each budget names and the speed."""
-    primaries = table[table.family == claims.PRIMARY] if "family" in table else table.iloc[:0]
+    if "family" not in table or not (table.family == claims.PRIMARY).any():
+        return []
+    primaries = table[table.family == claims.PRIMARY]
     dense = models[models.method == "baseline"].effective_flops.mean()
     speeds = {prefix: speed.compared(models, prefix) for prefix in ("latency", "onnx_latency")
               if f"{prefix}_round_ms" in models}
@@ -110,6 +112,6 @@ def terminal(results):
             lines.append(budget)
         lines.append(f"  {words}: {change}, {verdict}")
     primaries = table[table.family == claims.PRIMARY] if "family" in table else table.iloc[:0]
-    if len(primaries):
+    if lines and len(primaries):
         lines.append(power.sentence(primaries, results["config"].get("ALPHA", config.ALPHA)))
     return lines

@@ -160,8 +160,10 @@ def _views():
              "DENSE": [m for m, row in METHODS.items() if row.kind == "dense"],
              "PAIRS": list(dict.fromkeys(pairs)),
              "REMOVED": [m for m, row in METHODS.items() if row.removes and not m.endswith(DISTILLED)],
-             "ALLOCATED": [m for m, row in METHODS.items() if row.chooser in ALLOCATION_CHOOSERS],
-             "FLOPS_MATCHED": [m for m, row in METHODS.items() if row.chooser in FLOPS_CHOOSERS],
+             "ALLOCATED": [m for m, row in METHODS.items()
+                           if row.chooser in ALLOCATION_CHOOSERS and not m.endswith(DISTILLED)],
+             "FLOPS_MATCHED": [m for m, row in METHODS.items()
+                               if row.chooser in FLOPS_CHOOSERS and not m.endswith(DISTILLED)],
              "ONE_SHOT_ONLY": [m for m, row in METHODS.items() if row.one_shot and not m.endswith(DISTILLED)],
              "RANDOM": [m for m, row in METHODS.items() if row.control_of]}
     for name, value in views.items():  # in place: claims.PAIRS is this module's PAIRS

@@ -60,7 +60,7 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
         prunings = layers[2] * len(cfg.SENSITIVITY_RATIOS)
         add("sensitivity", {"eval_videos": (1 + prunings) * val,
                             "recalibration_videos": (1 + prunings) * recalibration})
-    for method, _ in plan:
+    for method, *_ in plan:
         if method in ("scratch", "scratch_kd"):  # methods.SCRATCH: NUM_EPOCHS + FINE_TUNE_EPOCHS
             add("pruned_models", model(cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, 0, 1, 0))
         elif pruning_steps == 1:  # one-shot: validation and test right after pruning, fine-tuning, test

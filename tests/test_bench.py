@@ -18,8 +18,8 @@ def test_bench_times_every_variant_in_every_runtime_in_interleaved_rounds(monkey
     output = tmp_path / "docs" / "bench.json"
     table = bench.main(TINY_BENCH + ["--repeat", "2", "--output", str(output)])
     assert list(zip(table.method, table.ratio)) == [("baseline", 0.0), ("unstructured", 0.5),
-                                                    ("structured", 0.5), ("structured_physical", 0.5),
-                                                    ("structured_coupled_masked", 0.5),
+                                                    ("structured", 0.5), ("structured_coupled_masked", 0.5),
+                                                    ("structured_physical", 0.5),
                                                     ("unstructured_flops", 0.5), ("structured_flops", 0.5)]
     base, physical = table.iloc[0], table[table.method == "structured_physical"].iloc[0]
     assert base.latency_speedup == base.onnx_speedup == 1

@@ -62,8 +62,8 @@ def test_torchrun_two_processes_give_every_row_and_each_test_video_once(data, un
     results = json.load(open(out / "results" / "results.json"))
     assert results["environment"]["world_size"] == 2
     assert [r["name"] for r in results["models"]] == ["baseline", "dense_control_0", "unstructured_0.5",
-                                                      "structured_0.5", "structured_physical_0.5",
-                                                      "structured_coupled_masked_0.5"]
+                                                      "structured_0.5", "structured_coupled_masked_0.5",
+                                                      "structured_physical_0.5"]
     assert all(r["test_videos"] == 5 for r in results["models"])
     # one process, every test video once, from the saved checkpoint: the same MAE
     test = DataLoader(EchoNetVideoDataset(data, "test", 2, 32), batch_size=4)

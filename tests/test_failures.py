@@ -5,7 +5,6 @@ import concurrent.futures
 import pytest
 
 import cli
-import config
 from conftest import LEAN, TINY, options
 
 
@@ -27,7 +26,7 @@ def test_a_folder_that_cannot_be_written_stops_the_run_at_once_naming_it(option,
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, run_here, monkeypatch):
     def interrupted(*_, **__):
         raise KeyboardInterrupt
-    monkeypatch.setattr(config, "load", interrupted)
+    monkeypatch.setattr(cli, "load", interrupted)
     for script in ("main.py", "visualize_results.py", "visualize_model_architecture.py", "bench.py"):
         result = run_here(script, cwd=tmp_path)
         assert result.returncode == 130 and no_traceback(result)

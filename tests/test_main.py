@@ -20,7 +20,7 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     results = json.load(open(out / "results" / "results.json"))
     names = [r["name"] for r in results["models"]]
     assert names == ["baseline", "dense_control_0", "unstructured_0.5", "unstructured_0.9", "structured_0.5",
-                     "structured_physical_0.5", "structured_coupled_masked_0.5", "unstructured_flops_0.5",
+                     "structured_coupled_masked_0.5", "structured_physical_0.5", "unstructured_flops_0.5",
                      "structured_flops_0.5", "structured_physical_random_0.5", "scratch_0.5"]
     assert results["splits"] == {"train": 8, "val": 4, "test": 4}
     assert results["config"]["NUM_FRAMES"] == 2 and results["environment"]["torch"]

@@ -155,7 +155,7 @@ def test_a_committed_removal_twice_as_fast_is_ranked_faster_in_both_runtimes():
     keep a 2.7x speed-up unranked; older runs have 3 rounds."""
     runs = [(name, models) for name, models in committed_runs_timed_in(4) if models.seed.nunique() > 1]
     assert runs, "no committed run is timed in 4 rounds"
-    removed = methods.REMOVED + (methods.SCRATCH,)
+    removed = [*methods.REMOVED, methods.SCRATCH]
     for name, models in runs:
         for prefix in ("latency", "onnx_latency"):
             if f"{prefix}_round_ms" not in models:
