@@ -113,5 +113,6 @@ def terminal(results):
         lines.append(f"  {words}: {change}, {verdict}")
     primaries = table[table.family == claims.PRIMARY] if "family" in table else table.iloc[:0]
     if lines and len(primaries):
-        lines.append(power.sentence(primaries, results["config"].get("ALPHA", config.ALPHA)))
+        alpha = results["config"].get("ALPHA", config.ALPHA)
+        lines.append(power.sentence(primaries, alpha).replace("**", ""))  # plain text at the terminal
     return lines

@@ -143,9 +143,10 @@ def time_models(records, cfg, device, video, log):
     seconds = time.perf_counter() - start
     log(f"latency: {len(records)} models, {len(runners)} model-runtime pairs in {cfg.LATENCY_ROUNDS} "
         f"interleaved rounds of {cfg.LATENCY_TIMED_RUNS} runs after {cfg.LATENCY_WARMUP_RUNS} warm-up runs, "
-        f"{seconds:.0f} s ({loaded:.0f} s loading); median of the rounds (lowest–highest round), speedup "
-        f"over the baseline:")
-    for record in records:
+        f"{seconds:.0f} s ({loaded:.0f} s loading)" + (
+            "; median of the rounds (lowest–highest round), speedup over the baseline:" if cfg.VERBOSE else
+            "; each model's in summary.md and results.csv"))
+    for record in records if cfg.VERBOSE else []:
         log(f"  {record['name']} (seed {record['seed']}): " + ", ".join(
             f"{speed.RUNTIMES[p].name} {record[f'{p}_ms']:.3g} ms "
             f"({record[f'{p}_low_ms']:.3g}–{record[f'{p}_high_ms']:.3g}), "
