@@ -1,4 +1,4 @@
-"""The pruning methods compared, all starting from the same trained baseline, on the same layers.
+"""What each pruning method removes, all starting from the same trained baseline, on the same layers.
 
 unstructured               global L1 magnitude over the weights of every Conv2d (masks)
 structured                 per-layer L2 channels: each Conv2d's output channels with the lowest L2 norm
@@ -41,10 +41,8 @@ With RANDOM_PRUNING_CONTROL, unstructured_random and structured_random choose we
 at random at the same ratios (ShrinkBench's control); with RANDOM_REMOVAL_CONTROL,
 structured_physical_random removes random coupled groups, with the same counts as structured_physical.
 
-A Pruner reaches the ratio in one step (one-shot) or in several (gradual: Zhu & Gupta 2017's cubic
-ramp), each step pruning only among the weights or channels still there, so the last step leaves
-exactly the one-shot sparsity. Gradual steps are spread over the first `ramp_end` of fine-tuning
-(`due`), so the model trains at its final sparsity for the rest.
+Each method's chooser (the functions under "choosers" below, and allocation.py's) is named in its row of
+methods.py's table; pruners.Pruner calls it and takes the steps.
 """
 import copy
 import functools
