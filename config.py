@@ -70,6 +70,10 @@ PHYSICAL_STRUCTURED_PRUNING = True
 PHYSICAL_ROUND_TO = 8
 FINE_TUNE_EPOCHS = 2      # epochs of fine-tuning after pruning, every method alike
 FINE_TUNE_LEARNING_RATE = 1e-5  # Adam's learning rate for fine-tuning
+# "plain": FINE_TUNE_LEARNING_RATE on LR_SCHEDULE over the fine-tuning epochs. "rewind": learning-rate
+# rewinding (Renda et al. 2020), the baseline's own rates of its last FINE_TUNE_EPOCHS epochs replayed
+# (LEARNING_RATE on LR_SCHEDULE). Every method alike, the dense control too.
+FINE_TUNE_SCHEDULE = "plain"
 # True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
 REMOVE_MASKS_BEFORE_FINE_TUNE = False
 RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random at the same ratios
@@ -78,6 +82,11 @@ RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random 
 # a random initialisation for NUM_EPOCHS + FINE_TUNE_EPOCHS epochs (Liu et al. 2019's Scratch-E).
 RANDOM_REMOVAL_CONTROL = True
 SCRATCH_CONTROL = True
+# Also scratch_b (Liu et al. 2019's Scratch-B): the same small net trained for the dense baseline's training
+# compute, NUM_EPOCHS times the dense model's FLOPs over its own, in epochs, at most SCRATCH_B_MAX_FACTOR
+# times Scratch-E's epochs (Liu et al. double them): does the small net lose only for want of compute?
+SCRATCH_B_CONTROL = False
+SCRATCH_B_MAX_FACTOR = 2.0
 # After every pruning step (one-shot, gradual, physical; each layer of the sensitivity), before the
 # model is evaluated or fine-tuned, every BatchNorm's running statistics are re-estimated on this
 # many training batches, no weight changed (batchnorm.py): otherwise they still describe the dense
@@ -88,6 +97,12 @@ BN_RECALIBRATION_BATCHES = 20
 # and budgets, as <method>_flops (their own sparsity found by bisection, allocation.py): removal against
 # unstructured and per-layer masks at equal FLOPs, the study's primary comparisons (methods.PRIMARY).
 EQUAL_FLOPS_METHODS = ["unstructured", "structured"]
+# Coupled removal also by these channel importance criteria (criteria.py), as structured_physical_<name>
+# at the same ratios and budgets, each compared with group L2: "taylor" (first order), "hessian" (second
+# order, OBD), "bnscale" (network slimming's BatchNorm scale), "fpgm" (geometric median), "lamp"
+# (layer-adaptive magnitude; also unstructured_lamp beside global L1). One-shot or gradual.
+IMPORTANCE_CRITERIA = []
+CRITERION_BATCHES = 8     # training batches whose loss gradients the Taylor and Hessian criteria read
 # Recovering accuracy at high compression (docs/methodology.md, "Channel allocation"). Channel allocations of
 # removed channels besides the uniform one (structured_physical), each pruned to the uniform model's
 # effective FLOPs at the same ratio (allocation.py): "global" (Torch-Pruning's global ranking, the head

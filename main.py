@@ -153,7 +153,7 @@ def run_seed(experiment, seed):
         earlier = run_state.reused(experiment, ctx, f"{step.method}_{step.ratio:g}")
         if earlier:
             record = earlier[0]
-        elif methods.base_method(step.method) == methods.SCRATCH:
+        elif methods.from_scratch(step.method):
             record = seed_models.run_scratch(ctx, baseline_model, baseline, step, control=control)
         else:
             record = seed_models.run_pruned(ctx, baseline_model, baseline, step, control=control)

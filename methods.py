@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 CONTROL = "dense_control"  # the baseline fine-tuned as the pruned models are: nothing pruned
 SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
+SCRATCH_B = "scratch_b"  # the same, trained for the dense baseline's compute (seed_models.scratch_epochs)
 DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
 
 
@@ -55,6 +56,12 @@ class Method:
 
 
 REMOVAL = ("PHYSICAL_STRUCTURED_PRUNING", True)
+# The importance criteria of coupled removal besides group L2 (criteria.py): (name in IMPORTANCE_CRITERIA,
+# words, colour, marker); each structured_physical_<name>, compared with group L2 at the same ratio.
+CRITERIA = [("taylor", "first-order Taylor", "#1f5f3a", "p"), ("hessian", "Hessian (OBD)", "#4f7942", "8"),
+            ("bnscale", "BatchNorm scale", "#6b8e23", "H"),
+            ("fpgm", "geometric median (FPGM)", "#2f4f4f", "*"),
+            ("lamp", "LAMP", "#3cb371", "d")]
 METHODS = {
     "baseline": Method("baseline", None, kind="dense", style=("black", "*", "none")),
     CONTROL: Method("dense control", None, kind="dense", style=("gray", "D", "none"),
@@ -90,6 +97,18 @@ METHODS = {
                                               chooser="allocation.sensitivity_allocation", ratios="removed",
                                               switch=(("CHANNEL_ALLOCATIONS", "sensitivity"),), removes=True,
                                               one_shot=True, compared_with=("structured_physical",)),
+    **{f"structured_physical_{name}": Method(f"coupled channels, {words} (removed)",
+                                             f"Coupled channels, removed, by {words} importance "
+                                             f"(Torch-Pruning)",
+                                             kind="structured", style=(colour, marker, ":"),
+                                             chooser=f"criteria.{name}_removed", ratios="removed",
+                                             switch=(("IMPORTANCE_CRITERIA", name),), removes=True,
+                                             compared_with=("structured_physical",))
+       for name, words, colour, marker in CRITERIA},
+    "unstructured_lamp": Method("unstructured, LAMP", "Unstructured (layer-adaptive magnitude, LAMP, masks)",
+                                kind="unstructured", masked=True, style=("#3d7ea6", "o", (0, (2, 2))),
+                                chooser="criteria.lamp_weights", ratios="unstructured",
+                                switch=(("IMPORTANCE_CRITERIA", "lamp"),), compared_with=("unstructured",)),
     "unstructured_flops": Method("unstructured at removal's FLOPs",
                                  "Unstructured (global L1, masks) at coupled removal's effective FLOPs",
                                  kind="unstructured", masked=True, style=("#14426b", "d", (0, (5, 1))),
@@ -120,6 +139,11 @@ METHODS = {
                     "Control: structured_physical's architecture trained from scratch",
                     kind="structured", style=("#c28f2c", "P", ":"), ratios="removed",
                     switch=(("SCRATCH_CONTROL", True),)),
+    SCRATCH_B: Method("small net from scratch, the dense model's compute",
+                      "Control: structured_physical's architecture trained from scratch for the dense "
+                      "baseline's training compute (Scratch-B)",
+                      kind="structured", style=("#a0522d", "P", (0, (3, 1))), ratios="removed",
+                      switch=(("SCRATCH_B_CONTROL", True),), compared_with=("structured_physical", SCRATCH)),
 }
 # The study's primary questions, stated before any run (Holm over them alone, claims.py): at each ratio of
 # coupled removal, that is at each FLOP budget, is removal as accurate as unstructured and per-layer masks at
@@ -179,6 +203,12 @@ def _views():
 # records say what the allocation reached: allocation.py).
 ALLOCATION_CHOOSERS = ("allocation.global_allocation", "allocation.sensitivity_allocation")
 FLOPS_CHOOSERS = ("allocation.unstructured_at_removal_flops", "allocation.per_layer_at_removal_flops")
+
+
+def from_scratch(method):
+    """Whether `method`'s model is trained from a fresh initialisation (seed_models.run_scratch)."""
+    row = METHODS[base_method(method)]
+    return row.chooser is None and row.ratios is not None
 
 
 def base_method(method):

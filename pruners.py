@@ -14,9 +14,10 @@ import metrics
 from prune_utils import make_permanent, refresh_masked_weights, sparsity_schedule
 
 # What a chooser may read besides the model and the ratio: the input's frames and size (Torch-Pruning traces
-# the network on it), the channel rounding, the layers in scope, the steps, and the seed's coupled-group
-# sensitivity rows (the sensitivity allocation's).
-Setting = namedtuple("Setting", "num_frames image_size round_to scope steps sensitivity")
+# the network on it), the channel rounding, the layers in scope, the steps, the seed's coupled-group
+# sensitivity rows (the sensitivity allocation's), and training batches with how many of them a gradient
+# criterion reads (criteria.py; never validation or test batches).
+Setting = namedtuple("Setting", "num_frames image_size round_to scope steps sensitivity batches batch_count")
 
 
 def chooser(method):
@@ -35,10 +36,12 @@ class Pruner:
     """Prunes `model` in place to `ratio` in `steps` calls of step(). steps=1 is one-shot pruning.
     after_step(model): called after every step, before the model is evaluated or trained again (main.py
     re-estimates BatchNorm's statistics there). sensitivity: the seed's coupled-group sensitivity rows,
-    for structured_physical_sensitivity. `allocation`: what a FLOP-matched method reached."""
+    for structured_physical_sensitivity. batches: training batches, of which a gradient criterion reads
+    batch_count. `allocation`: what a FLOP-matched method reached."""
 
     def __init__(self, model, method, ratio, num_frames, image_size, round_to=1, scope="backbone", steps=1,
-                 remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=()):
+                 remove_masks=False, after_step=None, ramp_end=0.5, sensitivity=(), batches=(),
+                 batch_count=0):
         choose = chooser(method)
         if methods.METHODS[method].one_shot and steps > 1:
             raise ValueError(f"{method} is one-shot only: its channels come from one Torch-Pruning step")
@@ -46,16 +49,16 @@ class Pruner:
         self.after_step = after_step
         self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
         self.targets = sparsity_schedule(ratio, steps)
-        setting = Setting(num_frames, image_size, round_to, scope, steps, sensitivity)
+        setting = Setting(num_frames, image_size, round_to, scope, steps, sensitivity, batches, batch_count)
         self.prune, self.allocation = choose(model, ratio, setting)
 
     @classmethod
     def from_config(cls, model, method, ratio, cfg, **schedule):
         """A Pruner at the configuration's input size (NUM_FRAMES, IMAGE_SIZE), channel rounding
-        (PHYSICAL_ROUND_TO) and scope (PRUNING_SCOPE); `schedule`: the other keywords of Pruner (steps,
-        remove_masks, after_step, ramp_end, sensitivity)."""
+        (PHYSICAL_ROUND_TO), scope (PRUNING_SCOPE) and gradient batches (CRITERION_BATCHES); `schedule`: the
+        other keywords of Pruner (steps, remove_masks, after_step, ramp_end, sensitivity, batches)."""
         return cls(model, method, ratio, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, round_to=cfg.PHYSICAL_ROUND_TO,
-                   scope=cfg.PRUNING_SCOPE, **schedule)
+                   scope=cfg.PRUNING_SCOPE, batch_count=cfg.CRITERION_BATCHES, **schedule)
 
     def step(self):
         """Prune to the next sparsity of the schedule, among the weights or channels still there."""

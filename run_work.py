@@ -7,6 +7,9 @@ import os
 
 import torch
 
+import methods
+import seed_models
+
 
 PHASES = ("data_preparation", "baseline", "sensitivity", "pruned_models", "latency")  # main.py's clock laps
 # The units of work the projection counts, each at its measured seconds per unit.
@@ -60,9 +63,9 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
         prunings = layers[2] * len(cfg.SENSITIVITY_RATIOS)
         add("sensitivity", {"eval_videos": (1 + prunings) * val,
                             "recalibration_videos": (1 + prunings) * recalibration})
-    for method, *_ in plan:
-        if method in ("scratch", "scratch_kd"):  # methods.SCRATCH: NUM_EPOCHS + FINE_TUNE_EPOCHS
-            add("pruned_models", model(cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, 0, 1, 0))
+    for method, ratio, *_ in plan:
+        if methods.from_scratch(method):  # seed_models.scratch_epochs: Scratch-E's or Scratch-B's
+            add("pruned_models", model(seed_models.scratch_epochs(cfg, method, ratio), 0, 1, 0))
         elif pruning_steps == 1:  # one-shot: validation and test right after pruning, fine-tuning, test
             add("pruned_models", model(cfg.FINE_TUNE_EPOCHS, 1, 2, 1))
         else:  # gradual: a one-shot copy tested; every step recalibrated, validation after the last; test

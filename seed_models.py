@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+import allocation
 import batchnorm
 import measurement
 import metrics
@@ -151,6 +152,12 @@ def recalibration_batches(loaders, seed):
     return fixed
 
 
+def criterion_batches(ctx):
+    """The training batches a gradient criterion reads (criteria.py): BatchNorm's, in a fixed order; never
+    validation or test batches, whose videos the model is judged on."""
+    return recalibration_batches(ctx.loaders, ctx.seed)
+
+
 def recalibration(ctx):
     """The pruner's after_step: BatchNorm's running statistics re-estimated on training batches."""
     return lambda model: batchnorm.recalibrate(model, recalibration_batches(ctx.loaders, ctx.seed),
@@ -172,7 +179,7 @@ def run_pruned(ctx, baseline_model, baseline, step, control=None):
     pruner = pruners.Pruner.from_config(model, pruning, ratio, cfg, steps=pruning_steps(cfg),
                                         remove_masks=cfg.REMOVE_MASKS_BEFORE_FINE_TUNE,
                                         after_step=recalibration(ctx), ramp_end=cfg.PRUNING_RAMP_END,
-                                        sensitivity=ctx.sensitivity)
+                                        sensitivity=ctx.sensitivity, batches=criterion_batches(ctx))
     pruned = None
     if pruner.steps == 1:
         pruner.step()
@@ -181,11 +188,11 @@ def run_pruned(ctx, baseline_model, baseline, step, control=None):
         mae_before = train.evaluate(model, loaders["test"], device, cfg.AMP)["mae"]
     else:  # gradual: what pruning at once to the ratio costs, on a copy, recalibrated likewise
         one_shot = copy.deepcopy(baseline_model)
-        pruners.Pruner.from_config(one_shot, pruning, ratio, cfg, after_step=recalibration(ctx)).step()
+        pruners.Pruner.from_config(one_shot, pruning, ratio, cfg, after_step=recalibration(ctx),
+                                   sensitivity=ctx.sensitivity, batches=criterion_batches(ctx)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
-    history = fit(ctx, model, name, epochs=cfg.FINE_TUNE_EPOCHS, lr=cfg.FINE_TUNE_LEARNING_RATE,
-                  pruner=pruner, distilled=pruning != method)
+    history = fit(ctx, model, name, **fine_tuning(cfg), pruner=pruner, distilled=pruning != method)
     if pruned is not None:
         keep_if_better(model, history, *pruned)
     prune_utils.make_permanent(model)
@@ -200,6 +207,30 @@ def run_pruned(ctx, baseline_model, baseline, step, control=None):
     return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
 
+def fine_tuning(cfg):
+    """The fine-tuning's epochs and rate, every method alike: plain (FINE_TUNE_LEARNING_RATE on LR_SCHEDULE
+    over the fine-tuning epochs), or learning-rate rewinding (Renda et al. 2020): the baseline's own rates
+    of its last FINE_TUNE_EPOCHS epochs, replayed."""
+    if cfg.FINE_TUNE_SCHEDULE == "rewind":
+        return {"epochs": cfg.FINE_TUNE_EPOCHS, "lr": cfg.LEARNING_RATE,
+                "rewind": (cfg.NUM_EPOCHS - cfg.FINE_TUNE_EPOCHS, cfg.NUM_EPOCHS)}
+    return {"epochs": cfg.FINE_TUNE_EPOCHS, "lr": cfg.FINE_TUNE_LEARNING_RATE}
+
+
+def scratch_epochs(cfg, method, ratio):
+    """Scratch-E (Liu et al. 2019): the baseline's epochs plus the fine-tuning epochs, the training the
+    pruned model got in all. Scratch-B: the dense baseline's training compute (NUM_EPOCHS epochs at its
+    FLOPs) in epochs of the small net, never fewer than Scratch-E's and at most SCRATCH_B_MAX_FACTOR times
+    them (Liu et al. doubled the epochs wherever the FLOPs fell more than twofold)."""
+    scratch_e = cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS
+    if methods.base_method(method) != methods.SCRATCH_B:
+        return scratch_e
+    dense = allocation.uniform_flops(0.0, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+    small = allocation.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+    most = round(cfg.SCRATCH_B_MAX_FACTOR * scratch_e)
+    return max(scratch_e, min(round(cfg.NUM_EPOCHS * dense / small), most))
+
+
 def keep_if_better(model, history, val_mae, state):
     """The model right after pruning against the best fine-tuning epoch, on validation (a tie keeps the
     pruned one, as train.train does): fine-tuning never returns a model worse than pruning left it."""
@@ -210,18 +241,18 @@ def keep_if_better(model, history, val_mae, state):
 
 
 def run_scratch(ctx, baseline_model, baseline, step, control=None):
-    """The small network from scratch (Liu et al. 2019's Scratch-E): structured_physical's architecture at
-    `ratio`, a fresh random initialisation (never ImageNet's), trained by the baseline's recipe for the
-    baseline's epochs plus the fine-tuning epochs, so it gets the training the pruned model got in all.
-    step.method: scratch, or scratch_kd (trained with distillation from the dense baseline)."""
+    """The small network from scratch (Liu et al. 2019): structured_physical's architecture at `ratio`, a
+    fresh random initialisation (never ImageNet's), trained by the baseline's recipe for scratch_epochs
+    (Scratch-E: the training the pruned model got in all; Scratch-B: the dense baseline's compute).
+    step.method: scratch or scratch_b, or with _kd (trained with distillation from the dense baseline)."""
     cfg, method, ratio = ctx.cfg, step.method, step.ratio
     name = f"{method}_{ratio:g}"
     seed_run(ctx)
     model = prune_utils.scratch_model(ratio, float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)),
                                       num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
                                       round_to=cfg.PHYSICAL_ROUND_TO)
-    history = fit(ctx, model, name, epochs=cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS, lr=cfg.LEARNING_RATE,
-                  distilled=method != methods.SCRATCH)
+    history = fit(ctx, model, name, epochs=scratch_epochs(cfg, method, ratio), lr=cfg.LEARNING_RATE,
+                  distilled=method.endswith(methods.DISTILLED))
     record = {"name": name, "method": method, "ratio": ratio, "seed": ctx.seed,
               "pretrained": False, **test_metrics(ctx, model), "val_mae": min(history["val_mae"]),
               "history": history,
@@ -232,7 +263,7 @@ def run_scratch(ctx, baseline_model, baseline, step, control=None):
     return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
 
-def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
+def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False, rewind=None):
     """Train `model` (train.train), continuing from its training state when an earlier run of the same
     inputs left one, and logging each epoch to its CSV beside the checkpoint. distilled: on the labels
     and the dense baseline's predictions (with_teacher), DISTILLATION_WEIGHT the latter's share."""
@@ -242,7 +273,8 @@ def fit(ctx, model, name, *, epochs, lr, pruner=None, distilled=False):
                        amp=ctx.cfg.AMP, schedule=ctx.cfg.LR_SCHEDULE,
                        pruner=pruner, channels_last=ctx.cfg.CHANNELS_LAST,
                        epoch_log=ctx.records.epoch_log(name),
-                       distillation_weight=ctx.cfg.DISTILLATION_WEIGHT if distilled else None)
+                       distillation_weight=ctx.cfg.DISTILLATION_WEIGHT if distilled else None,
+                       rewind=rewind)
 
 
 def finish(ctx, model, record):

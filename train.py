@@ -100,9 +100,10 @@ class Training:
     optimizer (new after every pruning step), the best validation MAE and weights so far, the history."""
 
     def __init__(self, model, train_loader, val_loader, *, epochs, lr, device, amp, schedule, pruner,
-                 channels_last, distillation_weight=None):
+                 channels_last, distillation_weight=None, rewind=None):
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
         self.epochs, self.lr, self.device = epochs, lr, device
+        self.span = rewind or (0, epochs)  # (first epoch, epochs) of the schedule these epochs replay
         self.amp, self.schedule, self.pruner = amp, schedule, pruner
         self.distillation_weight = distillation_weight
         self.layout = torch.channels_last if channels_last else torch.preserve_format
@@ -176,7 +177,7 @@ class Training:
     def training_step(self, video, ef, progress):
         """One step of Adam on MSE at the schedule's rate for `progress` (in epochs); returns the loss."""
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr * learning_rate_factor(self.schedule, progress, self.epochs)
+            group["lr"] = self.lr * learning_rate_factor(self.schedule, self.span[0] + progress, self.span[1])
         video, ef = video.to(self.device, non_blocking=True), ef.to(self.device, non_blocking=True)
         with autocast(self.device, self.dtype), small_maps.on_cpu(self.device):
             predicted = self.net(video)
@@ -271,7 +272,7 @@ class Training:
 
 def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log=print, state_path=None,
           amp=False, schedule="constant", pruner=None, channels_last=False, epoch_log=None,
-          distillation_weight=None):
+          distillation_weight=None, rewind=None):
     """Adam on MSE; keeps the weights of the epoch with the best validation MAE.
     pruner (pruners.Pruner): pruned step by step during training (Training.take_due_pruning_steps);
     the model returned has the final sparsity.
@@ -285,12 +286,14 @@ def train(model, train_loader, val_loader, epochs, lr, device, desc="train", log
     train_loader, val_loader: batches.Batches (or any iterables of (video, ef) batches).
     distillation_weight w: the training targets are (label, the dense model's prediction) pairs, and the
     loss (1 - w) x MSE to the label + w x MSE to the prediction (train loss is that mixed loss).
+    rewind (first epoch, epochs): the rates of another training's schedule replayed from that epoch on
+    (learning-rate rewinding, Renda et al. 2020); None: the schedule runs over these `epochs`.
     Returns the history: train loss, val MAE, learning rate (at the epoch's last step), sparsity and
     seconds per epoch, best epoch, seconds, and where the time went (training and validation seconds
     and videos, the seconds the steps waited for their batches)."""
     run = Training(model, train_loader, val_loader, epochs=epochs, lr=lr, device=device, amp=amp,
                    schedule=schedule, pruner=pruner, channels_last=channels_last,
-                   distillation_weight=distillation_weight)
+                   distillation_weight=distillation_weight, rewind=rewind)
     if state_path and os.path.isfile(state_path):
         first_epoch = run.resume(state_path, log, desc)
     else:

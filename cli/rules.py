@@ -38,7 +38,7 @@ PRUNED = [m for m in methods.METHODS if m != "baseline" and not m.endswith(metho
 RULES = {  # every option but the booleans and --device (options.device_problems asks torch)
     **dict.fromkeys(["NUM_FRAMES", "IMAGE_SIZE", "NUM_TRAIN_VIDEOS", "NUM_VAL_VIDEOS", "NUM_TEST_VIDEOS",
                      "BATCH_SIZE", "NUM_EPOCHS", "PRUNING_STEPS", "PHYSICAL_ROUND_TO", "LATENCY_TIMED_RUNS",
-                     "LATENCY_ROUNDS", "INT8_CALIBRATION_VIDEOS"], COUNT),
+                     "LATENCY_ROUNDS", "INT8_CALIBRATION_VIDEOS", "CRITERION_BATCHES"], COUNT),
     **dict.fromkeys(["FINE_TUNE_EPOCHS", "BN_RECALIBRATION_BATCHES", "LATENCY_WARMUP_RUNS", "SEED", "SEEDS"],
                     NOT_NEGATIVE),  # numpy's generators take no negative seed
     "BOOTSTRAP_SAMPLES": between(100),
@@ -51,11 +51,13 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "CLIPS_ON_DEVICE": Rule("auto or a share of the GPU's free memory from 0 to 1",
                             lambda v: v == "auto" or SHARE.fits(v)),
     "PRUNING_SCOPE": one_of("backbone", "all"), "PRUNING_SCHEDULE": one_of("oneshot", "gradual"),
-    "LR_SCHEDULE": one_of("constant", "cosine"),
+    "LR_SCHEDULE": one_of("constant", "cosine"), "FINE_TUNE_SCHEDULE": one_of("plain", "rewind"),
+    "SCRATCH_B_MAX_FACTOR": between(1),
     "INT8_CALIBRATION_METHOD": one_of("minmax", "entropy", "percentile"),
     "INT8_KEEP_FP32": one_of("head", "first_conv"),
     "CHANNEL_ALLOCATIONS": one_of(*methods.choices("CHANNEL_ALLOCATIONS")),
     "EQUAL_FLOPS_METHODS": one_of(*methods.choices("EQUAL_FLOPS_METHODS")),
+    "IMPORTANCE_CRITERIA": one_of(*dict.fromkeys(methods.choices("IMPORTANCE_CRITERIA"))),
     "DISTILLED_METHODS": one_of(*PRUNED), "INT8_METHODS": one_of("baseline", *PRUNED),
     **dict.fromkeys(["DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR",
                      "PRETRAINED_PATH"], FOLDER),
@@ -79,6 +81,9 @@ NEEDS = [
      "--batch-size 1 with --num-frames 1 at --image-size 32 or less: ResNet-18's last BatchNorm sees one "
      "value per channel (1x1 maps, batches.fewest_clips) and cannot train on it; give --batch-size 2 or "
      "more, or 2 frames"),
+    (lambda c: c.FINE_TUNE_SCHEDULE == "rewind", lambda c: c.FINE_TUNE_EPOCHS <= c.NUM_EPOCHS,
+     "--fine-tune-schedule rewind replays the baseline's last --fine-tune-epochs epochs of rates: give at "
+     "most --num-epochs of them"),
     (lambda c: c.INT8, lambda c: c.ONNX_EXPORT is not False,
      "--int8 quantizes the ONNX export: it needs --onnx-export true or none"),
 ]

@@ -96,6 +96,7 @@ LISTS = [name for name, kind in kinds.KIND.items()
 def test_every_list_names_each_value_once(name):
     dashed = "--" + name.lower().replace("_", "-")
     value = (cli.defaults()[name] or {"CHANNEL_ALLOCATIONS": ["global"], "TARGET_FLOPS_SPEEDUPS": [2.0],
+                                         "IMPORTANCE_CRITERIA": ["taylor"],
                                          "DISTILLED_METHODS": ["structured"],
                                          "INT8_METHODS": ["baseline"]}[name])[0]
     written = rules.show(value)

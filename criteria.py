@@ -1,0 +1,98 @@
+"""The field's channel importance criteria for coupled removal, from Torch-Pruning (the group forms, summed
+over each coupled group like structured_physical's L2), and layer-adaptive magnitude (LAMP) for single
+weights, each the chooser of a method in methods.py's table (structured_physical_<criterion>,
+unstructured_lamp). Gradient criteria (Taylor, Hessian) read the loss on CRITERION_BATCHES training batches
+only, never validation or test: the channels a model loses must not depend on the videos it is judged on.
+
+taylor   first order: |w · dL/dw| (Molchanov et al. 2019), GroupTaylorImportance
+hessian  second order, OBD-style: w² times the squared per-video gradients (a diagonal Fisher),
+         GroupHessianImportance
+bnscale  network slimming's |gamma| of the BatchNorm after each conv (Liu et al. 2017), BNScaleImportance
+fpgm     the filters nearest the geometric median of their layer's (He et al. 2019), FPGMImportance
+lamp     layer-adaptive magnitude (Lee et al. 2021): each weight's square over the sum of the squares of
+         its layer's larger weights, so that layers are compared on one scale; LAMPImportance for groups
+"""
+import torch
+import torch.nn as nn
+import torch.nn.utils.prune  # noqa: F401 (nn.utils.prune)
+import torch_pruning as tp
+
+import prune_utils
+
+IMPORTANCES = {"taylor": tp.importance.GroupTaylorImportance, "hessian": tp.importance.GroupHessianImportance,
+               "bnscale": tp.importance.BNScaleImportance, "fpgm": tp.importance.FPGMImportance,
+               "lamp": tp.importance.LAMPImportance}
+GRADIENTS = ("taylor", "hessian")
+
+
+def loss_gradients(model, batches, count, importance=None):
+    """The MSE loss's gradients on the first `count` training batches, summed in each weight's .grad; for
+    the Hessian criterion, each video's squared gradient accumulated into `importance` too. The model in
+    eval mode, so BatchNorm's running statistics stay as they are; fp32."""
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    model.zero_grad()
+    if importance is not None:
+        importance.zero_grad()
+    for seen, (video, ef) in enumerate(batches):
+        if seen >= count:
+            break
+        predicted = model(video.to(device)).float()
+        errors = (predicted - ef.to(device).float()) ** 2
+        if importance is None:
+            errors.mean().backward()
+            continue
+        for i in range(len(errors)):  # the Hessian criterion's squared gradients are per video
+            model.zero_grad()
+            errors[i].backward(retain_graph=i < len(errors) - 1)
+            importance.accumulate_grad(model)
+    model.train(was_training)
+
+
+def coupled_removed_by(criterion):
+    """The chooser of coupled removal by `criterion`: structured_physical's groups, counts and rounding,
+    only the importance differs. A gradient criterion reads its gradients before every step."""
+    def choose(model, ratio, setting):
+        importance = IMPORTANCES[criterion]()
+        pruner = prune_utils.physical_pruner(model, ratio, setting.num_frames, setting.image_size,
+                                             setting.round_to, setting.steps, importance=importance)
+
+        def prune(target):
+            if criterion in GRADIENTS:
+                loss_gradients(model, setting.batches, setting.batch_count,
+                               importance if criterion == "hessian" else None)
+            pruner.step()
+            model.zero_grad(set_to_none=True)
+        return prune, {}
+    choose.__name__ = f"coupled_removed_by_{criterion}"
+    return choose
+
+
+taylor_removed, hessian_removed, bnscale_removed, fpgm_removed, lamp_removed = (
+    coupled_removed_by(c) for c in ("taylor", "hessian", "bnscale", "fpgm", "lamp"))
+
+
+def lamp_scores(weight):
+    """LAMP's score of each weight of one layer: w² / (the sum of w'² over the weights w' at least as large
+    in magnitude), so that the smallest scores of different layers are comparable."""
+    squares = weight.detach().flatten() ** 2
+    ordered, index = torch.sort(squares)
+    tails = torch.flip(torch.cumsum(torch.flip(ordered, [0]), 0), [0])  # sum of this and every larger one
+    scores = torch.empty_like(squares)
+    scores[index] = ordered / tails.clamp_min(torch.finfo(squares.dtype).tiny)
+    return scores.view_as(weight)
+
+
+def lamp_weights(model, ratio, setting):
+    """The chooser of unstructured_lamp: global L1's masks, ranked by LAMP's score instead of |w| (a weight
+    already masked scores 0: only the weights still there are chosen from, as global L1 does)."""
+    def prune(target):
+        layers = [m for _, m in prune_utils.prunable_layers(model, setting.scope)]
+        total = sum(m.weight.numel() for m in layers)
+        amount = round(target * total) - sum(prune_utils.pruned_so_far(m) for m in layers)
+        nn.utils.prune.global_unstructured([(m, "weight") for m in layers],
+                                           pruning_method=prune_utils.L1Unstructured, amount=amount,
+                                           importance_scores={(m, "weight"): lamp_scores(m.weight)
+                                                              for m in layers})
+    return prune, {}
