@@ -49,7 +49,8 @@ class Pruner:
         self.after_step = after_step
         self.steps, self.done, self.sparsity_after_pruning, self.ramp_end = steps, 0, None, ramp_end
         self.targets = sparsity_schedule(ratio, steps)
-        setting = Setting(num_frames, image_size, round_to, scope, steps, sensitivity, batches, batch_count)
+        setting = Setting(num_frames=num_frames, image_size=image_size, round_to=round_to, scope=scope,
+                          steps=steps, sensitivity=sensitivity, batches=batches, batch_count=batch_count)
         self.prune, self.allocation = choose(model, ratio, setting)
 
     @classmethod
