@@ -56,7 +56,7 @@ PAIRS = methods.PAIRS  # the method pairs compared at equal ratios (methods.py s
 # tenth or more of its range, and the t reference assumes a mean near normal.
 MIN_VIDEOS = 10
 NON_INFERIORITY, TWO_SIDED = "non-inferiority", "two-sided"
-PRIMARY, EXPLORATORY = "primary", "exploratory"
+PRIMARY, CRITERIA, EXPLORATORY = "primary", "criteria", "exploratory"  # the Holm families
 
 
 def paired(errors, reference):
@@ -154,6 +154,14 @@ def primary(kind, method, reference):
     return kind == "same ratio" and (method, reference) in methods.PRIMARY_PAIRS
 
 
+def family_of(kind, method, reference):
+    """A comparison's Holm family: the study's primary questions, the criteria study's (each importance
+    criterion against group L2 removal, methods.CRITERIA_PAIRS), or every other comparison."""
+    if primary(kind, method, reference):
+        return PRIMARY
+    return CRITERIA if kind == "same ratio" and (method, reference) in methods.CRITERIA_PAIRS else EXPLORATORY
+
+
 def family(models):
     """Every comparison of the run as (kind, a rows, b rows): each model against the baseline and the
     dense control, and the method pairs at equal ratios; rows sorted by seed, on seeds both have."""
@@ -189,7 +197,7 @@ def claims(models, alpha=None, fraction=None):
     rows = [{"kind": kind, "question": question(kind, a.iloc[0].method, b.iloc[0].method),
              "method": a.iloc[0].method, "ratio": a.iloc[0].ratio, "reference": b.iloc[0].method,
              "reference_ratio": b.iloc[0].ratio, "fraction": fraction,
-             "family": PRIMARY if primary(kind, a.iloc[0].method, b.iloc[0].method) else EXPLORATORY,
+             "family": family_of(kind, a.iloc[0].method, b.iloc[0].method),
              "params_effective": a.params_effective.mean(),
              "reference_params_effective": b.params_effective.mean(),
              "effective_flops": a.effective_flops.mean(),
@@ -273,10 +281,14 @@ def families(table):
     count = int((table.family == PRIMARY).sum()) if "family" in table else 0
     stated = ("coupled removal against unstructured and per-layer masks at its effective FLOPs and against "
               "the small net from scratch, and each of them against the baseline, at each ratio of removal")
+    criteria = int((table.family == CRITERIA).sum()) if "family" in table else 0
+    also = (f", the {criteria} comparisons of an importance criterion with group L2 removal (a family of "
+            f"their own)" if criteria else "")
     if not count:
-        return f"all {len(table)} comparisons of this run (none of the primary questions, {stated}, was run)"
-    return (f"the {count} primary questions, stated before the run ({stated}), and the {len(table) - count} "
-            f"exploratory comparisons")
+        return (f"all {len(table) - criteria} comparisons of this run{also} (none of the primary questions, "
+                f"{stated}, was run)")
+    return (f"the {count} primary questions, stated before the run ({stated}){also}, and the "
+            f"{len(table) - count - criteria} exploratory comparisons")
 
 
 def label(method, ratio):
@@ -315,9 +327,11 @@ def paragraphs(results, table):
                                     f"({r.change:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}])"
                                     for r in pairs[pairs.verdict == v].itertuples())
                for v in pairs.verdict.unique()]
-    primaries = table[table.family == PRIMARY]
+    primaries, criteria = table[table.family == PRIMARY], table[table.family == CRITERIA]
     shown = ["\n## Claims: the primary questions\n", claims_table(primaries)] if len(primaries) else []
-    others = table[table.family != PRIMARY]
+    shown += (["\n## Claims: each importance criterion against group L2 removal (a family of its own)\n",
+               claims_table(criteria)] if len(criteria) else [])
+    others = table[table.family == EXPLORATORY]
     return [rule(results, table), *shown, "\n## Claims: every other comparison (exploratory)\n",
             claims_table(others),
             "**Comparisons at the same ratio** (sizes in the table above: the same ratio is not the same "

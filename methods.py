@@ -154,6 +154,9 @@ METHODS = {
 PRIMARY_PAIRS = [("structured_physical", "unstructured_flops"), ("structured_physical", "structured_flops"),
                  ("structured_physical", SCRATCH)]
 PRIMARY_METHODS = ("structured_physical", "unstructured_flops", "structured_flops", SCRATCH)  # vs baseline
+# The criteria study's questions, stated before its run, a Holm family of their own (claims.py): each
+# importance criterion against group L2 removal at the same ratio, so at the same FLOP budget.
+CRITERIA_PAIRS = [(f"structured_physical_{name}", "structured_physical") for name, *_ in CRITERIA]
 # Views of the table, kept in step by register (lists and dicts: a module holding one sees a row added).
 LABELS, DENSE, PAIRS, REMOVED, ALLOCATED, FLOPS_MATCHED, ONE_SHOT_ONLY, RANDOM = ({}, [], [], [], [], [], [],
                                                                                   [])

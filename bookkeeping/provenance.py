@@ -11,6 +11,13 @@ import torch.distributed as dist
 import processes
 
 
+# The CPU flags that choose oneDNN's and ONNX Runtime's kernels: runs of one commit, configuration and data
+# on hosts that differ in these (AMX or not) trained different models (docs/results.md), so every run
+# records them.
+KERNEL_FLAGS = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                "amx_bf16", "amx_int8", "asimddp", "i8mm", "sve"}
+
+
 def environment(device, steady_allocator):
     """Where the numbers come from: the commit (or that there is none) and the installed packages'
     versions from their metadata (torch_pruning.__version__ said 1.6.0 with 1.6.1 installed)."""
@@ -21,6 +28,7 @@ def environment(device, steady_allocator):
         "torchvision": installed("torchvision"), "torch_pruning": installed("torch-pruning"),
         "onnxruntime": installed("onnxruntime"), "numpy": installed("numpy"), "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "cpu_model": cpu_model, "cpu_avx512": "avx512f" in cpu_flags,
+        "cpu_kernel_flags": sorted(KERNEL_FLAGS & cpu_flags),
         "torch_threads": torch.get_num_threads(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
         "cuda": torch.version.cuda if cuda else None, "git_commit": git_commit(),

@@ -37,6 +37,7 @@ def test_writes_every_file_with_one_row_per_model(tiny_run):
     assert "\r" not in result.stdout + result.stderr  # no progress bars when the output is not a terminal
     assert "baseline epoch 1/1: train MSE" in result.stdout  # one line per epoch instead
     assert results["environment"]["cpu_malloc_thresholds_fixed"] is (platform.libc_ver()[0] == "glibc")
+    assert isinstance(results["environment"]["cpu_kernel_flags"], list)  # which oneDNN kernels ran
 
 
 def test_a_run_ends_in_a_few_lines_the_primary_answers_and_where_the_files_are(tiny_run):
