@@ -192,8 +192,8 @@ def main(argv):
                                                        args.num_test_videos)
     if min(counts) < 1 or args.seed < 0 or not args.data_root.strip():
         raise cli.ConfigError(f"every split needs at least one video, the seed must not be negative and "
-                                 f"--data-root must name a folder (got {'/'.join(map(str, counts))} videos, "
-                                 f"--seed {args.seed}, --data-root {args.data_root!r})")
+                              f"--data-root must name a folder (got {'/'.join(map(str, counts))} videos, "
+                              f"--seed {args.seed}, --data-root {args.data_root!r})")
     create_sample_data(args.data_root, *counts, args.seed)
 
 

@@ -146,11 +146,11 @@ def checked_skip(options, extra):
     given += [f"--{k}" for k in ("project", "steps", "rounds", "videos") if getattr(options, k)]
     if given:
         raise cli.ConfigError(f"--selftest runs its own tiny configuration; of the other options it takes "
-                                 f"--device only (given: {', '.join(given)})")
+                              f"--device only (given: {', '.join(given)})")
     skip = {part.strip() for part in options.selftest_skip.split(",") if part.strip()}
     if unknown := skip - set(PARTS):
         raise cli.ConfigError(f"--selftest-skip: no part {', '.join(sorted(unknown))}; the parts are "
-                                 f"{', '.join(PARTS)}")
+                              f"{', '.join(PARTS)}")
     return skip
 
 

@@ -80,8 +80,8 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
             raise
         except Exception as e:  # noqa: BLE001 (torch.load raises EOFError, UnpicklingError, KeyError...)
             raise cli.ConfigError(f"{path} is not a checkpoint main.py saved ({type(e).__name__}: "
-                                     f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); "
-                                     f"give the .pt files of <results-dir>/checkpoints/seed<N>/") from None
+                                  f"{str(e).splitlines()[0] if str(e) else 'empty or cut off'}); "
+                                  f"give the .pt files of <results-dir>/checkpoints/seed<N>/") from None
         num_frames, image_size = info.get("num_frames", num_frames), info.get("image_size", image_size)
         title = f"{info.get('method', 'model')} {info.get('ratio', '')} ({os.path.basename(path)})"
         models.append((title, model))

@@ -95,9 +95,9 @@ def start_or_continue(cfg, previous, identity, skipped, log):
             f"--results-dir.")
     if old.get("id") != identity["id"]:
         raise cli.ConfigError(f"{path} holds results of another run (identity {old.get('id')}, this run "
-                                 f"{identity['id']}: the options, the data and the processes are the same, "
-                                 f"so it was written by an earlier version of ef-prune, which identified "
-                                 f"runs otherwise). {redo}")
+                              f"{identity['id']}: the options, the data and the processes are the same, "
+                              f"so it was written by an earlier version of ef-prune, which identified "
+                              f"runs otherwise). {redo}")
     log(f"continuing the run in {cfg.RESULTS_DIR}/: {len(previous['models'])} finished model(s) are reused")
     return previous
 

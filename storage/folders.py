@@ -95,7 +95,7 @@ def check_writable(cfg):
             os.remove(probe)
         except OSError as e:
             raise cli.ConfigError(f"{option} {folder}: cannot write there ({e.strerror or e}); "
-                                     f"choose a folder this user can write to") from None
+                                  f"choose a folder this user can write to") from None
 
 
 def inside(path, folder):
