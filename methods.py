@@ -60,8 +60,8 @@ REMOVAL = ("PHYSICAL_STRUCTURED_PRUNING", True)
 # words, colour, marker); each structured_physical_<name>, compared with group L2 at the same ratio.
 CRITERIA = [("taylor", "first-order Taylor", "#1f5f3a", "p"), ("hessian", "Hessian (OBD)", "#4f7942", "8"),
             ("bnscale", "BatchNorm scale", "#6b8e23", "H"),
-            ("fpgm", "geometric median (FPGM)", "#2f4f4f", "*"),
-            ("lamp", "LAMP", "#3cb371", "d")]
+            ("fpgm", "geometric median (FPGM)", "#2f4f4f", "2"),
+            ("lamp", "LAMP", "#3cb371", "3")]
 METHODS = {
     "baseline": Method("baseline", None, kind="dense", style=("black", "*", "none")),
     CONTROL: Method("dense control", None, kind="dense", style=("gray", "D", "none"),
@@ -106,7 +106,7 @@ METHODS = {
                                              compared_with=("structured_physical",))
        for name, words, colour, marker in CRITERIA},
     "unstructured_lamp": Method("unstructured, LAMP", "Unstructured (layer-adaptive magnitude, LAMP, masks)",
-                                kind="unstructured", masked=True, style=("#3d7ea6", "o", (0, (2, 2))),
+                                kind="unstructured", masked=True, style=("#3d7ea6", "4", (0, (2, 2))),
                                 chooser="criteria.lamp_weights", ratios="unstructured",
                                 switch=(("IMPORTANCE_CRITERIA", "lamp"),), compared_with=("unstructured",)),
     "unstructured_flops": Method("unstructured at removal's FLOPs",
@@ -142,7 +142,7 @@ METHODS = {
     SCRATCH_B: Method("small net from scratch, the dense model's compute",
                       "Control: structured_physical's architecture trained from scratch for the dense "
                       "baseline's training compute (Scratch-B)",
-                      kind="structured", style=("#a0522d", "P", (0, (3, 1))), ratios="removed",
+                      kind="structured", style=("#a0522d", "|", (0, (3, 1))), ratios="removed",
                       switch=(("SCRATCH_B_CONTROL", True),), compared_with=("structured_physical", SCRATCH)),
 }
 # The study's primary questions, stated before any run (Holm over them alone, claims.py): at each ratio of
