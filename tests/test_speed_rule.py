@@ -151,9 +151,11 @@ def committed_runs_timed_in(rounds):
 def test_a_committed_removal_twice_as_fast_is_ranked_faster_in_both_runtimes():
     """Every coupled-removal model (uniform, allocated, random, the small net) measured at 2x or more is
     "faster" than the baseline in PyTorch and ONNX Runtime, in each committed run of several seeds timed
-    in 4 rounds or more: the study. One seed's 4 rounds (the quick run) leave 3 df, and a noisy round can
-    keep a 2.7x speed-up unranked; older runs have 3 rounds."""
-    runs = [(name, models) for name, models in committed_runs_timed_in(4) if models.seed.nunique() > 1]
+    in 4 rounds or more (the study), and of one seed timed in 8 or more (the quick run): one seed's 4
+    rounds left 3 df, and Holm over the run's models kept a 3.8x speed-up unranked. The recovery run,
+    made before this rule, has 3 rounds."""
+    runs = [(name, models) for name, models in committed_runs_timed_in(4)
+            if models.seed.nunique() > 1 or models.latency_rounds.min() >= 8]
     assert runs, "no committed run is timed in 4 rounds"
     removed = [*methods.REMOVED, methods.SCRATCH]
     for name, models in runs:
