@@ -27,7 +27,7 @@ def test_help_exits_0_with_the_docstring_and_every_section(script, tmp_path, run
             in text)
     assert "--not-results" not in text
     assert "--latency-rounds N Every model's latency is timed once all models are trained" in text
-    assert "Holm-adjusted over the run's models (speed.py). (default 5; --quick 4)" in text
+    assert "Holm-adjusted over the run's models (speed.py). (default 5; --quick 8)" in text
     if script == "bench.py":
         assert "--data " in text and "--repeat N rounds" in text
     if script == "visualize_model_architecture.py":
