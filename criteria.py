@@ -13,8 +13,6 @@ lamp     layer-adaptive magnitude (Lee et al. 2021): each weight's square over t
          its layer's larger weights, so that layers are compared on one scale; LAMPImportance for groups
 """
 import torch
-import torch.nn as nn
-import torch.nn.utils.prune  # noqa: F401 (nn.utils.prune)
 import torch_pruning as tp
 
 import prune_utils
@@ -88,11 +86,5 @@ def lamp_weights(model, ratio, setting):
     """The chooser of unstructured_lamp: global L1's masks, ranked by LAMP's score instead of |w| (a weight
     already masked scores 0: only the weights still there are chosen from, as global L1 does)."""
     def prune(target):
-        layers = [m for _, m in prune_utils.prunable_layers(model, setting.scope)]
-        total = sum(m.weight.numel() for m in layers)
-        amount = round(target * total) - sum(prune_utils.pruned_so_far(m) for m in layers)
-        nn.utils.prune.global_unstructured([(m, "weight") for m in layers],
-                                           pruning_method=prune_utils.L1Unstructured, amount=amount,
-                                           importance_scores={(m, "weight"): lamp_scores(m.weight)
-                                                              for m in layers})
+        prune_utils.unstructured(model, target, scope=setting.scope, scores=lamp_scores)
     return prune, {}

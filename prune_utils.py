@@ -108,14 +108,16 @@ def masked_lowest(amount, scores, default_mask):
     return mask
 
 
-def unstructured(model, ratio, criterion=L1Unstructured, scope="backbone"):
-    """Mask the `ratio` of all in-scope weights with the lowest |w| (or at random), globally.
-    On a model already pruned, only the weights still there are ranked: the count is absolute, so
-    the total reaches round(ratio * weights) exactly."""
+def unstructured(model, ratio, criterion=L1Unstructured, scope="backbone", scores=None):
+    """Mask the `ratio` of all in-scope weights with the lowest |w| (or at random), globally; scores(weight):
+    another score to rank by (criteria.lamp_scores). On a model already pruned, only the weights still
+    there are ranked: the count is absolute, so the total reaches round(ratio * weights) exactly."""
     layers = [m for _, m in prunable_layers(model, scope)]
     total = sum(m.weight.numel() for m in layers)
     amount = round(ratio * total) - sum(pruned_so_far(m) for m in layers)
-    prune.global_unstructured([(m, "weight") for m in layers], pruning_method=criterion, amount=amount)
+    importance = None if scores is None else {(m, "weight"): scores(m.weight) for m in layers}
+    prune.global_unstructured([(m, "weight") for m in layers], pruning_method=criterion, amount=amount,
+                              importance_scores=importance)
     return model
 
 
