@@ -156,7 +156,8 @@ def primary(kind, method, reference):
 
 def family_of(kind, method, reference):
     """A comparison's Holm family: the study's primary questions, the criteria study's (each importance
-    criterion against group L2 removal, methods.CRITERIA_PAIRS), or every other comparison."""
+    criterion against group L2 removal, and learning-rate rewinding against plain fine-tuning:
+    methods.CRITERIA_PAIRS), or every other comparison."""
     if primary(kind, method, reference):
         return PRIMARY
     return CRITERIA if kind == "same ratio" and (method, reference) in methods.CRITERIA_PAIRS else EXPLORATORY
@@ -282,8 +283,9 @@ def families(table):
     stated = ("coupled removal against unstructured and per-layer masks at its effective FLOPs and against "
               "the small net from scratch, and each of them against the baseline, at each ratio of removal")
     criteria = int((table.family == CRITERIA).sum()) if "family" in table else 0
-    also = (f", the {criteria} comparisons of an importance criterion with group L2 removal (a family of "
-            f"their own)" if criteria else "")
+    also = (f", the {criteria} comparisons of the criteria study (each importance criterion with group L2 "
+            f"removal, and learning-rate rewinding with plain fine-tuning: a family of their own)"
+            if criteria else "")
     if not count:
         return (f"all {len(table) - criteria} comparisons of this run{also} (none of the primary questions, "
                 f"{stated}, was run)")
@@ -329,7 +331,8 @@ def paragraphs(results, table):
                for v in pairs.verdict.unique()]
     primaries, criteria = table[table.family == PRIMARY], table[table.family == CRITERIA]
     shown = ["\n## Claims: the primary questions\n", claims_table(primaries)] if len(primaries) else []
-    shown += (["\n## Claims: each importance criterion against group L2 removal (a family of its own)\n",
+    shown += (["\n## Claims: each importance criterion against group L2 removal, and learning-rate rewinding "
+               "against plain fine-tuning (a family of their own)\n",
                claims_table(criteria)] if len(criteria) else [])
     others = table[table.family == EXPLORATORY]
     return [rule(results, table), *shown, "\n## Claims: every other comparison (exploratory)\n",

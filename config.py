@@ -74,6 +74,9 @@ FINE_TUNE_LEARNING_RATE = 1e-5  # Adam's learning rate for fine-tuning
 # rewinding (Renda et al. 2020), the baseline's own rates of its last FINE_TUNE_EPOCHS epochs replayed
 # (LEARNING_RATE on LR_SCHEDULE). Every method alike, the dense control too.
 FINE_TUNE_SCHEDULE = "plain"
+# These methods (the dense control too) are also fine-tuned by learning-rate rewinding, as <method>_rw beside
+# the same method fine-tuned by FINE_TUNE_SCHEDULE, so that one run compares the two retrainings.
+REWOUND_METHODS = []
 # True reproduces the reference's flaw: masks removed before fine-tuning, so pruned weights regrow.
 REMOVE_MASKS_BEFORE_FINE_TUNE = False
 RANDOM_PRUNING_CONTROL = False  # add unstructured_random and structured_random at the same ratios

@@ -207,7 +207,8 @@ def pruning_plan(cfg):
     """The models after the baseline, in methods.py's order: the dense control first (every pruned model is
     compared to it; none when nothing is pruned), then each method the options put in the plan
     (methods.planned) at its ratios, the removed-channel ones at the FLOP budgets' ratios too, each with
-    the budget it came from; each distilled method right after its model fine-tuned on the labels alone."""
+    the budget it came from; each distilled or rewound method right after its model fine-tuned as
+    configured."""
     budgets = allocation.budget_ratios(cfg)
     channels = cfg.STRUCTURED_PRUNING_RATIOS
     at = {"unstructured": cfg.UNSTRUCTURED_PRUNING_RATIOS, "channels": channels,
@@ -220,7 +221,8 @@ def pruning_plan(cfg):
               for ratio in at[row.ratios]]
     plan = [Step(methods.CONTROL, 0.0, None)] + pruned if pruned else []
     return [step._replace(method=step.method + suffix) for step in plan
-            for suffix in ("", methods.DISTILLED)[:1 + (step.method in cfg.DISTILLED_METHODS)]]
+            for suffix in ["", *[suffix for suffix, constant in methods.VARIANTS.items()
+                                 if step.method in getattr(cfg, constant)]]]
 
 
 def wrap_up(experiment):

@@ -2,6 +2,7 @@
 every model is timed at the end of the run, in interleaved rounds (latency.py)."""
 import time
 
+import methods
 import metrics
 import onnx_runtime
 import quantize
@@ -42,8 +43,8 @@ def measure(model, cfg, checkpoint, inputs, method=None):
 
 def quantized(cfg, method):
     """Whether a model of `method` is quantized to INT8: INT8 on, and INT8_METHODS empty or naming the
-    method (a distilled model by its method's name)."""
-    base = method[:-len("_kd")] if method and method.endswith("_kd") else method
+    method (a distilled or rewound model by its method's name)."""
+    base = methods.base_method(method) if method else method
     return bool(cfg.INT8) and (not cfg.INT8_METHODS or method is None or base in cfg.INT8_METHODS)
 
 

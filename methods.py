@@ -36,6 +36,8 @@ CONTROL = "dense_control"  # the baseline fine-tuned as the pruned models are: n
 SCRATCH = "scratch"  # structured_physical's architecture trained from scratch (seed_models.run_scratch)
 SCRATCH_B = "scratch_b"  # the same, trained for the dense baseline's compute (seed_models.scratch_epochs)
 DISTILLED = "_kd"  # a method's name with this suffix: the method, fine-tuned with distillation (main.py)
+REWOUND = "_rw"  # the method, fine-tuned by learning-rate rewinding (seed_models.fine_tuning)
+VARIANTS = {DISTILLED: "DISTILLED_METHODS", REWOUND: "REWOUND_METHODS"}  # suffix: the constant naming them
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,12 @@ PRIMARY_PAIRS = [("structured_physical", "unstructured_flops"), ("structured_phy
 PRIMARY_METHODS = ("structured_physical", "unstructured_flops", "structured_flops", SCRATCH)  # vs baseline
 # The criteria study's questions, stated before its run, a Holm family of their own (claims.py): each
 # importance criterion against group L2 removal at the same ratio, so at the same FLOP budget.
-CRITERIA_PAIRS = [(f"structured_physical_{name}", "structured_physical") for name, *_ in CRITERIA]
+# And each method fine-tuned by learning-rate rewinding against the same method fine-tuned plainly (the view
+# CRITERIA_PAIRS holds both).
+CRITERION_PAIRS = [(f"structured_physical_{name}", "structured_physical") for name, *_ in CRITERIA]
 # Views of the table, kept in step by register (lists and dicts: a module holding one sees a row added).
-LABELS, DENSE, PAIRS, REMOVED, ALLOCATED, FLOPS_MATCHED, ONE_SHOT_ONLY, RANDOM = ({}, [], [], [], [], [], [],
-                                                                                  [])
+LABELS, DENSE, PAIRS, REMOVED, ALLOCATED, FLOPS_MATCHED, ONE_SHOT_ONLY, RANDOM, CRITERIA_PAIRS = (
+    {}, [], [], [], [], [], [], [], [])
 
 
 def distilled(row):
@@ -171,28 +175,37 @@ def distilled(row):
                    compared_with=(), control_of=None)
 
 
+def rewound(row):
+    """A method fine-tuned by learning-rate rewinding: its name with REWOUND, a line of its own."""
+    return replace(row, label=row.label + " + LR rewinding", bar=None, style=(row.style[0], "*", (0, (4, 1))),
+                   title=row.title and row.title + ", fine-tuned by learning-rate rewinding", ratios=None,
+                   compared_with=(), control_of=None)
+
+
 def register(name, row):
-    """Add a method (and its distilled twin) to the table and to every view of it."""
+    """Add a method (and its distilled and rewound twins) to the table and to every view of it."""
     METHODS[name] = row
     if name != "baseline":
         METHODS[name + DISTILLED] = distilled(row)
+        METHODS[name + REWOUND] = rewound(row)
     _views()
 
 
 def _views():
     pairs = PRIMARY_PAIRS + [(m, other) for m, row in METHODS.items() for other in row.compared_with]
     pairs += [(row.control_of, m) for m, row in METHODS.items() if row.control_of]
-    pairs += [(m, base_method(m)) for m in METHODS if m.endswith(DISTILLED)]
+    pairs += [(m, base_method(m)) for m in METHODS if variant(m)]
+    plain = {m: row for m, row in METHODS.items() if not variant(m)}
     views = {"LABELS": {m: row.label for m, row in METHODS.items()},
              "DENSE": [m for m, row in METHODS.items() if row.kind == "dense"],
              "PAIRS": list(dict.fromkeys(pairs)),
-             "REMOVED": [m for m, row in METHODS.items() if row.removes and not m.endswith(DISTILLED)],
-             "ALLOCATED": [m for m, row in METHODS.items()
-                           if row.chooser in ALLOCATION_CHOOSERS and not m.endswith(DISTILLED)],
-             "FLOPS_MATCHED": [m for m, row in METHODS.items()
-                               if row.chooser in FLOPS_CHOOSERS and not m.endswith(DISTILLED)],
-             "ONE_SHOT_ONLY": [m for m, row in METHODS.items() if row.one_shot and not m.endswith(DISTILLED)],
-             "RANDOM": [m for m, row in METHODS.items() if row.control_of]}
+             "REMOVED": [m for m, row in plain.items() if row.removes],
+             "ALLOCATED": [m for m, row in plain.items() if row.chooser in ALLOCATION_CHOOSERS],
+             "FLOPS_MATCHED": [m for m, row in plain.items() if row.chooser in FLOPS_CHOOSERS],
+             "ONE_SHOT_ONLY": [m for m, row in plain.items() if row.one_shot],
+             "RANDOM": [m for m, row in METHODS.items() if row.control_of],
+             "CRITERIA_PAIRS": CRITERION_PAIRS + [(m, base_method(m)) for m in METHODS
+                                                  if variant(m) == REWOUND]}
     for name, value in views.items():  # in place: claims.PAIRS is this module's PAIRS
         held = globals()[name]
         held.clear()
@@ -214,9 +227,14 @@ def from_scratch(method):
     return row.chooser is None and row.ratios is not None
 
 
+def variant(method):
+    """A method's retraining suffix (DISTILLED, REWOUND), or "" for a method fine-tuned as configured."""
+    return next((suffix for suffix in VARIANTS if method.endswith(suffix)), "")
+
+
 def base_method(method):
-    """The method a distilled method distils (structured_physical_kd -> structured_physical)."""
-    return method[:-len(DISTILLED)] if method.endswith(DISTILLED) else method
+    """The method a distilled or rewound method retrains (structured_physical_kd -> structured_physical)."""
+    return method[:-len(variant(method))] if variant(method) else method
 
 
 def choices(constant):
@@ -227,11 +245,13 @@ def choices(constant):
 
 def planned(method, cfg):
     """Whether this run's plan trains `method` (the dense control: whenever a pruned model is trained;
-    a distilled method: when its method is planned and named in DISTILLED_METHODS)."""
+    a distilled or rewound method: when its method is planned and named in DISTILLED_METHODS or
+    REWOUND_METHODS)."""
     if method == CONTROL:
-        return any(planned(m, cfg) for m in METHODS if m != CONTROL and not m.endswith(DISTILLED))
-    if method.endswith(DISTILLED):
-        return base_method(method) in cfg.DISTILLED_METHODS and planned(base_method(method), cfg)
+        return any(planned(m, cfg) for m in METHODS if m != CONTROL and not variant(m))
+    if variant(method):
+        return (base_method(method) in getattr(cfg, VARIANTS[variant(method)])
+                and planned(base_method(method), cfg))
     row = METHODS[method]
     switched = all(value in getattr(cfg, name) if isinstance(getattr(cfg, name), list)
                    else getattr(cfg, name) == value for name, value in row.switch)

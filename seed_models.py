@@ -192,7 +192,8 @@ def run_pruned(ctx, baseline_model, baseline, step, control=None):
                                    sensitivity=ctx.sensitivity, batches=criterion_batches(ctx)).step()
         mae_before = train.evaluate(one_shot, loaders["test"], device, cfg.AMP)["mae"]
         del one_shot
-    history = fit(ctx, model, name, **fine_tuning(cfg), pruner=pruner, distilled=pruning != method)
+    history = fit(ctx, model, name, **fine_tuning(cfg, method), pruner=pruner,
+                  distilled=methods.variant(method) == methods.DISTILLED)
     if pruned is not None:
         keep_if_better(model, history, *pruned)
     prune_utils.make_permanent(model)
@@ -207,11 +208,11 @@ def run_pruned(ctx, baseline_model, baseline, step, control=None):
     return measurement.compare_to_baseline(record, baseline, cfg, control) if processes.is_main() else record
 
 
-def fine_tuning(cfg):
+def fine_tuning(cfg, method=None):
     """The fine-tuning's epochs and rate, every method alike: plain (FINE_TUNE_LEARNING_RATE on LR_SCHEDULE
     over the fine-tuning epochs), or learning-rate rewinding (Renda et al. 2020): the baseline's own rates
-    of its last FINE_TUNE_EPOCHS epochs, replayed."""
-    if cfg.FINE_TUNE_SCHEDULE == "rewind":
+    of its last FINE_TUNE_EPOCHS epochs, replayed; rewinding for a method named in REWOUND_METHODS too."""
+    if cfg.FINE_TUNE_SCHEDULE == "rewind" or methods.variant(method or "") == methods.REWOUND:
         return {"epochs": cfg.FINE_TUNE_EPOCHS, "lr": cfg.LEARNING_RATE,
                 "rewind": (cfg.NUM_EPOCHS - cfg.FINE_TUNE_EPOCHS, cfg.NUM_EPOCHS)}
     return {"epochs": cfg.FINE_TUNE_EPOCHS, "lr": cfg.FINE_TUNE_LEARNING_RATE}
@@ -292,8 +293,11 @@ def finish(ctx, model, record):
 
 
 def recovery_fields(ctx, step):
-    """What a record says of distillation and of the FLOP budget its ratio was solved for (the plan's)."""
+    """What a record says of distillation, of its fine-tuning's schedule and of the FLOP budget its ratio
+    was solved for (the plan's)."""
     fields = {}
+    if not methods.from_scratch(step.method):
+        fields["fine_tune_schedule"] = "rewind" if "rewind" in fine_tuning(ctx.cfg, step.method) else "plain"
     if step.method.endswith(methods.DISTILLED):
         fields.update(distillation_weight=ctx.cfg.DISTILLATION_WEIGHT,
                       teacher_train_mae=ctx.teacher_train_mae)

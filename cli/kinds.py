@@ -37,7 +37,7 @@ KINDS = {
     "a list of numbers": "UNSTRUCTURED_PRUNING_RATIOS STRUCTURED_PRUNING_RATIOS SENSITIVITY_RATIOS "
                          "TARGET_FLOPS_SPEEDUPS",
     "a list of texts in quotes": "INT8_KEEP_FP32 NOT_RESULTS CHANNEL_ALLOCATIONS DISTILLED_METHODS "
-                                 "EQUAL_FLOPS_METHODS INT8_METHODS IMPORTANCE_CRITERIA",
+                                 "REWOUND_METHODS EQUAL_FLOPS_METHODS INT8_METHODS IMPORTANCE_CRITERIA",
 }
 KIND = {name: kind for kind, names in KINDS.items() for name in names.split()}
 SCALAR = ((bool, "True or False"), (int, "a whole number"), (float, "a number"), (str, "text in quotes"))

@@ -33,7 +33,7 @@ COUNT, NOT_NEGATIVE, POSITIVE = between(1), between(0), between(0, above=True)
 FRACTION = between(0, 1, above=True, below=True)
 SHARE = between(0, 1)
 FOLDER = Rule("a path, not empty", lambda v: v is None or bool(str(v).strip()))
-PRUNED = [m for m in methods.METHODS if m != "baseline" and not m.endswith(methods.DISTILLED)]
+PRUNED = [m for m in methods.METHODS if m != "baseline" and not methods.variant(m)]
 
 RULES = {  # every option but the booleans and --device (options.device_problems asks torch)
     **dict.fromkeys(["NUM_FRAMES", "IMAGE_SIZE", "NUM_TRAIN_VIDEOS", "NUM_VAL_VIDEOS", "NUM_TEST_VIDEOS",
@@ -59,6 +59,7 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "EQUAL_FLOPS_METHODS": one_of(*methods.choices("EQUAL_FLOPS_METHODS")),
     "IMPORTANCE_CRITERIA": one_of(*dict.fromkeys(methods.choices("IMPORTANCE_CRITERIA"))),
     "DISTILLED_METHODS": one_of(*PRUNED), "INT8_METHODS": one_of("baseline", *PRUNED),
+    "REWOUND_METHODS": one_of(*[m for m in PRUNED if not methods.from_scratch(m)]),
     **dict.fromkeys(["DATA_ROOT", "CACHE_DIR", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR",
                      "PRETRAINED_PATH"], FOLDER),
 }
@@ -137,13 +138,15 @@ def needs(method):
 
 
 def relation_problems(cfg):
-    """NEEDS, and every distilled method one of the run's methods (methods.planned)."""
+    """NEEDS, and every distilled or rewound method one of the run's methods (methods.planned)."""
     problems = [why for in_use, need, why in NEEDS if in_use(cfg) and not need(cfg)]
-    for method in cfg.DISTILLED_METHODS:
-        if method in PRUNED and not methods.planned(method, cfg):
-            problems.append(f"--distilled-methods names {method}, which this run does not train (no "
-                            f"{method}_kd without it): it needs {needs(method)}; drop it from "
-                            f"--distilled-methods or turn it on")
+    for suffix, constant in methods.VARIANTS.items():
+        option = "--" + constant.lower().replace("_", "-")
+        for method in getattr(cfg, constant):
+            if method in PRUNED and not methods.planned(method, cfg):
+                problems.append(f"{option} names {method}, which this run does not train (no "
+                                f"{method}{suffix} without it): it needs {needs(method)}; drop it from "
+                                f"{option} or turn it on")
     return problems
 
 

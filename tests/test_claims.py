@@ -169,13 +169,14 @@ def test_the_primary_questions_are_one_holm_family_and_every_other_comparison_an
 
 
 def test_each_importance_criterion_against_group_l2_is_a_holm_family_of_its_own():
-    """The criteria study's questions (methods.CRITERIA_PAIRS) are adjusted over themselves alone, apart
+    """The criteria study's questions (methods.CRITERIA_PAIRS: each criterion, and learning-rate rewinding,
+    against group L2 removal fine-tuned plainly) are adjusted over themselves alone, apart
     from the primary questions and the exploratory comparisons, and summary.md shows them apart."""
     rng = np.random.default_rng(7)
     base = 8.0 + 0.5 * standardized(rng, VIDEOS)
     removal = [model("structured_physical", 0.5, base + 0.2 + standardized(rng, VIDEOS))]
     criteria = [model(f"structured_physical_{name}", 0.5, base + 0.2 + standardized(rng, VIDEOS))
-                for name in ("taylor", "hessian", "fpgm")]
+                for name in ("taylor", "hessian", "fpgm", "rw")]  # and rewinding against plain fine-tuning
     frame = [model("baseline", 0.0, base)] + removal + criteria
     table = claims.claims(pd.DataFrame(frame), fraction=0.05)
     family = table[table.family == claims.CRITERIA]
@@ -183,10 +184,11 @@ def test_each_importance_criterion_against_group_l2_is_a_holm_family_of_its_own(
     assert set(family.reference) == {"structured_physical"}
     assert np.allclose(family.p_holm, claims.holm(family.p.to_numpy()))
     others = table[table.family == claims.EXPLORATORY]
-    assert len(others) == 3 and np.allclose(others.p_holm, claims.holm(others.p.to_numpy()))  # vs baseline
+    assert len(others) == 4 and np.allclose(others.p_holm, claims.holm(others.p.to_numpy()))  # vs baseline
     summary = "".join(claims.paragraphs(results(frame), table))
-    assert "## Claims: each importance criterion against group L2 removal" in summary
-    assert "the 3 comparisons of an importance criterion with group L2 removal" in summary
+    assert ("## Claims: each importance criterion against group L2 removal, and learning-rate rewinding"
+            in summary)
+    assert "the 4 comparisons of the criteria study" in summary
 
 
 def test_the_readme_answers_each_primary_question_once_per_budget_with_its_verdict():

@@ -65,6 +65,12 @@ REFUSED = {
                                  "--batch-size 1 with --num-frames 1 at --image-size 32 or less"),
     "distilled scratch turned off": (["--distilled-methods", "scratch", "--scratch-control", "false"],
                                      "it needs --scratch-control true"),
+    "rewound scratch (nothing fine-tuned)": (["--rewound-methods", "scratch"],
+                                             "--rewound-methods scratch: each value must be one of"),
+    "rewound control not on": (["--rewound-methods", "structured_physical_random",
+                                "--random-removal-control", "false"],
+                               "--rewound-methods names structured_physical_random, which this run does not "
+                               "train (no structured_physical_random_rw without it)"),
 }
 
 
@@ -98,6 +104,7 @@ def test_every_list_names_each_value_once(name):
     value = (cli.defaults()[name] or {"CHANNEL_ALLOCATIONS": ["global"], "TARGET_FLOPS_SPEEDUPS": [2.0],
                                          "IMPORTANCE_CRITERIA": ["taylor"],
                                          "DISTILLED_METHODS": ["structured"],
+                                         "REWOUND_METHODS": ["structured"],
                                          "INT8_METHODS": ["baseline"]}[name])[0]
     written = rules.show(value)
     with pytest.raises(cli.ConfigError, match=f"{dashed} lists {written} twice"):

@@ -43,17 +43,24 @@ def tiny(sample_root, out, *more):
 
 def test_rewinding_with_plain_fine_tunings_rates_is_plain_fine_tuning_bit_for_bit(sample_root, tmp_path):
     """TINY: one baseline epoch and one fine-tuning epoch; with the fine-tuning rate the baseline's, the
-    rewound rates (the baseline's last epoch) are plain fine-tuning's. The small net trains for Scratch-B's
-    epochs beside."""
+    rewound rates (the baseline's last epoch) are plain fine-tuning's, for the whole run
+    (--fine-tune-schedule rewind) or one method's rewound twin (--rewound-methods). The small net trains
+    for Scratch-B's epochs beside."""
     (tmp_path / "plain").mkdir()
     (tmp_path / "rewound").mkdir()
-    plain = tiny(sample_root, tmp_path / "plain")
+    plain = tiny(sample_root, tmp_path / "plain", "--rewound-methods", "structured_physical")
     rewound = tiny(sample_root, tmp_path / "rewound", "--fine-tune-schedule", "rewind",
                    "--scratch-b-control", "true")
-    assert set(plain) < set(rewound) and "scratch_b_0.5" in rewound
-    for name, record in plain.items():
-        for field in ("test_mae", "val_mae", "test_errors", "params_effective"):
-            assert record[field] == rewound[name][field], (name, field)
+    assert set(plain) - set(rewound) == {"structured_physical_rw_0.5"} and "scratch_b_0.5" in rewound
+    for name, record in rewound.items():
+        if name in plain:
+            for field in ("test_mae", "val_mae", "test_errors", "params_effective"):
+                assert record[field] == plain[name][field], (name, field)
+    # the rewound twin of one method, in a run fine-tuned plainly: the same model, said to be rewound
+    twin, method = plain["structured_physical_rw_0.5"], plain["structured_physical_0.5"]
+    assert twin["test_errors"] == method["test_errors"]
+    assert (twin["fine_tune_schedule"], method["fine_tune_schedule"]) == ("rewind", "plain")
+    assert rewound["structured_0.5"]["fine_tune_schedule"] == "rewind"
     cfg = cli.load([*TINY, "--scratch-b-control", "true"])
     assert len(rewound["scratch_b_0.5"]["history"]["val_mae"]) == seed_models.scratch_epochs(cfg, "scratch_b",
                                                                                               0.5)
