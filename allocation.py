@@ -10,19 +10,20 @@ sensitivity  the run's coupled-group sensitivity (sensitivity.group_sensitivity:
 
 An allocation at ratio r is pruned to the effective FLOPs of the uniform model at r: its knob (the global
 ratio) is found by bisection on a copy of the model, so the allocations compare at equal FLOPs by
-construction (within FLOPS_TOLERANCE; the record says what was reached). FLOPs are counted for one frame:
-the backbone's cost is linear in the frames, so the ratios carry over to any clip length.
+construction (within FLOPS_TOLERANCE; the record says what was reached). FLOPs are counted for one frame
+of the per-frame network, whose cost is linear in the frames, so the ratios carry over to any clip length;
+for the video network (R(2+1)D), whose temporal strides make its cost no multiple of one frame's, for the
+whole clip (flop_budgets.clip_frames).
 
 matched_ratio prunes a masked method (unstructured, per-layer channels) to the uniform model's effective
 FLOPs at ratio r the same way, its own sparsity the knob: unstructured_flops and structured_flops, compared
 with removal at equal FLOPs.
 
-ratio_for_speedup turns a FLOP budget (--target-flops-speedups 4: four times fewer FLOPs than the baseline)
-into the uniform ratio that reaches it within BUDGET_TOLERANCE; every allocation then meets that model's
-FLOPs as above.
+A FLOP budget (--target-flops-speedups 4: four times fewer FLOPs than the baseline) becomes the uniform
+ratio that reaches it (flop_budgets.py, which also counts the FLOPs); every allocation then meets that
+model's FLOPs as above.
 """
 import copy
-import functools
 import math
 
 import numpy as np
@@ -30,54 +31,14 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-import metrics
 import prune_utils
+from flop_budgets import AllocationError, clip_frames, frame_flops, uniform_flops
+from model import CONVS
 
 FLOPS_TOLERANCE = 0.03  # an allocation's FLOPs are within this share of the uniform model's
-# A budget's: the rounding moves every layer's channel count at once, in steps of PHYSICAL_ROUND_TO, so the
-# uniform model's FLOPs fall in steps (2.07x was the nearest to 2x at 32x32 with round_to 8).
-BUDGET_TOLERANCE = 0.10
 MAX_LAYER_RATIO = 0.9   # no group of an allocation loses more than this share of its channels
 BISECTION_STEPS = 24    # enough for a knob within 1e-7 of its range; the search stops once within a third
 MATCHED_RANGE = 0.99    # the highest sparsity or per-layer share a FLOP-matched masked method may take
-
-
-class AllocationError(ValueError):
-    """An allocation or a budget that cannot be met within FLOPS_TOLERANCE; main.py names the option."""
-
-
-def frame_flops(model, image_size):
-    return metrics.flops(model, 1, image_size)["effective_flops"]
-
-
-@functools.lru_cache(maxsize=None)
-def uniform_flops(ratio, image_size, round_to):
-    """The effective FLOPs (one frame) of structured_physical at `ratio`: its channel counts do not depend
-    on the weights (prune_utils.physical_reach), so a random model answers."""
-    model = copy.deepcopy(prune_utils._dense_model())
-    if ratio > 0:
-        prune_utils.structured_physical(model, ratio, 1, image_size, round_to)
-    return frame_flops(model, image_size)
-
-
-def ratio_for_speedup(speedup, image_size, round_to):
-    """The uniform ratio, to 0.001, whose model needs `speedup` times fewer FLOPs than the dense one; an
-    AllocationError where the channel rounding leaves no ratio within BUDGET_TOLERANCE of it."""
-    target = uniform_flops(0.0, image_size, round_to) / speedup
-    low, high, best = 0, 950, None  # in thousandths: the ratio's resolution
-    while low <= high:
-        middle = (low + high) // 2
-        reached = uniform_flops(middle / 1000, image_size, round_to)
-        if best is None or abs(reached / target - 1) < abs(best[1] / target - 1):
-            best = (middle / 1000, reached)
-        low, high = (middle + 1, high) if reached > target else (low, middle - 1)
-    ratio, reached = best
-    if abs(reached / target - 1) > BUDGET_TOLERANCE:
-        raise AllocationError(f"target-flops-speedups {speedup:g}: the nearest structured_physical model "
-                              f"(ratio {ratio:g}, channels rounded to {round_to}) needs "
-                              f"{uniform_flops(0.0, image_size, round_to) / reached:.2f}x fewer FLOPs, not "
-                              f"within {BUDGET_TOLERANCE:.0%}; try --physical-round-to 1")
-    return ratio
 
 
 def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_to, sensitivity=()):
@@ -86,7 +47,7 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
     sensitivity: the seed's rows of sensitivity.group_sensitivity."""
     if allocation not in ("global", "sensitivity"):
         raise ValueError(f"unknown allocation {allocation!r}: global, sensitivity")
-    target = uniform_flops(ratio, image_size, round_to)
+    target = uniform_flops(ratio, image_size, round_to, model.arch, num_frames)
     if allocation == "sensitivity":
         return counted_pruner(model, ratio, sensitivity, target=target, num_frames=num_frames,
                               image_size=image_size, round_to=round_to)
@@ -95,7 +56,7 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
         return prune_utils.physical_pruner(net, knob, num_frames, image_size, round_to,
                                            global_pruning=True, max_ratio=MAX_LAYER_RATIO)
     knob, reached = bisect_flops(model, lambda net, knob: make(net, knob).step(), 0.0, MAX_LAYER_RATIO,
-                                 target=target, image_size=image_size)
+                                 target=target, image_size=image_size, num_frames=num_frames)
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
         raise AllocationError(f"the {allocation} allocation at ratio {ratio:g} reaches "
                               f"{reached / target:.3f}x the uniform model's FLOPs at best, not within "
@@ -104,18 +65,20 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
                                "allocation_flops_vs_uniform": reached / target}
 
 
-def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to):
+def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to, num_frames=1):
     """(the sparsity, or per-layer share of channels, at which `criterion` ("unstructured" or "structured",
     masks) brings `model` to the uniform removed model's effective FLOPs at `ratio`; what was reached), by
     bisection on copies; an AllocationError where MATCHED_RANGE does not reach them."""
-    target = uniform_flops(ratio, image_size, round_to)
+    target = uniform_flops(ratio, image_size, round_to, model.arch, num_frames)
+
     def prune(net, knob):
         net.to(memory_format=torch.contiguous_format)  # torch's pruning flattens with view()
         if criterion == "unstructured":
             prune_utils.unstructured(net, knob, scope=scope)
         else:
             prune_utils.structured(net, knob)
-    knob, reached = bisect_flops(model, prune, 0.0, MATCHED_RANGE, target=target, image_size=image_size)
+    knob, reached = bisect_flops(model, prune, 0.0, MATCHED_RANGE, target=target, image_size=image_size,
+                                 num_frames=num_frames)
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
         raise AllocationError(f"{criterion} pruning at structured_physical's FLOPs at ratio {ratio:g} "
                               f"reaches {reached / target:.3f}x them at best, not {FLOPS_TOLERANCE:.0%}")
@@ -123,7 +86,7 @@ def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to):
                   "allocation_flops_vs_uniform": reached / target}
 
 
-def bisect_flops(model, prune, low, high, *, target, image_size):
+def bisect_flops(model, prune, low, high, *, target, image_size, num_frames=1):
     """(knob, FLOPs) of the copy of `model` pruned in place by prune(copy, knob) nearest `target`, a higher
     knob pruning more."""
     best = None
@@ -131,7 +94,7 @@ def bisect_flops(model, prune, low, high, *, target, image_size):
         knob = (low + high) / 2
         probe = copy.deepcopy(model)
         prune(probe, knob)
-        reached = frame_flops(probe, image_size)
+        reached = frame_flops(probe, image_size, num_frames)
         if best is None or abs(reached / target - 1) < abs(best[1] / target - 1):
             best = (knob, reached)
         if abs(reached / target - 1) <= FLOPS_TOLERANCE / 3:
@@ -146,27 +109,28 @@ class ChannelPlan:
     (2 per multiply-add of every conv and of the head), so a greedy search can try thousands of
     allocations without pruning a model for each."""
 
-    def __init__(self, model, image_size):
+    def __init__(self, model, image_size, num_frames=1):
         model = copy.deepcopy(model).eval()
         names = {id(m): name for name, m in model.named_modules()}
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=frames(model, image_size))
+        clip = clip_frames(model, num_frames)
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=frames(model, image_size, clip))
         self.channels, self.members, out_group, in_group = {}, {}, {}, {}
-        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=[nn.Conv2d]):
+        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=list(CONVS)):
             root = names[id(group[0].dep.target.module)]
             self.channels[root], self.members[root] = graph.get_out_channels(group[0].dep.target.module), []
             for item in group:
                 module, name = item.dep.target.module, names.get(id(item.dep.target.module))
-                if isinstance(module, nn.Conv2d) and graph.is_out_channel_pruning_fn(item.dep.handler):
+                if isinstance(module, CONVS) and graph.is_out_channel_pruning_fn(item.dep.handler):
                     out_group[name] = root
                     self.members[root].append(name)
-                elif isinstance(module, (nn.Conv2d, nn.Linear)) and graph.is_in_channel_pruning_fn(
+                elif isinstance(module, CONVS + (nn.Linear,)) and graph.is_in_channel_pruning_fn(
                         item.dep.handler):
                     in_group[name] = root
-        pixels = output_pixels(model, image_size)
+        pixels = output_pixels(model, image_size, clip)
         self.terms = []  # (out group or fixed count, in group or fixed count, FLOPs per channel pair)
         for name, m in model.named_modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                kernel = m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) else 1
+            if isinstance(m, CONVS + (nn.Linear,)):
+                kernel = m.weight[0, 0].numel() if isinstance(m, CONVS) else 1
                 self.terms.append((out_group.get(name, m.weight.shape[0]),
                                    in_group.get(name, m.weight.shape[1]), 2 * kernel * pixels[name]))
 
@@ -180,14 +144,15 @@ def frames(model, image_size, num_frames=1):
 
 
 @torch.no_grad()
-def output_pixels(model, image_size):
-    """{conv or linear name: output pixels of one frame} (1 for a linear layer)."""
+def output_pixels(model, image_size, num_frames=1):
+    """{conv or linear name: output positions of one input (frame, or the video network's clip)} (1 for a
+    linear layer)."""
     pixels, hooks = {}, []
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, CONVS + (nn.Linear,)):
             hooks.append(m.register_forward_hook(lambda m, i, out, name=name: pixels.__setitem__(
-                name, out[0, 0].numel() if out.dim() == 4 else 1)))
-    model(frames(model, image_size))
+                name, out[0, 0].numel() if out.dim() >= 4 else 1)))
+    model(frames(model, image_size, num_frames))
     for hook in hooks:
         hook.remove()
     return pixels
@@ -276,7 +241,7 @@ class CountedPruner:
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=frames(model, self.image_size,
                                                                                    self.num_frames))
         importance, chosen = tp.importance.MagnitudeImportance(p=2), []
-        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=[nn.Conv2d]):
+        for group in graph.get_all_groups(ignored_layers=[model.head], root_module_types=list(CONVS)):
             count = self.removed.get(names[id(group[0].dep.target.module)], 0)
             if count:
                 lowest = torch.argsort(importance(group))[:count].tolist()
@@ -287,11 +252,11 @@ class CountedPruner:
 
 def counted_pruner(model, ratio, sensitivity, *, target, num_frames, image_size, round_to):
     """(CountedPruner of the sensitivity allocation, what was reached), checked on a pruned copy."""
-    plan = ChannelPlan(model, image_size)
+    plan = ChannelPlan(model, image_size, num_frames)
     removed = sensitivity_plan(plan, loss_curves(plan, sensitivity), target=target, round_to=round_to)
     probe = copy.deepcopy(model)
     CountedPruner(probe, removed, num_frames, image_size).step()
-    reached = frame_flops(probe, image_size)
+    reached = frame_flops(probe, image_size, num_frames)
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
         raise AllocationError(f"the sensitivity allocation at ratio {ratio:g} reaches "
                               f"{reached / target:.3f}x the uniform model's FLOPs, not within "
@@ -300,21 +265,6 @@ def counted_pruner(model, ratio, sensitivity, *, target, num_frames, image_size,
     return CountedPruner(model, removed, num_frames, image_size), {
         "allocation": "sensitivity", "allocation_knob": None, "allocation_flops_vs_uniform": reached / target,
         "allocation_removed_shares": shares}
-
-
-def budget_ratios(cfg):
-    """{FLOP speed-up: the structured_physical ratio that reaches it} of TARGET_FLOPS_SPEEDUPS; an
-    AllocationError where two budgets come to one ratio (one model, trained twice: n = 2, std 0)."""
-    ratios = {speedup: ratio_for_speedup(speedup, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
-              for speedup in cfg.TARGET_FLOPS_SPEEDUPS}
-    alike = {ratio: [f"{s:g}" for s, r in ratios.items() if r == ratio] for ratio in set(ratios.values())}
-    alike = {ratio: speedups for ratio, speedups in sorted(alike.items()) if len(speedups) > 1}
-    if alike:
-        raise AllocationError("; ".join(
-            f"target-flops-speedups {' and '.join(speedups)} come to the same structured_physical ratio "
-            f"{ratio:g} (channels rounded to {cfg.PHYSICAL_ROUND_TO}), one model; list one of them"
-            for ratio, speedups in alike.items()))
-    return ratios
 
 
 # --- choosers (methods.py's table): removal allocated at the uniform model's FLOPs, masks at removal's ---
@@ -335,11 +285,13 @@ def sensitivity_allocation(model, ratio, setting):
 def unstructured_at_removal_flops(model, ratio, setting):
     """One step, at the sparsity that brings the model to removal's effective FLOPs at `ratio`."""
     knob, reached = matched_ratio(model, "unstructured", ratio, scope=setting.scope,
-                                  image_size=setting.image_size, round_to=setting.round_to)
+                                  image_size=setting.image_size, round_to=setting.round_to,
+                                  num_frames=setting.num_frames)
     return (lambda target: prune_utils.unstructured(model, knob, scope=setting.scope)), reached
 
 
 def per_layer_at_removal_flops(model, ratio, setting):
     knob, reached = matched_ratio(model, "structured", ratio, scope=setting.scope,
-                                  image_size=setting.image_size, round_to=setting.round_to)
+                                  image_size=setting.image_size, round_to=setting.round_to,
+                                  num_frames=setting.num_frames)
     return (lambda target: prune_utils.structured(model, knob)), reached

@@ -48,7 +48,7 @@ from model import EFRegressionModel
 def pruned_variants(cfg):
     """(method, ratio, model): the random-weight baseline and every model main.py's plan prunes from it."""
     torch.manual_seed(cfg.SEED)
-    dense = EFRegressionModel()
+    dense = EFRegressionModel(arch=cfg.MODEL)
     variants = [("baseline", 0.0, dense)]
     for method, ratio, _ in experiment.pruning_plan(cfg):
         if method in (methods.CONTROL, methods.SCRATCH, "structured_physical_random"):

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import dataset
 import processes
 import train
-from model import EFRegressionModel
+from model import EFRegressionModel, memory_format
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -106,7 +106,8 @@ def check_and_cache(cfg, threads):
     with tempfile.TemporaryDirectory() as cache:
         counts = (cfg.NUM_TRAIN_VIDEOS, cfg.NUM_VAL_VIDEOS, cfg.NUM_TEST_VIDEOS)
         splits = {s: dataset.EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
-                                                 counts=counts, seed=cfg.SEED, cache_dir=cache)
+                                                 counts=counts, seed=cfg.SEED, cache_dir=cache,
+                                                 period=cfg.FRAME_PERIOD)
                   for s in ("train", "val", "test")}
         start = time.perf_counter()
         dataset.decode(splits, cfg.SKIP_BAD_VIDEOS, lambda *_: None, threads)
@@ -145,12 +146,13 @@ def bench_data(cfg, device, steps=3, rounds=3, log=print):
 
 def training_and_evaluation(cfg, device, loaders, steps, rounds, log):
     """Ceiling against whole pipeline, for training steps and for an evaluation pass, in `rounds`."""
-    layout = torch.channels_last if cfg.CHANNELS_LAST else torch.contiguous_format
     ready = [(v.clone(), e.clone()) for v, e in First(loaders["train"], steps)]  # on the device, normalised
     # 4x the batch: as many videos
     evaluation = [(v.clone(), e.clone()) for v, e in First(loaders["test"], 1)]
     torch.manual_seed(cfg.SEED)
-    model = EFRegressionModel(55.0).to(device, memory_format=layout)
+    model = EFRegressionModel(55.0, arch=cfg.MODEL)
+    layout = memory_format(model, cfg.CHANNELS_LAST) if cfg.CHANNELS_LAST else torch.contiguous_format
+    model.to(device, memory_format=layout)
 
     one_video = [(evaluation[0][0][:1], evaluation[0][1][:1])]  # the validation pass after the epoch: untimed
 

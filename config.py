@@ -14,6 +14,10 @@ A script with options of its own adds them to `parser(__doc__)` and passes that 
 SAMPLE_DATA_ROOT = "data/sample_echonet"  # built-in synthetic data, generated on first use
 DATA_ROOT = SAMPLE_DATA_ROOT              # point at an EchoNet-Dynamic folder for the real run
 NUM_FRAMES = 32                           # frames per video, evenly spaced over the whole video
+# 0: NUM_FRAMES evenly spaced over the whole video (the design card's). A period p: NUM_FRAMES frames p
+# apart, from the middle of the video (EchoNet-Dynamic's EF model samples 32 frames at period 2); a video
+# too short for the span repeats its last frame.
+FRAME_PERIOD = 0
 IMAGE_SIZE = 112                          # EchoNet-Dynamic's native size
 # Split counts: the sample generator writes this many videos per split, and a FileList.csv without
 # a Split column is split at random (seeded) into this many.
@@ -31,8 +35,12 @@ SKIP_BAD_VIDEOS = True    # an undecodable, empty or 1-frame video is left out (
 CLIPS_ON_DEVICE = "auto"
 
 # --- model and training -----------------------------------------------------
-PRETRAINED = True         # ImageNet weights through torchvision; falls back to random init offline
-PRETRAINED_PATH = None    # a local ResNet-18 state_dict file, used instead of the download
+# "resnet18_frames": the design card's ResNet-18 on every frame, the frames' features averaged.
+# "r2plus1d_18": EchoNet-Dynamic's EF network, torchvision's R(2+1)D-18 over the clip (factorised 3D
+# convolutions; Kinetics-400 weights). Both end in the same head (EF in units of the training EF spread).
+MODEL = "resnet18_frames"
+PRETRAINED = True         # ImageNet (R(2+1)D: Kinetics-400) weights through torchvision; offline: random init
+PRETRAINED_PATH = None    # a local state_dict of MODEL's backbone (resnet18, r2plus1d_18), used instead
 BATCH_SIZE = 16           # videos per batch, training and evaluation
 NUM_EPOCHS = 50           # epochs of baseline training
 LEARNING_RATE = 1e-4      # Adam's learning rate for the baseline
@@ -114,7 +122,7 @@ CRITERION_BATCHES = 8     # training batches whose loss gradients the Taylor and
 CHANNEL_ALLOCATIONS = []
 # FLOP budgets: each adds the removed-channel models (structured_physical, its random control, the
 # allocations, the small net) at the uniform ratio that needs this many times fewer FLOPs than the
-# baseline, within allocation.BUDGET_TOLERANCE (the channel rounding moves FLOPs in steps).
+# baseline, within flop_budgets.BUDGET_TOLERANCE (the channel rounding moves FLOPs in steps).
 TARGET_FLOPS_SPEEDUPS = []
 # These methods ("scratch" and "dense_control" too) are also fine-tuned (trained) with distillation from
 # the dense baseline, as <method>_kd: the loss (1 - w) x MSE to the label + w x MSE to the baseline's

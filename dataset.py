@@ -108,9 +108,14 @@ def assign_splits(filelist, counts, seed):
     return filelist.assign(Split=split)
 
 
-def sample_indices(total, num_frames):
-    """num_frames indices evenly spaced over the whole video; short videos repeat frames."""
-    return np.linspace(0, total - 1, num_frames).round().astype(int)
+def sample_indices(total, num_frames, period=0):
+    """num_frames indices evenly spaced over the whole video (period 0; short videos repeat frames), or
+    `period` apart around the video's middle (EchoNet-Dynamic's clips), the last frame repeated where the
+    span is longer than the video."""
+    if not period:
+        return np.linspace(0, total - 1, num_frames).round().astype(int)
+    start = max(0, (total - ((num_frames - 1) * period + 1)) // 2)
+    return np.minimum(start + period * np.arange(num_frames), total - 1)
 
 
 def require_video(path):
@@ -126,8 +131,8 @@ def require_video(path):
                         f"Restore it or remove its row.")
 
 
-def load_clip(path, num_frames, image_size):
-    """(num_frames, image_size, image_size, 3) uint8 RGB frames evenly spaced over the video."""
+def load_clip(path, num_frames, image_size, period=0):
+    """(num_frames, image_size, image_size, 3) uint8 RGB frames sampled as sample_indices says."""
     require_video(path)
     capture = cv2.VideoCapture(path)
     frames = []
@@ -141,7 +146,7 @@ def load_clip(path, num_frames, image_size):
         raise DataError(f"video {path}: OpenCV decoded {len(frames)} frames; the file is corrupt, empty "
                         f"or not a video. Replace it or remove its row from FileList.csv.")
     clip = []
-    for i in sample_indices(len(frames), num_frames):
+    for i in sample_indices(len(frames), num_frames, period):
         frame = cv2.cvtColor(frames[i], cv2.COLOR_BGR2RGB)
         if frame.shape[:2] != (image_size, image_size):
             frame = cv2.resize(frame, (image_size, image_size), interpolation=cv2.INTER_AREA)
@@ -154,9 +159,11 @@ class EchoNetVideoDataset:
     clips as one uint8 tensor `clips` (videos, frames, H, W, 3). Items are (video (T, 3, H, W) float
     normalised, EF in percent), for the few users of single videos (ONNX checks, INT8 calibration)."""
 
-    def __init__(self, root, split, num_frames, image_size, counts=(100, 20, 20), seed=42, cache_dir=None):
+    def __init__(self, root, split, num_frames, image_size, counts=(100, 20, 20), seed=42, cache_dir=None,
+                 period=0):
         self.root, self.split = root, split.upper()
         self.num_frames, self.image_size, self.cache_dir = num_frames, image_size, cache_dir
+        self.period = period
         filelist = assign_splits(read_filelist(root), counts, seed)
         rows = filelist[filelist.Split == self.split]
         if rows.empty:
@@ -191,12 +198,13 @@ class EchoNetVideoDataset:
         path = self.video_path(name)
         stat = os.stat(path)
         key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{self.num_frames}|{self.image_size}"
+        key += f"|period {self.period}" if self.period else ""  # the clips of period 0 keep their files
         return os.path.join(self.cache_dir, hashlib.sha1(key.encode()).hexdigest() + ".npy")
 
     def clip(self, index):
         name = self.names[index]
         if self.cache_dir is None:
-            return load_clip(self.video_path(name), self.num_frames, self.image_size)
+            return load_clip(self.video_path(name), self.num_frames, self.image_size, self.period)
         cached = self.cache_path(name)
         if os.path.isfile(cached):
             try:
@@ -209,7 +217,7 @@ class EchoNetVideoDataset:
                 problem = f"cannot be read ({e})"
             # derived data: rebuilding it from the video is always safe
             print(f"cache file {cached} {problem}: rebuilding it from {self.video_path(name)}", flush=True)
-        clip = load_clip(self.video_path(name), self.num_frames, self.image_size)
+        clip = load_clip(self.video_path(name), self.num_frames, self.image_size, self.period)
         os.makedirs(self.cache_dir, exist_ok=True)
         folders.write_atomic(cached, lambda tmp: np.save(tmp, clip), tmp=f"{cached}.{os.getpid()}.tmp.npy")
         return clip
@@ -282,7 +290,8 @@ def load_data(cfg, device, log=print):
     processes.barrier()
     cache = cfg.CACHE_DIR if cfg.CACHE_FRAMES else None
     splits = {s: EchoNetVideoDataset(cfg.DATA_ROOT, s, cfg.NUM_FRAMES, cfg.IMAGE_SIZE, counts=counts,
-                                     seed=cfg.SEED, cache_dir=cache) for s in ("train", "val", "test")}
+                                     seed=cfg.SEED, cache_dir=cache, period=cfg.FRAME_PERIOD)
+              for s in ("train", "val", "test")}
     skipped = decode(splits, cfg.SKIP_BAD_VIDEOS, log) if processes.is_main() else []
     skipped = shared_clips.share(splits, skipped, cfg.CACHE_DIR, log)  # under torchrun: mapped, not copied
     check_training_split(splits["train"], cfg, processes.world_size(), log)

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 import metrics
-from model import EFRegressionModel
+from model import EFRegressionModel, arch_of
 
 
 def load(results_dir):
@@ -39,10 +39,11 @@ def accuracy_and_speed(models):
 
 
 def layer_fractions(checkpoint):
-    """Fraction of the dense model's weights kept (non-zero) in every Conv2d/Linear layer."""
+    """Fraction of the dense model's weights kept (non-zero) in every convolution and Linear layer."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     with torch.device("meta"):  # only the shapes: no weights drawn
-        dense = {name + ".weight": w.numel() for name, w in metrics.prunable_weights(EFRegressionModel())}
+        dense = {name + ".weight": w.numel()
+                 for name, w in metrics.prunable_weights(EFRegressionModel(arch=arch_of(state)))}
     return {name[:-len(".weight")].replace("backbone.", ""): int((state[name] != 0).sum()) / n
             for name, n in dense.items()}
 

@@ -24,7 +24,7 @@ import quantize
 import speed
 import processes
 from storage import folders
-from model import load_checkpoint
+from model import load_checkpoint, memory_format
 
 
 def orders(keys, rounds, seed=0):
@@ -181,7 +181,7 @@ def pytorch_runner(model, video, device, channels_last=True, dtype=torch.float32
     deployment runtime runs the model; compiled here, outside any timed run."""
     model = copy.deepcopy(model).eval().to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=memory_format(model, channels_last))
     if compiled:
         # Static shapes, and room in dynamo's cache (shared by every model of the class) for one more
         # entry per model: models timed in interleaved rounds then never recompile, and none runs eagerly

@@ -81,7 +81,7 @@ def measure_models(cfg, device, folder, splits, int8_videos):
     import processes
     from model import EFRegressionModel, save_checkpoint
     torch.manual_seed(cfg.SEED)
-    model = EFRegressionModel(55.0)
+    model = EFRegressionModel(55.0, arch=cfg.MODEL)
     test = splits["test"]
     plain = copy.copy(cfg)  # what measurement.measure does besides ONNX and INT8 (timed on their own below)
     plain.ONNX_EXPORT = plain.INT8 = False

@@ -20,10 +20,10 @@ import cli  # first: a syntax error or an unknown name in config.py is one messa
 import torch
 import torch.distributed as dist
 
-import allocation
 import answers
 import batches
 import dataset
+import flop_budgets
 import latency
 import measurement
 import methods
@@ -199,7 +199,7 @@ def seed_sensitivity(experiment, ctx, model):
 
 
 # One model of the plan: its method, its ratio, and the FLOP budget (times fewer than the baseline's) that
-# ratio was solved for, or None (allocation.budget_ratios).
+# ratio was solved for, or None (flop_budgets.budget_ratios).
 Step = namedtuple("Step", "method ratio budget")
 
 
@@ -209,7 +209,7 @@ def pruning_plan(cfg):
     (methods.planned) at its ratios, the removed-channel ones at the FLOP budgets' ratios too, each with
     the budget it came from; each distilled or rewound method right after its model fine-tuned as
     configured."""
-    budgets = allocation.budget_ratios(cfg)
+    budgets = flop_budgets.budget_ratios(cfg)
     channels = cfg.STRUCTURED_PRUNING_RATIOS
     at = {"unstructured": cfg.UNSTRUCTURED_PRUNING_RATIOS, "channels": channels,
           "removed": channels + [r for r in budgets.values() if r not in channels]}

@@ -10,8 +10,10 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from model import CONVS
 
-PRUNABLE = (nn.Conv2d, nn.Linear)
+
+PRUNABLE = CONVS + (nn.Linear,)
 
 
 def regression_metrics(predicted, target):
@@ -61,12 +63,12 @@ def mean_predictor_mae(train_efs, test_efs):
 
 
 def prunable_weights(model):
-    """(name, weight) of every Conv2d and Linear; with pruning masks in place, the masked weight."""
+    """(name, weight) of every convolution and Linear; with pruning masks in place, the masked weight."""
     return [(name, m.weight) for name, m in model.named_modules() if isinstance(m, PRUNABLE)]
 
 
 def sparsity(model):
-    """Fraction of zero weights over Conv2d+Linear weights, and over all parameters."""
+    """Fraction of zero weights over convolution and Linear weights, and over all parameters."""
     weights = [w for _, w in prunable_weights(model)]
     zero_weights = sum(int((w == 0).sum()) for w in weights)
     total_weights = sum(w.numel() for w in weights)
@@ -87,7 +89,7 @@ def parameter_counts(model):
 
 
 def effective_parameters(model, num_frames, image_size):
-    """Parameters that can change the output: non-zero and, for a Conv2d or Linear weight, on an input
+    """Parameters that can change the output: non-zero and, for a convolution or Linear weight, on an input
     channel that is alive (live_inputs). One count for masked and removed channels, as effective_flops
     is: a masked channel's weights in the next layer multiply zeros, a removed channel's are gone."""
     video = torch.zeros(1, num_frames, 3, image_size, image_size, device=next(model.parameters()).device)
@@ -128,7 +130,7 @@ def flops(model, num_frames, image_size):
 
 @torch.inference_mode()
 def live_inputs(model, video):
-    """{layer name: which input channels are not structurally zero} for every Conv2d and Linear. On a
+    """{layer name: which input channels are not structurally zero} for every convolution and Linear. On a
     copy with every ReLU an identity and a random video, a channel is zero everywhere only when pruning
     made it so (its producers' weights and BatchNorm masked or removed), never because a ReLU happened
     to cut it for this input: the count does not depend on the input."""
@@ -148,9 +150,9 @@ def live_inputs(model, video):
 
 
 def live_channels(inputs, layer):
-    """Which input channels of a Conv2d (dim 1) or Linear (last dim) are not zero everywhere; None for a
+    """Which input channels of a convolution (dim 1) or Linear (last dim) are not zero everywhere; None for a
     grouped convolution, whose weight does not index the input channels one to one."""
-    if isinstance(layer, nn.Conv2d):
+    if isinstance(layer, CONVS):
         return (inputs != 0).any(0).flatten(1).any(1) if layer.groups == 1 else None
     return (inputs != 0).flatten(0, -2).any(0)
 

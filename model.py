@@ -1,18 +1,29 @@
-"""EF regressor: ResNet-18 on every frame, mean over frames, linear head 512 -> 1 (EF in percent)."""
+"""EF regressor: ResNet-18 on every frame, mean over frames (the design card's), or EchoNet-Dynamic's
+R(2+1)D-18 over the clip; a linear head 512 -> 1 (EF in percent) on either."""
 import contextlib
+import pickle
 import sys
 
 import torch
 import torch.nn as nn
 import torchvision
 
+from cli import ConfigError
 from storage import folders
 
 
+VIDEO = "r2plus1d_18"  # config.MODEL's video network; the other, "resnet18_frames", sees one frame at a time
+CONVS, NORMS = (nn.Conv2d, nn.Conv3d), (nn.BatchNorm2d, nn.BatchNorm3d)  # the layers either network prunes
+WEIGHTS = {"resnet18_frames": ("resnet18", "ImageNet", "ResNet18_Weights", "IMAGENET1K_V1"),
+           VIDEO: ("r2plus1d_18", "Kinetics-400", "R2Plus1D_18_Weights", "KINETICS400_V1")}
+
+
 class EFRegressionModel(nn.Module):
-    def __init__(self, initial_ef=55.0, ef_scale=1.0):
+    def __init__(self, initial_ef=55.0, ef_scale=1.0, arch="resnet18_frames"):
         super().__init__()
-        self.backbone = torchvision.models.resnet18(weights=None)
+        self.arch = arch
+        models = torchvision.models.video if arch == VIDEO else torchvision.models
+        self.backbone = getattr(models, WEIGHTS[arch][0])(weights=None)
         self.backbone.fc = nn.Identity()
         self.head = nn.Linear(512, 1)
         # The head predicts EF in units of ef_scale (the training set's EF std): Adam moves every
@@ -27,14 +38,23 @@ class EFRegressionModel(nn.Module):
     def forward(self, video):
         """video: (B, T, 3, H, W) -> EF (B,)"""
         b, t = video.shape[:2]
-        features = self.backbone(video.flatten(0, 1))           # (B*T, C)
+        if self.arch == VIDEO:  # the clip is one input (B, 3, T, H, W): one feature vector per video
+            pooled = self.backbone(video.transpose(1, 2)).unsqueeze(1)
+        else:
+            pooled = self.backbone(video.flatten(0, 1)).view(b, t, -1)  # (B*T, C) -> (B, T, C)
         # The head and the EF scale in fp32 even under autocast: in bf16 every prediction (and with it the
         # distillation targets and the sensitivity's MAEs) would land on a grid of 0.25-0.5 EF points.
-        pooled = features.view(b, t, -1)
         if pooled.dtype != torch.float32:  # only then: an fp32 export keeps its graph (no Cast node)
             pooled = pooled.float()
         with full_precision(video.device):
             return self.head(pooled.mean(1)).squeeze(-1) * self.ef_scale
+
+
+def memory_format(model, channels_last):
+    """channels_last (its 3D form for the video network's 5-D weights) when asked, else as they are."""
+    if not channels_last:
+        return torch.preserve_format
+    return torch.channels_last_3d if getattr(model, "arch", None) == VIDEO else torch.channels_last
 
 
 def full_precision(device):
@@ -45,25 +65,40 @@ def full_precision(device):
 
 
 def load_pretrained(model, pretrained=True, path=None):
-    """Put ImageNet weights in the backbone. Returns (used, reason): offline is a warning, not a crash."""
+    """Put ImageNet (ResNet-18) or Kinetics-400 (R(2+1)D-18) weights in the backbone. Returns (used,
+    reason): offline is a warning, not a crash."""
+    name, data, weights_class, weights_name = WEIGHTS[model.arch]
     if path:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        model.backbone.load_state_dict(state, strict=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        except (OSError, RuntimeError, AttributeError, pickle.UnpicklingError) as e:
+            raise ConfigError(f"--pretrained-path {path} cannot be read as a state_dict ({e}); give a "
+                              f"{name} state_dict saved with torch.save, or none") from None
+        try:
+            missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a layer of the same name and another shape
+            missing, unexpected = [str(e).splitlines()[-1].strip()], []
+        if missing or unexpected:  # another network's weights would load nothing, silently
+            raise ConfigError(f"--pretrained-path {path} is not a {name} state_dict ({len(missing)} of "
+                              f"{name}'s weights missing or of another shape, e.g. {missing[:1]}; "
+                              f"{len(unexpected)} not {name}'s, e.g. {unexpected[:1]}); give --model's "
+                              f"backbone weights")
         return True, f"loaded from {path}"
     if not pretrained:
         return False, "PRETRAINED is off"
+    models = torchvision.models.video if model.arch == VIDEO else torchvision.models
     try:
-        weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+        weights = getattr(getattr(models, weights_class), weights_name)
         state = weights.get_state_dict(progress=False)
     except Exception as e:  # no network, proxy, corrupt download: all end the same way
-        reason = f"ImageNet weights could not be downloaded ({type(e).__name__}: {str(e)[:120]})"
-        print(f"WARNING: {reason}; training ResNet-18 from random initialisation. Set PRETRAINED_PATH "
-              f"to a local resnet18 state_dict to use ImageNet weights offline.", file=sys.stderr, flush=True)
+        reason = f"{data} weights could not be downloaded ({type(e).__name__}: {str(e)[:120]})"
+        print(f"WARNING: {reason}; training {name} from random initialisation. Set PRETRAINED_PATH "
+              f"to a local {name} state_dict to use {data} weights offline.", file=sys.stderr, flush=True)
         return False, reason
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     model.backbone.load_state_dict(state, strict=False)
-    return True, "torchvision ResNet18_Weights.IMAGENET1K_V1"
+    return True, f"torchvision {weights_class}.{weights_name}"
 
 
 def match_shapes(model, state_dict):
@@ -73,10 +108,10 @@ def match_shapes(model, state_dict):
         weight = state_dict.get(f"{name}.weight" if name else "weight")
         if weight is None:
             continue
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, CONVS):
             module.out_channels = weight.shape[0]
             module.in_channels = weight.shape[1] * module.groups
-        elif isinstance(module, nn.BatchNorm2d):
+        elif isinstance(module, NORMS):
             module.num_features = weight.shape[0]
             for buffer in ("running_mean", "running_var"):
                 setattr(module, buffer, torch.zeros(weight.shape[0]))
@@ -88,6 +123,11 @@ def match_shapes(model, state_dict):
         if module.bias is not None:
             module.bias = nn.Parameter(torch.empty_like(state_dict[f"{name}.bias"]))
     return model
+
+
+def arch_of(state_dict):
+    """The network a state_dict holds, by its layers (R(2+1)D's stem), so checkpoints need no setting."""
+    return VIDEO if "backbone.stem.0.weight" in state_dict else "resnet18_frames"
 
 
 def save_atomic(obj, path):
@@ -106,8 +146,9 @@ def load_checkpoint(path, device="cpu"):
     `device`."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     # saved before the EF scale existed
-    checkpoint["state_dict"].setdefault("ef_scale", torch.tensor(1.0, device=device))
+    state = checkpoint["state_dict"]
+    state.setdefault("ef_scale", torch.tensor(1.0, device=device))
     with torch.device("meta"):  # no random initialisation (0.2 s a model): every tensor comes from the file
-        model = match_shapes(EFRegressionModel(), checkpoint["state_dict"])
-    model.load_state_dict(checkpoint["state_dict"], assign=True)
+        model = match_shapes(EFRegressionModel(arch=arch_of(state)), state)
+    model.load_state_dict(state, assign=True)
     return model, checkpoint["info"]

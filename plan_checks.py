@@ -14,6 +14,7 @@ import torch
 
 import allocation
 import cli
+import flop_budgets
 import latency
 import onnx_runtime
 import processes
@@ -51,11 +52,11 @@ def machine(cfg):
 
 def refuse(cfg):
     """Raise ConfigError (a ratio) or AllocationError (a budget, an allocation) naming each problem."""
-    if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := prune_utils.unreachable(cfg.STRUCTURED_PRUNING_RATIOS,
-                                                                                cfg.PHYSICAL_ROUND_TO)):
+    if cfg.PHYSICAL_STRUCTURED_PRUNING and (problems := flop_budgets.unreachable(
+            cfg.STRUCTURED_PRUNING_RATIOS, cfg.PHYSICAL_ROUND_TO, cfg.MODEL)):
         raise cli.ConfigError("; ".join(problems) + ". Lower the ratio, set --physical-round-to 1, or "
                               "--physical-structured-pruning false.")
-    budgets = allocation.budget_ratios(cfg)  # raises for a budget the rounding cannot meet, or met twice
+    budgets = flop_budgets.budget_ratios(cfg)  # raises for a budget the rounding cannot meet, or met twice
     removed = sorted(set(cfg.STRUCTURED_PRUNING_RATIOS) | set(budgets.values()))
     problems = []
     if cfg.CHANNEL_ALLOCATIONS:
@@ -63,29 +64,29 @@ def refuse(cfg):
     if "sensitivity" in cfg.CHANNEL_ALLOCATIONS:
         problems += sensitivity_problems(cfg)
     if problems:
-        raise allocation.AllocationError("; ".join(problems))
+        raise flop_budgets.AllocationError("; ".join(problems))
 
 
 @functools.lru_cache(maxsize=None)
-def channel_plan(image_size):
+def channel_plan(image_size, arch="resnet18_frames", num_frames=1):
     """The coupled groups of the dense model and their FLOPs (allocation.ChannelPlan): the architecture
     alone, so a random model answers."""
-    return allocation.ChannelPlan(prune_utils._dense_model(), image_size)
+    return allocation.ChannelPlan(prune_utils.dense_model(arch), image_size, num_frames)
 
 
 @functools.lru_cache(maxsize=None)
-def lowest_flops(name, image_size, round_to):
+def lowest_flops(name, image_size, round_to, arch="resnet18_frames", num_frames=1):
     """The fewest FLOPs (one frame) allocation `name` can come down to. sensitivity: every group at its
     floor (no more than MAX_LAYER_RATIO of its channels removed, at least round_to kept), where
     allocation.sensitivity_plan's steps end. global: Torch-Pruning's global ranking at the top of its
     knob's range, where allocation.bisect_flops' search ends; on the untrained model, whose importances
     are the most even a model has (a trained one's groups differ more, and their caps stop more of it)."""
     if name == "global":
-        probe = copy.deepcopy(prune_utils._dense_model())
+        probe = copy.deepcopy(prune_utils.dense_model(arch))
         prune_utils.physical_pruner(probe, allocation.MAX_LAYER_RATIO, 1, image_size, round_to,
                                     global_pruning=True, max_ratio=allocation.MAX_LAYER_RATIO).step()
-        return allocation.frame_flops(probe, image_size)
-    plan = channel_plan(image_size)
+        return flop_budgets.frame_flops(probe, image_size, num_frames)
+    plan = channel_plan(image_size, arch, num_frames)
     return plan.flops({g: max(round_to, math.ceil(c * (1 - allocation.MAX_LAYER_RATIO) / round_to) * round_to)
                        for g, c in plan.channels.items()})
 
@@ -95,9 +96,10 @@ def allocation_problems(cfg, removed):
     can come down to."""
     problems = []
     for name in cfg.CHANNEL_ALLOCATIONS:
-        lowest = lowest_flops(name, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+        lowest = lowest_flops(name, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO, cfg.MODEL, cfg.NUM_FRAMES)
         for ratio in removed:
-            target = allocation.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+            target = flop_budgets.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO, cfg.MODEL,
+                                              cfg.NUM_FRAMES)
             if lowest > target * (1 + allocation.FLOPS_TOLERANCE):
                 problems.append(
                     f"--channel-allocations {name} at ratio {ratio:g}: no group may lose more than "
@@ -113,7 +115,7 @@ def sensitivity_problems(cfg):
     """Each sensitivity ratio that removes no channel of some coupled group at the rounding
     (sensitivity.group_sensitivity removes ratio x channels, rounded down to round_to, at least round_to
     kept)."""
-    plan, round_to = channel_plan(cfg.IMAGE_SIZE), cfg.PHYSICAL_ROUND_TO
+    plan, round_to = channel_plan(cfg.IMAGE_SIZE, cfg.MODEL, cfg.NUM_FRAMES), cfg.PHYSICAL_ROUND_TO
     problems = []
     for ratio in cfg.SENSITIVITY_RATIOS:
         empty = [g for g, c in plan.channels.items() if min(int(ratio * c) // round_to * round_to,

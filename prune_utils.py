@@ -53,15 +53,17 @@ import torch.nn.utils.prune as prune
 import torch_pruning as tp
 
 import methods
+from model import CONVS, NORMS, EFRegressionModel
 
 SCOPES = ("backbone", "all")
 SCHEDULES = ("oneshot", "gradual")
 
 
 def prunable_layers(model, scope="backbone"):
-    """(name, module) of every layer a method may prune: each Conv2d, and the head with scope "all"."""
+    """(name, module) of every layer a method may prune: each convolution (2D, or 3D in the video network),
+    and the head with scope "all"."""
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) or (scope == "all" and isinstance(m, nn.Linear))]
+            if isinstance(m, CONVS) or (scope == "all" and isinstance(m, nn.Linear))]
 
 
 def pruned_so_far(module, dim=None):
@@ -122,7 +124,7 @@ def unstructured(model, ratio, criterion=L1Unstructured, scope="backbone", score
 
 
 def structured(model, ratio, random=False):
-    """Mask round(ratio * channels) output channels of every Conv2d: lowest L2 norm (or random).
+    """Mask round(ratio * channels) output channels of every convolution: lowest L2 norm (or random).
     The BatchNorm after each conv loses the same channels (weight and bias masked), so a masked
     channel is gone as it is when removed: otherwise it still adds BatchNorm's bias, and in eval mode
     BatchNorm's running statistics of the dead channel decay toward zero variance, so its output
@@ -134,16 +136,21 @@ def structured(model, ratio, random=False):
         else:
             prune.ln_structured(m, "weight", amount=amount, n=2, dim=0)
         kept = (m.weight_mask.flatten(1).sum(1) != 0).to(m.weight_mask.dtype)
-        batchnorm = model.get_submodule(batchnorm_after(name))
+        batchnorm = batchnorm_after(model, name)
         for parameter in ("weight", "bias"):
             prune.custom_from_mask(batchnorm, parameter, kept)
     return model
 
 
-def batchnorm_after(conv_name):
-    """The BatchNorm that normalises a ResNet conv's output: conv1 -> bn1, downsample.0 -> downsample.1."""
-    parent, _, leaf = conv_name.rpartition(".")
-    return f"{parent}.{'1' if leaf == '0' else leaf.replace('conv', 'bn')}"
+def batchnorm_after(model, conv_name):
+    """The BatchNorm that normalises a conv's output: the first one after it in the network's order with
+    as many features (ResNet: conv1 -> bn1, downsample.0 -> downsample.1; R(2+1)D: the spatial conv ->
+    the BatchNorm inside its block, the temporal one -> the block's own)."""
+    layers = dict(model.named_modules())
+    names = list(layers)
+    conv = layers[conv_name]
+    return next(layers[name] for name in names[names.index(conv_name) + 1:]
+                if isinstance(layers[name], NORMS) and layers[name].num_features == conv.out_channels)
 
 
 def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1, random=False, *,
@@ -171,7 +178,7 @@ def structured_physical(model, ratio, num_frames, image_size, round_to=1):
 
 
 def coupled_channels(model, ratio, num_frames, image_size, round_to=1):
-    """{Conv2d or BatchNorm2d name: output channels} that structured_physical removes from `model` at
+    """{conv or BatchNorm name: output channels} that structured_physical removes from `model` at
     `ratio`: Torch-Pruning run on a copy, each group's channels read as it is pruned (a group's importance
     sums the next layers' inputs, so the copy must be pruned group by group, as structured_physical is)."""
     probe = copy.deepcopy(model)
@@ -181,7 +188,7 @@ def coupled_channels(model, ratio, num_frames, image_size, round_to=1):
     for group in pruner.step(interactive=True):
         for item in group:
             module = item.dep.target.module
-            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)) and pruner.DG.is_out_channel_pruning_fn(
+            if isinstance(module, CONVS + NORMS) and pruner.DG.is_out_channel_pruning_fn(
                     item.dep.handler):
                 chosen.setdefault(names[id(module)], set()).update(int(i) for i in item.idxs)
         group.prune()
@@ -194,25 +201,25 @@ def structured_coupled_masked(model, ratio, num_frames, image_size, round_to=1):
         module = model.get_submodule(name)
         kept = torch.ones(module.weight.shape[0], device=module.weight.device)
         kept[sorted(channels)] = 0
-        if isinstance(module, nn.Conv2d):
-            prune.custom_from_mask(module, "weight", kept.view(-1, 1, 1, 1).expand_as(module.weight))
+        if isinstance(module, CONVS):
+            shape = (-1,) + (1,) * (module.weight.dim() - 1)
+            prune.custom_from_mask(module, "weight", kept.view(shape).expand_as(module.weight))
         else:
             for parameter in ("weight", "bias"):
                 prune.custom_from_mask(module, parameter, kept)
     return model
 
 
-def scratch_model(ratio, initial_ef, ef_scale, num_frames, image_size, round_to=1):
+def scratch_model(ratio, initial_ef, ef_scale, num_frames, image_size, round_to=1, arch="resnet18_frames"):
     """The small network from scratch (Liu et al. 2019): structured_physical's architecture at `ratio`
-    (its channel counts do not depend on the weights: physical_reach) with a fresh initialisation, by
-    the baseline's own scheme (torchvision's ResNet init, the head at the mean EF)."""
-    from model import EFRegressionModel
-    model = EFRegressionModel(initial_ef, ef_scale)
+    (its channel counts do not depend on the weights: flop_budgets.physical_reach) with a fresh initialisation, by
+    the baseline's own scheme (torchvision's init of both networks, the head at the mean EF)."""
+    model = EFRegressionModel(initial_ef, ef_scale, arch=arch)
     structured_physical(model, ratio, num_frames, image_size, round_to)
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, CONVS):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, NORMS):
             m.reset_parameters()
     nn.init.normal_(model.head.weight, std=1e-3)
     nn.init.constant_(model.head.bias, initial_ef / ef_scale)
@@ -265,45 +272,13 @@ TOLERANCE = 0.05  # a method must reach the requested ratio within this, overall
 
 
 def channel_counts(model):
-    """{conv name: output channels} of every Conv2d (the channels the channel methods prune)."""
-    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    """{conv name: output channels} of every convolution (the channels the channel methods prune)."""
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, CONVS)}
 
 
-@functools.lru_cache(maxsize=None)
-def physical_reach(ratio, round_to):
-    """(overall fraction of conv output channels removed, {conv: [kept, of]}) when structured_physical
-    prunes at `ratio`. Torch-Pruning keeps at least round_to channels and leaves a layer whole when the
-    rounding would empty it, so it may remove less than asked. The counts do not depend on the weights
-    (every layer loses the same fraction), so a random model on a tiny input answers in about a second."""
-    model = copy.deepcopy(_dense_model())
-    before = channel_counts(model)
-    structured_physical(model, ratio, 1, 32, round_to)
-    after = channel_counts(model)
-    overall = 1 - sum(after.values()) / sum(before.values())
-    return overall, {name: [after[name], before[name]] for name in before}
-
-
-@functools.lru_cache(maxsize=1)
-def _dense_model():
-    from model import EFRegressionModel
-    return EFRegressionModel(55.0)
-
-
-def unreachable(ratios, round_to):
-    """A message per requested structured_physical ratio it cannot reach within TOLERANCE, naming the
-    highest ratio (0.01 steps below the requested one) it does reach."""
-    problems = []
-    for ratio in ratios:
-        reached = physical_reach(ratio, round_to)[0]
-        if abs(reached - ratio) <= TOLERANCE:
-            continue
-        best = next((r / 100 for r in range(round(ratio * 100) - 1, 0, -1)
-                     if abs(physical_reach(r / 100, round_to)[0] - r / 100) <= TOLERANCE), None)
-        problems.append(f"structured-pruning-ratios {ratio:g}: structured_physical (Torch-Pruning, channels "
-                        f"rounded to multiples of --physical-round-to {round_to}) removes {reached:.2f} of "
-                        f"the channels, not {ratio:g}; the highest ratio it reaches within {TOLERANCE} is "
-                        f"{best:g}")
-    return problems
+@functools.lru_cache(maxsize=2)
+def dense_model(arch="resnet18_frames"):
+    return EFRegressionModel(55.0, arch=arch)
 
 
 def achieved(model, dense, method, scope="backbone"):

@@ -24,6 +24,7 @@ import sys
 
 import cli  # noqa: F401 (first: a broken config.py is one message, exit 2)
 import answers
+import criteria_tables
 import quick_run_tables
 import recovery_tables
 import schedule_tables
@@ -43,7 +44,8 @@ TABLES = {"quick_run": quick_run_tables.quick_run, "int8": quick_run_tables.int8
           "headline": verdict_tables.headline, "run_time": quick_run_tables.run_time,
           "recovery": recovery_tables.recovery,
           "recovery_headline": lambda results: recovery_tables.recovery(results, highest_only=True),
-          "distillation_weight": recovery_tables.distillation_weight, "primary": answers.readme}
+          "distillation_weight": recovery_tables.distillation_weight, "primary": answers.readme,
+          "criteria": criteria_tables.criteria}
 
 
 def stamp(results, path):

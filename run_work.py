@@ -5,7 +5,6 @@ The counting and the projection are pure; split_sizes reads the data folder's Fi
 builds the model to count its layers."""
 import os
 
-import torch
 
 import methods
 import seed_models
@@ -109,10 +108,11 @@ def run_counts(cfg, sizes):
     import main as experiment
     import prune_utils
     import seed_models
-    from model import EFRegressionModel
-    layers = prune_utils.prunable_layers(EFRegressionModel(), cfg.PRUNING_SCOPE)
-    convs = sum(isinstance(m, torch.nn.Conv2d) for _, m in layers)
-    groups = len(allocation.ChannelPlan(EFRegressionModel(), cfg.IMAGE_SIZE).channels)
+    from model import CONVS, EFRegressionModel
+    dense = EFRegressionModel(arch=cfg.MODEL)
+    layers = prune_utils.prunable_layers(dense, cfg.PRUNING_SCOPE)
+    convs = sum(isinstance(m, CONVS) for _, m in layers)
+    groups = len(allocation.ChannelPlan(dense, cfg.IMAGE_SIZE, cfg.NUM_FRAMES).channels)
     return work_counts(cfg, sizes, (len(layers), convs, groups), experiment.pruning_plan(cfg),
                        seed_models.pruning_steps(cfg))
 

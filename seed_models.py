@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-import allocation
 import batchnorm
+import flop_budgets
 import measurement
 import metrics
 import processes
@@ -22,7 +22,7 @@ import methods
 import prune_utils
 import sensitivity
 import train
-from model import EFRegressionModel, load_pretrained, save_checkpoint
+from model import WEIGHTS, EFRegressionModel, load_pretrained, save_checkpoint
 from processes import log
 
 
@@ -71,10 +71,11 @@ def test_metrics(ctx, model):
 def run_baseline(ctx):
     cfg = ctx.cfg
     seed_run(ctx)
-    model = EFRegressionModel(float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)))
+    model = EFRegressionModel(float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)), arch=cfg.MODEL)
     pretrained, reason = load_pretrained(model, cfg.PRETRAINED, cfg.PRETRAINED_PATH)
-    log(f"baseline (seed {ctx.seed}): ResNet-18 "
-        f"{'with ImageNet weights' if pretrained else 'from random init'} ({reason})")
+    name, data = WEIGHTS[cfg.MODEL][:2]
+    log(f"baseline (seed {ctx.seed}): {name} "
+        f"{f'with {data} weights' if pretrained else 'from random init'} ({reason})")
     history = fit(ctx, model, "baseline", epochs=cfg.NUM_EPOCHS, lr=cfg.LEARNING_RATE)
     record = {"name": "baseline", "method": "baseline", "ratio": 0.0, "seed": ctx.seed,
               "pretrained": pretrained, "pretrained_reason": reason,
@@ -226,8 +227,8 @@ def scratch_epochs(cfg, method, ratio):
     scratch_e = cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS
     if methods.base_method(method) != methods.SCRATCH_B:
         return scratch_e
-    dense = allocation.uniform_flops(0.0, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
-    small = allocation.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+    dense, small = (flop_budgets.uniform_flops(r, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO, cfg.MODEL,
+                                             cfg.NUM_FRAMES) for r in (0.0, ratio))
     most = round(cfg.SCRATCH_B_MAX_FACTOR * scratch_e)
     return max(scratch_e, min(round(cfg.NUM_EPOCHS * dense / small), most))
 
@@ -251,7 +252,7 @@ def run_scratch(ctx, baseline_model, baseline, step, control=None):
     seed_run(ctx)
     model = prune_utils.scratch_model(ratio, float(np.mean(ctx.train_efs)), float(np.std(ctx.train_efs)),
                                       num_frames=cfg.NUM_FRAMES, image_size=cfg.IMAGE_SIZE,
-                                      round_to=cfg.PHYSICAL_ROUND_TO)
+                                      round_to=cfg.PHYSICAL_ROUND_TO, arch=cfg.MODEL)
     history = fit(ctx, model, name, epochs=scratch_epochs(cfg, method, ratio), lr=cfg.LEARNING_RATE,
                   distilled=method.endswith(methods.DISTILLED))
     record = {"name": name, "method": method, "ratio": ratio, "seed": ctx.seed,

@@ -13,13 +13,13 @@ pruned in one conv is carried by the others, pruned in all of them it is gone.""
 import copy
 
 import torch
-import torch.nn as nn
 import torch.nn.utils.prune as prune
 
 import allocation
 import batchnorm
 import prune_utils
 import train
+from model import CONVS
 
 CRITERIA = {  # the criteria of the methods compared: a mask for one layer's weight at a ratio
     "l1_weights": lambda ratio: prune_utils.L1Unstructured(amount=ratio),
@@ -50,11 +50,10 @@ def layer_sensitivity(model, loader, device, ratios, scope="backbone", amp=False
     rows = []
     for name, layer in prune_utils.prunable_layers(model, scope):
         weight = layer.weight.detach().contiguous().clone()  # torch's pruning flattens with view()
-        norm = (model.get_submodule(prune_utils.batchnorm_after(name)) if isinstance(layer, nn.Conv2d)
-                else None)
+        norm = prune_utils.batchnorm_after(model, name) if isinstance(layer, CONVS) else None
         affine = [p.detach().clone() for p in (norm.weight, norm.bias)] if norm else []
         for criterion, method in CRITERIA.items():
-            if criterion == "l2_channels" and not isinstance(layer, nn.Conv2d):
+            if criterion == "l2_channels" and not isinstance(layer, CONVS):
                 continue
             for ratio in ratios:
                 mask = method(ratio).compute_mask(weight, torch.ones_like(weight))
@@ -80,7 +79,7 @@ def group_sensitivity(model, loader, device, ratios, *, num_frames, image_size, 
     structured_physical chooses them. BatchNorm recalibrated after each, and each increase over the
     dense model recalibrated likewise. Not under no_grad: Torch-Pruning traces the model with autograd."""
     reference = recalibrated_mae(model, loader, device, amp, batches, num_batches)
-    plan, rows = allocation.ChannelPlan(model, image_size), []
+    plan, rows = allocation.ChannelPlan(model, image_size, num_frames), []
     for group, channels in plan.channels.items():
         for ratio in ratios:
             removed = min(int(ratio * channels) // round_to * round_to, channels - round_to)

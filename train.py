@@ -16,7 +16,7 @@ import metrics
 from processes import autocast, barrier, gather, is_main, precision
 import small_maps
 from storage import folders
-from model import save_atomic
+from model import memory_format, save_atomic
 
 
 BAR_EVERY = 20  # steps between the progress bar's loss readings, each a wait for the GPU
@@ -106,7 +106,7 @@ class Training:
         self.span = rewind or (0, epochs)  # (first epoch, epochs) of the schedule these epochs replay
         self.amp, self.schedule, self.pruner = amp, schedule, pruner
         self.distillation_weight = distillation_weight
-        self.layout = torch.channels_last if channels_last else torch.preserve_format
+        self.layout = memory_format(model, channels_last)
         model.to(device, memory_format=self.layout)
         self.dtype = precision(device, amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)

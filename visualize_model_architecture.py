@@ -1,6 +1,7 @@
 """Block diagram of the EF model: frames -> ResNet-18 stem and four stages (with channel counts) ->
-mean over frames -> linear -> EF. Given a physically pruned checkpoint, its reduced channel counts
-are drawn beside the baseline's.
+mean over frames -> linear -> EF (R(2+1)D-18's: the clip -> its stem and four stages -> pooled over space
+and time -> linear -> EF). Given a physically pruned checkpoint, its reduced channel counts are drawn
+beside the baseline's.
 
     python visualize_model_architecture.py                                    # the dense model
     python visualize_model_architecture.py checkpoints/structured_physical_0.5.pt [--figures-dir figures]
@@ -16,17 +17,25 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 import cli  # noqa: E402 (first: a broken config.py is one message, exit 2)
 from cli import exits  # noqa: E402
-from model import EFRegressionModel, load_checkpoint  # noqa: E402
+from model import CONVS, VIDEO, EFRegressionModel, load_checkpoint  # noqa: E402
+
+
+def out_channels(module):
+    """The output channels of a block's last convolution (R(2+1)D's: the temporal one)."""
+    return [m for m in module.modules() if isinstance(m, CONVS)][-1].out_channels
 
 
 def stage_channels(model):
     """[(block name, channel counts)] of the stem and each residual stage; inner convs listed too."""
     net = model.backbone
-    blocks = [("stem\nconv 7×7/2\n+ max-pool", [net.conv1.out_channels])]
+    video = model.arch == VIDEO
+    stem = ("stem\n(2+1)D\nconv" if video else "stem\nconv 7×7/2\n+ max-pool",
+            [out_channels(net.stem if video else net.conv1)])
+    blocks = [stem]
     for i in range(1, 5):
         layer = getattr(net, f"layer{i}")
-        inner = [block.conv1.out_channels for block in layer]
-        blocks.append((f"layer{i}\n2 residual\nblocks", [layer[-1].conv2.out_channels] + inner))
+        inner = [out_channels(block.conv1) for block in layer]
+        blocks.append((f"layer{i}\n2 residual\nblocks", [out_channels(layer[-1].conv2)] + inner))
     return blocks
 
 
@@ -41,7 +50,8 @@ def describe(channels):
 def draw_row(ax, y, model, title, num_frames, image_size):
     boxes = [(f"video\n{num_frames} frames\n3×{image_size}×{image_size}", "", "white")]
     boxes += [(name, describe(ch), "#dddddd") for name, ch in stage_channels(model)]
-    boxes += [("avg pool,\nmean over\nframes", f"{model.head.in_features}", "white"),
+    pool = "avg pool\nover space\nand time" if model.arch == VIDEO else "avg pool,\nmean over\nframes"
+    boxes += [(pool, f"{model.head.in_features}", "white"),
               ("linear", f"{model.head.in_features}→1", "#dddddd"), ("EF (%)", "", "white")]
     ax.text(-0.2, y + 0.5, title, fontsize=8, weight="bold", va="bottom")
     for i, (name, detail, colour) in enumerate(boxes):
@@ -70,9 +80,10 @@ def draw(models, figures_dir, name, num_frames, image_size):
     return paths
 
 
-def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=32, image_size=112):
-    """The dense ResNet-18 in the first row, then one row per checkpoint."""
-    models = [("baseline ResNet-18 (dense)", EFRegressionModel())]
+def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=32, image_size=112,
+                     arch="resnet18_frames"):
+    """The dense network (the checkpoints') in the first row, then one row per checkpoint."""
+    models = []
     for path in checkpoints:
         try:
             model, info = load_checkpoint(path)
@@ -85,7 +96,10 @@ def draw_checkpoints(checkpoints, figures_dir, name="architecture", num_frames=3
         num_frames, image_size = info.get("num_frames", num_frames), info.get("image_size", image_size)
         title = f"{info.get('method', 'model')} {info.get('ratio', '')} ({os.path.basename(path)})"
         models.append((title, model))
-    return draw(models, figures_dir, name, num_frames, image_size)
+    arch = models[0][1].arch if models else arch  # no checkpoint: --model's network
+    dense = ("baseline R(2+1)D-18 (dense)" if arch == VIDEO else "baseline ResNet-18 (dense)",
+             EFRegressionModel(arch=arch))
+    return draw([dense] + models, figures_dir, name, num_frames, image_size)
 
 
 def main(argv):
@@ -97,7 +111,8 @@ def main(argv):
     checkpoints = cfg.checkpoints
     name = "architecture" if not checkpoints else "architecture_" + os.path.basename(checkpoints[0])[:-3]
     try:
-        drawn = draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE)
+        drawn = draw_checkpoints(checkpoints, cfg.FIGURES_DIR, name, cfg.NUM_FRAMES, cfg.IMAGE_SIZE,
+                                 arch=cfg.MODEL)
     except (cli.ConfigError, OSError):
         raise
     except (RuntimeError, KeyError, ValueError) as e:  # a file torch.load reads that is not a model's

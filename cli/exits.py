@@ -22,7 +22,7 @@ class Unreadable(ValueError):
 # option: looked up among the modules loaded, so that this module imports none of them (dataset imports
 # create_sample_data, which ends through here; a script that never imported one cannot raise it).
 ERRORS = {("cli.options", "ConfigError"): BAD_INPUT, ("data_checks", "DataError"): BAD_INPUT,
-          ("allocation", "AllocationError"): BAD_INPUT, ("quantize", "QuantizationError"): BAD_INPUT,
+          ("flop_budgets", "AllocationError"): BAD_INPUT, ("quantize", "QuantizationError"): BAD_INPUT,
           ("storage.folders", "WriteFailed"): BAD_INPUT, ("storage.locks", "FolderInUse"): IN_USE}
 
 

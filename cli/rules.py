@@ -39,7 +39,8 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     **dict.fromkeys(["NUM_FRAMES", "IMAGE_SIZE", "NUM_TRAIN_VIDEOS", "NUM_VAL_VIDEOS", "NUM_TEST_VIDEOS",
                      "BATCH_SIZE", "NUM_EPOCHS", "PRUNING_STEPS", "PHYSICAL_ROUND_TO", "LATENCY_TIMED_RUNS",
                      "LATENCY_ROUNDS", "INT8_CALIBRATION_VIDEOS", "CRITERION_BATCHES"], COUNT),
-    **dict.fromkeys(["FINE_TUNE_EPOCHS", "BN_RECALIBRATION_BATCHES", "LATENCY_WARMUP_RUNS", "SEED", "SEEDS"],
+    **dict.fromkeys(["FINE_TUNE_EPOCHS", "BN_RECALIBRATION_BATCHES", "LATENCY_WARMUP_RUNS", "SEED", "SEEDS",
+                     "FRAME_PERIOD"],
                     NOT_NEGATIVE),  # numpy's generators take no negative seed
     "BOOTSTRAP_SAMPLES": between(100),
     "LEARNING_RATE": POSITIVE, "FINE_TUNE_LEARNING_RATE": POSITIVE,
@@ -51,6 +52,7 @@ RULES = {  # every option but the booleans and --device (options.device_problems
     "CLIPS_ON_DEVICE": Rule("auto or a share of the GPU's free memory from 0 to 1",
                             lambda v: v == "auto" or SHARE.fits(v)),
     "PRUNING_SCOPE": one_of("backbone", "all"), "PRUNING_SCHEDULE": one_of("oneshot", "gradual"),
+    "MODEL": one_of("resnet18_frames", "r2plus1d_18"),
     "LR_SCHEDULE": one_of("constant", "cosine"), "FINE_TUNE_SCHEDULE": one_of("plain", "rewind"),
     "SCRATCH_B_MAX_FACTOR": between(1),
     "INT8_CALIBRATION_METHOD": one_of("minmax", "entropy", "percentile"),

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 import allocation
+import flop_budgets
 import pruners
 import methods
 import prune_utils
@@ -44,16 +45,16 @@ def convs(model):
 
 @pytest.mark.parametrize("speedup", [4.0])  # 2.0: test_distillation's run
 def test_a_flop_budget_is_met_by_the_uniform_ratio_it_is_turned_into(speedup):
-    ratio = allocation.ratio_for_speedup(speedup, SIZE, round_to=8)
-    dense_flops = allocation.uniform_flops(0.0, SIZE, 8)
-    reached = dense_flops / allocation.uniform_flops(ratio, SIZE, 8)
-    assert abs(reached / speedup - 1) <= allocation.BUDGET_TOLERANCE
+    ratio = flop_budgets.ratio_for_speedup(speedup, SIZE, round_to=8)
+    dense_flops = flop_budgets.uniform_flops(0.0, SIZE, 8)
+    reached = dense_flops / flop_budgets.uniform_flops(ratio, SIZE, 8)
+    assert abs(reached / speedup - 1) <= flop_budgets.BUDGET_TOLERANCE
     assert 0 < ratio < 1
 
 
 def test_a_budget_no_ratio_reaches_is_refused_with_the_option_named():
-    with pytest.raises(allocation.AllocationError, match="target-flops-speedups 1000"):
-        allocation.ratio_for_speedup(1000.0, SIZE, round_to=8)
+    with pytest.raises(flop_budgets.AllocationError, match="target-flops-speedups 1000"):
+        flop_budgets.ratio_for_speedup(1000.0, SIZE, round_to=8)
 
 
 @pytest.mark.parametrize("method", methods.ALLOCATED)
@@ -65,8 +66,8 @@ def test_every_allocation_reaches_the_uniform_models_flops_and_allocates_otherwi
     model = copy.deepcopy(dense)
     pruner = pruners.Pruner(model, method, ratio, 1, SIZE, round_to=8, sensitivity=sensitivity)
     pruner.step()
-    target = allocation.frame_flops(uniform, SIZE)
-    assert abs(allocation.frame_flops(model, SIZE) / target - 1) <= allocation.FLOPS_TOLERANCE
+    target = flop_budgets.frame_flops(uniform, SIZE)
+    assert abs(flop_budgets.frame_flops(model, SIZE) / target - 1) <= allocation.FLOPS_TOLERANCE
     assert abs(pruner.allocation["allocation_flops_vs_uniform"] - 1) <= allocation.FLOPS_TOLERANCE
     assert convs(model) != convs(uniform)  # another allocation, not the uniform one again
     assert all(count > 0 for count in convs(model).values())  # no layer emptied
@@ -81,11 +82,11 @@ def test_allocations_are_one_shot_only(dense):
 
 
 def test_the_channel_plan_counts_flops_as_the_flop_counter_does(dense, plan):
-    assert plan.flops(plan.channels) == allocation.frame_flops(dense, SIZE)
+    assert plan.flops(plan.channels) == flop_budgets.frame_flops(dense, SIZE)
     uniform = copy.deepcopy(dense)
     prune_utils.structured_physical(uniform, 0.7, 1, SIZE, 8)
     kept = {group: uniform.get_submodule(group).out_channels for group in plan.channels}
-    assert plan.flops(kept) == allocation.frame_flops(uniform, SIZE)
+    assert plan.flops(kept) == flop_budgets.frame_flops(uniform, SIZE)
 
 
 def test_counted_channels_are_the_ones_structured_physical_removes(dense, plan):
@@ -119,7 +120,7 @@ def test_the_sensitivity_allocation_prunes_where_the_measured_loss_is_small(dens
 
 
 def test_the_sensitivity_allocation_without_the_sensitivity_is_refused_with_the_option_named(dense):
-    with pytest.raises(allocation.AllocationError, match="channel-allocations"):
+    with pytest.raises(flop_budgets.AllocationError, match="channel-allocations"):
         pruners.Pruner(copy.deepcopy(dense), "structured_physical_sensitivity", 0.5, 1, SIZE, round_to=8)
 
 
@@ -131,7 +132,7 @@ def test_the_sensitivity_plan_meets_the_flops_whatever_the_losses(plan, seed, ra
     generator = np.random.default_rng(seed)
     slopes = {group: generator.choice([0.0, 0.01, 1.0, 5.0]) for group in plan.channels}
     curves = {group: (lambda share, slope=slope: slope * share) for group, slope in slopes.items()}
-    target = allocation.uniform_flops(ratio, SIZE, 8)
+    target = flop_budgets.uniform_flops(ratio, SIZE, 8)
     removed = allocation.sensitivity_plan(plan, curves, target=target, round_to=8)
     kept = {group: plan.channels[group] - count for group, count in removed.items()}
     assert abs(plan.flops(kept) / target - 1) <= allocation.FLOPS_TOLERANCE
@@ -146,8 +147,8 @@ def test_masked_methods_at_removals_flops_have_its_effective_flops_and_their_own
     model = copy.deepcopy(dense)
     pruner = pruners.Pruner(model, method, 0.5, 1, SIZE, round_to=8)
     pruner.step()
-    removed = allocation.uniform_flops(0.5, SIZE, 8)
-    assert allocation.frame_flops(model, SIZE) == pytest.approx(removed, rel=allocation.FLOPS_TOLERANCE)
+    removed = flop_budgets.uniform_flops(0.5, SIZE, 8)
+    assert flop_budgets.frame_flops(model, SIZE) == pytest.approx(removed, rel=allocation.FLOPS_TOLERANCE)
     assert pruner.allocation["allocation"] == "equal_flops"
     knob = pruner.allocation["allocation_knob"]
     if method == "unstructured_flops":  # global magnitude: the knob is the share of zero conv weights

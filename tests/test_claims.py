@@ -11,9 +11,12 @@ import pytest
 
 import answers
 import claims
+import criteria_tables
 import equal_size
+import methods
 import metrics
 import reports
+import table_cells
 
 VIDEOS = 100
 
@@ -189,6 +192,18 @@ def test_each_importance_criterion_against_group_l2_is_a_holm_family_of_its_own(
     assert ("## Claims: each importance criterion against group L2 removal, and learning-rate rewinding"
             in summary)
     assert "the 4 comparisons of the criteria study" in summary
+    # the criteria study's table (README, docs/results.md): a row per budget, a column per compared model,
+    # each cell that comparison's change, interval and verdict in its family alone
+    shown = criteria_tables.criteria(results(frame)).splitlines()
+    compared = [m["method"] for m in criteria]
+    assert shown[0] == "| budget | " + " | ".join(methods.label(m) for m in compared) + " |"
+    cells = next(line for line in shown if line.startswith("| ratio 0.5 |")).strip(" |").split(" | ")[1:]
+    at_the_one_margin = table_cells.judged(results(frame)).query("family == @claims.CRITERIA")
+    at_the_one_margin = at_the_one_margin.set_index("method").loc[compared]
+    for test, cell in zip(at_the_one_margin.itertuples(), cells, strict=True):
+        assert cell == f"{test.change:+.2f} [{test.ci_low:+.2f}, {test.ci_high:+.2f}] {test.verdict}"
+    assert "minus coupled channels (removed)'s" in shown[-1]
+    assert "Holm over the 4 comparisons of this family alone" in shown[-1]
 
 
 def test_the_readme_answers_each_primary_question_once_per_budget_with_its_verdict():

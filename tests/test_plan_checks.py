@@ -9,6 +9,7 @@ import pytest
 
 import allocation
 import cli
+import flop_budgets
 import plan_checks
 
 REFUSED = {  # issue 40's cases 2, 16 and 4, and their kin
@@ -62,5 +63,5 @@ def test_a_loss_curve_takes_a_share_measured_twice_once_and_refuses_a_group_meas
     assert all(np.isfinite(curve(share)) for curve in curves.values() for share in (0.25, 0.5, 0.9))
     for row in rows:
         row["removed"] = 0
-    with pytest.raises(allocation.AllocationError, match="no measured loss for the coupled group"):
+    with pytest.raises(flop_budgets.AllocationError, match="no measured loss for the coupled group"):
         allocation.loss_curves(plan, rows)

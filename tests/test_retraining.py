@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import allocation
 import cli
+import flop_budgets
 import seed_models
 from conftest import LEAN, TINY, options, run_folders, run_main
 
@@ -25,8 +25,8 @@ def test_rewinding_replays_the_last_epochs_of_the_baselines_schedule():
 def test_scratch_b_trains_for_the_dense_baselines_compute_within_its_cap(ratio):
     cfg = cli.load(["--quick"])
     scratch_e = cfg.NUM_EPOCHS + cfg.FINE_TUNE_EPOCHS
-    fewer = (allocation.uniform_flops(0.0, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
-             / allocation.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO))
+    fewer = (flop_budgets.uniform_flops(0.0, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO)
+             / flop_budgets.uniform_flops(ratio, cfg.IMAGE_SIZE, cfg.PHYSICAL_ROUND_TO))
     epochs = seed_models.scratch_epochs(cfg, "scratch_b", ratio)
     assert epochs == max(scratch_e, min(round(cfg.NUM_EPOCHS * fewer), round(2 * scratch_e)))
     assert seed_models.scratch_epochs(cfg, "scratch", ratio) == scratch_e

@@ -136,11 +136,11 @@ def test_sample_data_into_a_file_names_the_path(tmp_path, run_here):
 
 
 def test_every_kind_of_end_has_a_code_of_its_own():
-    import allocation
     import dataset
+    import flop_budgets
     import quantize
     from storage import folders, locks
-    ends = {cli.ConfigError("x"): 2, dataset.DataError("x"): 2, allocation.AllocationError("x"): 2,
+    ends = {cli.ConfigError("x"): 2, dataset.DataError("x"): 2, flop_budgets.AllocationError("x"): 2,
             quantize.QuantizationError("x"): 2, exits.Unreadable("x"): 2, OSError(28, "No space", "f"): 2,
             locks.FolderInUse("x"): 3, RuntimeError("a bug"): None}
     assert [exits.code_of(e) for e in ends] == list(ends.values())
