@@ -212,8 +212,9 @@ def structured_coupled_masked(model, ratio, num_frames, image_size, round_to=1):
 
 def scratch_model(ratio, initial_ef, ef_scale, num_frames, image_size, round_to=1, arch="resnet18_frames"):
     """The small network from scratch (Liu et al. 2019): structured_physical's architecture at `ratio`
-    (its channel counts do not depend on the weights: flop_budgets.physical_reach) with a fresh initialisation, by
-    the baseline's own scheme (torchvision's init of both networks, the head at the mean EF)."""
+    (its channel counts do not depend on the weights: flop_budgets.physical_reach) with a fresh
+    initialisation, by the baseline's own scheme (torchvision's init of both networks, the head at the
+    mean EF)."""
     model = EFRegressionModel(initial_ef, ef_scale, arch=arch)
     structured_physical(model, ratio, num_frames, image_size, round_to)
     for m in model.modules():

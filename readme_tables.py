@@ -43,7 +43,6 @@ TABLES = {"quick_run": quick_run_tables.quick_run, "int8": quick_run_tables.int8
           "schedules": schedule_tables.schedules, "speed": speed_tables.speed_table,
           "headline": verdict_tables.headline, "run_time": quick_run_tables.run_time,
           "recovery": recovery_tables.recovery,
-          "recovery_headline": lambda results: recovery_tables.recovery(results, highest_only=True),
           "distillation_weight": recovery_tables.distillation_weight, "primary": answers.readme,
           "criteria": criteria_tables.criteria}
 

@@ -14,21 +14,20 @@ RECOVERY = ["structured_physical", "structured_physical_kd", "structured_physica
 RECOVERY_DENSE = ["dense_control", "dense_control_kd"]  # the first rows: nothing pruned
 
 
-def recovery(results, highest_only=False):
+def recovery(results):
     """The allocations and distillation at each FLOP budget (the uniform model's ratio): the mean test MAE
     over the seeds, its ratio to the baseline's, the change against the baseline with the verdict of the
     run's rule (at the one margin, config.py's NONINFERIORITY_FRACTION), FLOPs against the uniform
-    model's, and the PyTorch speed-up; then what the highest budget shows, and every comparison at equal FLOPs
-    (highest_only: the highest budget's rows and what it shows)."""
+    model's, and the PyTorch speed-up; then what the highest budget shows, and every comparison at equal
+    FLOPs."""
     models, table = by_model(results), judged(results)
     versus = {(r.method, r.ratio): r for r in table[table.kind == "vs baseline"].itertuples()}
     base = {r["seed"]: r["test_mae"] for r in models[("baseline", 0.0)]}
     ratios = sorted({ratio for method, ratio in models if method == "structured_physical"})
-    ratios = ratios[-1:] if highest_only else ratios
     lines = ["| budget | model | test MAE, mean ± std | × baseline | ΔMAE vs baseline [95% interval] | "
              "verdict | effective FLOPs (M), × uniform | PyTorch speed-up |", "|" + "---|" * 8]
     dense_flops = results["models"][0]["effective_flops"]
-    budgets = [] if highest_only else [("none (dense)", 0.0, dense_flops, RECOVERY_DENSE)]
+    budgets = [("none (dense)", 0.0, dense_flops, RECOVERY_DENSE)]
     for ratio in ratios:
         uniform = np.mean([r["effective_flops"] for r in models[("structured_physical", ratio)]])
         budget = f"{dense_flops / uniform:.1f}× fewer FLOPs (ratio {ratio:g})"
@@ -46,8 +45,6 @@ def recovery(results, highest_only=False):
                 else ""]) + " |")
     text = ("\n".join(lines) + "\n\n" + highest_budget(results, versus, ratios[-1]) + teacher_gap(results)
             + "\n")
-    if highest_only:
-        return text
     compared = RECOVERY + RECOVERY_DENSE
     pairs = table[(table.kind == "same ratio") & table.method.isin(compared) & table.reference.isin(compared)]
     return text + "\n" + claims.claims_table(pairs)
