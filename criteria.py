@@ -5,8 +5,11 @@ unstructured_lamp). Gradient criteria (Taylor, Hessian) read the loss on CRITERI
 only, never validation or test: the channels a model loses must not depend on the videos it is judged on.
 
 taylor   first order: |w · dL/dw| (Molchanov et al. 2019), GroupTaylorImportance
-hessian  second order, OBD-style: w² times the squared per-video gradients (a diagonal Fisher),
-         GroupHessianImportance
+hessian  second order, OBD-style: w² times the mean over the videos of each one's squared gradient (a
+         diagonal Fisher), GroupHessianImportance's score. Its own accumulate_grad (Torch-Pruning
+         1.6.1) keeps only the last video's: it looks its sums up by name but stores them by parameter,
+         so each video's replaces the one before and the count stays 1. The mean is taken here and
+         handed to it as the weights' gradients, which it reads when it has accumulated nothing.
 bnscale  network slimming's |gamma| of the BatchNorm after each conv (Liu et al. 2017), BNScaleImportance
 fpgm     the filters nearest the geometric median of their layer's (He et al. 2019), FPGMImportance
 lamp     layer-adaptive magnitude (Lee et al. 2021): each weight's square over the sum of the squares of
@@ -23,28 +26,32 @@ IMPORTANCES = {"taylor": tp.importance.GroupTaylorImportance, "hessian": tp.impo
 GRADIENTS = ("taylor", "hessian")
 
 
-def loss_gradients(model, batches, count, importance=None):
-    """The MSE loss's gradients on the first `count` training batches, summed in each weight's .grad; for
-    the Hessian criterion, each video's squared gradient accumulated into `importance` too. The model in
-    eval mode, so BatchNorm's running statistics stay as they are; fp32."""
+def loss_gradients(model, batches, count, squared=False):
+    """The MSE loss's gradients on the first `count` training batches, summed in each weight's .grad; with
+    `squared` (the Hessian criterion), the mean over those videos of each one's squared gradient instead.
+    The model in eval mode, so BatchNorm's running statistics stay as they are; fp32."""
     was_training = model.training
     device = next(model.parameters()).device
     model.eval()
     model.zero_grad()
-    if importance is not None:
-        importance.zero_grad()
+    sums, videos = {}, 0
     for seen, (video, ef) in enumerate(batches):
         if seen >= count:
             break
         predicted = model(video.to(device)).float()
         errors = (predicted - ef.to(device).float()) ** 2
-        if importance is None:
+        if not squared:
             errors.mean().backward()
             continue
         for i in range(len(errors)):  # the Hessian criterion's squared gradients are per video
             model.zero_grad()
             errors[i].backward(retain_graph=i < len(errors) - 1)
-            importance.accumulate_grad(model)
+            for p in model.parameters():
+                if p.grad is not None:
+                    sums[p] = sums.get(p, 0) + p.grad.detach() ** 2
+            videos += 1
+    for p, total in sums.items():
+        p.grad = total / videos
     model.train(was_training)
 
 
@@ -58,8 +65,7 @@ def coupled_removed_by(criterion):
 
         def prune(target):
             if criterion in GRADIENTS:
-                loss_gradients(model, setting.batches, setting.batch_count,
-                               importance if criterion == "hessian" else None)
+                loss_gradients(model, setting.batches, setting.batch_count, squared=criterion == "hessian")
             pruner.step()
             model.zero_grad(set_to_none=True)
         return prune, {}

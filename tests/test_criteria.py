@@ -77,6 +77,25 @@ def test_gradient_criteria_read_training_batches_only(trained, method):
     assert not same(clean, channels({"train": split(4), "val": split(2), "test": split(3)}))  # other videos
 
 
+def test_the_hessian_criterion_reads_every_training_videos_squared_gradient(trained):
+    """OBD's diagonal from the squared gradient of each video of the CRITERION_BATCHES, averaged: not the
+    last video's alone, which is what Torch-Pruning 1.6.1's own accumulate_grad keeps."""
+    model, training = copy.deepcopy(trained), split(1)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    squares = []
+    for seen, (video, ef) in enumerate(training):
+        if seen == 2:
+            break
+        for i in range(len(video)):
+            model.zero_grad()
+            ((model(video[i:i + 1]).float() - ef[i:i + 1].float()) ** 2).sum().backward()
+            squares.append(conv.weight.grad.detach() ** 2)
+    criteria.loss_gradients(model, training, 2, squared=True)
+    assert len(squares) == 8
+    assert torch.allclose(conv.weight.grad, torch.stack(squares).mean(0), rtol=1e-4, atol=1e-12)
+    assert not torch.allclose(conv.weight.grad, squares[-1], rtol=1e-2)
+
+
 def test_lamp_scores_put_layers_on_one_scale():
     """A layer of large weights and one of small ones: LAMP's smallest scores are alike, |w|'s are not."""
     large, small = torch.tensor([4.0, 8.0, 16.0]), torch.tensor([0.01, 0.02, 0.04])
