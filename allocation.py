@@ -3,7 +3,8 @@
 uniform      every coupled group loses the same share of its channels (structured_physical itself)
 global       Torch-Pruning's global ranking: every group's channels ranked together by their L2
              importance (normalised within the group), so a group loses more where its channels matter
-             less; the head protected, no group losing more than MAX_LAYER_RATIO
+             less; the head protected, no group losing more than MAX_LAYER_RATIO (global_pruner: where
+             one group's round_to step jumps over the target, the ranking goes on with that group held)
 sensitivity  the run's coupled-group sensitivity (sensitivity.group_sensitivity: each group removed alone,
              on the validation split) decides how many channels each group loses; which ones, as in
              uniform, by L2 importance within the group (sensitivity_plan)
@@ -51,18 +52,52 @@ def allocated_pruner(model, allocation, ratio, *, num_frames, image_size, round_
     if allocation == "sensitivity":
         return counted_pruner(model, ratio, sensitivity, target=target, num_frames=num_frames,
                               image_size=image_size, round_to=round_to)
+    return global_pruner(model, target, ratio=ratio, num_frames=num_frames, image_size=image_size,
+                         round_to=round_to)
 
-    def make(net, knob):
-        return prune_utils.physical_pruner(net, knob, num_frames, image_size, round_to,
-                                           global_pruning=True, max_ratio=MAX_LAYER_RATIO)
-    knob, reached = bisect_flops(model, lambda net, knob: make(net, knob).step(), 0.0, MAX_LAYER_RATIO,
-                                 target=target, image_size=image_size, num_frames=num_frames)
+
+class Stages:
+    """A pruner of stages run one after another, each built on the model the stage before it pruned."""
+
+    def __init__(self, model, *stages):
+        self.model, self.stages = model, stages
+
+    def step(self):
+        for make in self.stages:
+            make(self.model).step()
+
+
+def global_pruner(model, target, *, ratio, num_frames, image_size, round_to):
+    """(pruner, what was reached): Torch-Pruning's global ranking of `model` to `target` FLOPs, its knob by
+    bisection. Where one round_to step of a group moves more FLOPs than the tolerance around the target (at
+    a small input the stem's group holds most of them), no knob lands there: the ranking is taken to the
+    knob just before that step, then run again over every other group, the step's groups held, its second
+    knob by bisection (both knobs and the held groups recorded; the second stage caps each group at
+    MAX_LAYER_RATIO of what the first kept). An AllocationError if neither reaches the target."""
+    def make(net, knob, held=()):
+        return prune_utils.physical_pruner(net, knob, num_frames, image_size, round_to, global_pruning=True,
+                                           max_ratio=MAX_LAYER_RATIO, held=held)
+    knob, reached, before, past = bisect_flops(model, lambda net, k: make(net, k).step(), 0.0,
+                                               MAX_LAYER_RATIO, target=target, image_size=image_size,
+                                               num_frames=num_frames)
+    record = {"allocation": "global", "allocation_knob": knob}
+    stages = [lambda net: make(net, knob)]
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
-        raise AllocationError(f"the {allocation} allocation at ratio {ratio:g} reaches "
+        first, after = (copy.deepcopy(model) for _ in range(2))
+        make(first, before).step()
+        make(after, past).step()
+        held = sorted(name for (name, m), n in zip(first.named_modules(), after.modules())
+                      if isinstance(m, CONVS) and m.out_channels != n.out_channels)
+        second, reached, *_ = bisect_flops(first, lambda net, k: make(net, k, held).step(), 0.0,
+                                          MAX_LAYER_RATIO, target=target, image_size=image_size,
+                                          num_frames=num_frames)
+        record.update(allocation_knob=before, allocation_second_knob=second, allocation_held=held)
+        stages = [lambda net: make(net, before), lambda net: make(net, second, held)]
+    if abs(reached / target - 1) > FLOPS_TOLERANCE:
+        raise AllocationError(f"the global allocation at ratio {ratio:g} reaches "
                               f"{reached / target:.3f}x the uniform model's FLOPs at best, not within "
                               f"{FLOPS_TOLERANCE:.0%}")
-    return make(model, knob), {"allocation": allocation, "allocation_knob": knob,
-                               "allocation_flops_vs_uniform": reached / target}
+    return Stages(model, *stages), {**record, "allocation_flops_vs_uniform": reached / target}
 
 
 def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to, num_frames=1):
@@ -77,8 +112,8 @@ def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to, num_f
             prune_utils.unstructured(net, knob, scope=scope)
         else:
             prune_utils.structured(net, knob)
-    knob, reached = bisect_flops(model, prune, 0.0, MATCHED_RANGE, target=target, image_size=image_size,
-                                 num_frames=num_frames)
+    knob, reached, *_ = bisect_flops(model, prune, 0.0, MATCHED_RANGE, target=target, image_size=image_size,
+                                    num_frames=num_frames)
     if abs(reached / target - 1) > FLOPS_TOLERANCE:
         raise AllocationError(f"{criterion} pruning at structured_physical's FLOPs at ratio {ratio:g} "
                               f"reaches {reached / target:.3f}x them at best, not {FLOPS_TOLERANCE:.0%}")
@@ -87,8 +122,8 @@ def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to, num_f
 
 
 def bisect_flops(model, prune, low, high, *, target, image_size, num_frames=1):
-    """(knob, FLOPs) of the copy of `model` pruned in place by prune(copy, knob) nearest `target`, a higher
-    knob pruning more."""
+    """(knob, FLOPs, low, high) of the copy of `model` pruned in place by prune(copy, knob) nearest `target`,
+    a higher knob pruning more; low and high: the knobs the search ended between (above and below target)."""
     best = None
     for _ in range(BISECTION_STEPS):
         knob = (low + high) / 2
@@ -100,7 +135,7 @@ def bisect_flops(model, prune, low, high, *, target, image_size, num_frames=1):
         if abs(reached / target - 1) <= FLOPS_TOLERANCE / 3:
             break
         low, high = (knob, high) if reached > target else (low, knob)
-    return best
+    return (*best, low, high)
 
 
 class ChannelPlan:

@@ -130,7 +130,7 @@ TARGET_FLOPS_SPEEDUPS = []
 # the validation split (docs/results.md, "The distillation weight"). The baseline's predictions are
 # computed once per seed.
 DISTILLED_METHODS = []
-DISTILLATION_WEIGHT = 1.0
+DISTILLATION_WEIGHT = 0.25
 
 # Layer sensitivity: after the baseline, prune each layer alone (L1 weights, L2 channels) at these
 # ratios and measure validation MAE without fine-tuning, against the dense model with its BatchNorm

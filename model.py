@@ -14,16 +14,19 @@ from storage import folders
 
 VIDEO = "r2plus1d_18"  # config.MODEL's video network; the other, "resnet18_frames", sees one frame at a time
 CONVS, NORMS = (nn.Conv2d, nn.Conv3d), (nn.BatchNorm2d, nn.BatchNorm3d)  # the layers either network prunes
-WEIGHTS = {"resnet18_frames": ("resnet18", "ImageNet", "ResNet18_Weights", "IMAGENET1K_V1"),
-           VIDEO: ("r2plus1d_18", "Kinetics-400", "R2Plus1D_18_Weights", "KINETICS400_V1")}
+# each network: its torchvision name, its pretrained weights' data and enum, the torchvision module of both
+WEIGHTS = {"resnet18_frames": ("resnet18", "ImageNet", "ResNet18_Weights", "IMAGENET1K_V1",
+                               torchvision.models),
+           VIDEO: ("r2plus1d_18", "Kinetics-400", "R2Plus1D_18_Weights", "KINETICS400_V1",
+                   torchvision.models.video)}
 
 
 class EFRegressionModel(nn.Module):
     def __init__(self, initial_ef=55.0, ef_scale=1.0, arch="resnet18_frames"):
         super().__init__()
         self.arch = arch
-        models = torchvision.models.video if arch == VIDEO else torchvision.models
-        self.backbone = getattr(models, WEIGHTS[arch][0])(weights=None)
+        name, *_, models = WEIGHTS[arch]
+        self.backbone = getattr(models, name)(weights=None)
         self.backbone.fc = nn.Identity()
         self.head = nn.Linear(512, 1)
         # The head predicts EF in units of ef_scale (the training set's EF std): Adam moves every
@@ -67,7 +70,7 @@ def full_precision(device):
 def load_pretrained(model, pretrained=True, path=None):
     """Put ImageNet (ResNet-18) or Kinetics-400 (R(2+1)D-18) weights in the backbone. Returns (used,
     reason): offline is a warning, not a crash."""
-    name, data, weights_class, weights_name = WEIGHTS[model.arch]
+    name, data, weights_class, weights_name, models = WEIGHTS[model.arch]
     if path:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -87,7 +90,6 @@ def load_pretrained(model, pretrained=True, path=None):
         return True, f"loaded from {path}"
     if not pretrained:
         return False, "PRETRAINED is off"
-    models = torchvision.models.video if model.arch == VIDEO else torchvision.models
     try:
         weights = getattr(getattr(models, weights_class), weights_name)
         state = weights.get_state_dict(progress=False)

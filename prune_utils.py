@@ -154,21 +154,23 @@ def batchnorm_after(model, conv_name):
 
 
 def physical_pruner(model, ratio, num_frames, image_size, round_to=1, steps=1, random=False, *,
-                    global_pruning=False, max_ratio=1.0, importance=None):
+                    global_pruning=False, max_ratio=1.0, importance=None, held=()):
     """Torch-Pruning's pruner for the lowest-L2 output channels of every conv group, `steps` steps on
     the cubic ramp. Its dependency graph keeps coupled layers consistent (residual additions,
     BatchNorm, downsample branches, the next layer's inputs). The head's output is never pruned.
     Kept channels are rounded down to a multiple of round_to at every step, so the last step keeps
     exactly the one-shot counts. random: random groups instead (the counts are the same).
-    global_pruning, max_ratio and importance: allocation.py's."""
+    global_pruning, max_ratio, importance and held (names of convs whose groups keep their channels):
+    allocation.py's."""
     device = next(model.parameters()).device
     example = torch.zeros(1, num_frames, 3, image_size, image_size, device=device)
     if importance is None:
         importance = tp.importance.RandomImportance() if random else tp.importance.MagnitudeImportance(p=2)
+    ignored = [model.head, *(m for name, m in model.named_modules() if name in held)]
     return tp.pruner.BasePruner(
         model, example, importance=importance, pruning_ratio=ratio,
         iterative_steps=steps, iterative_pruning_ratio_scheduler=lambda r, n: [0.0] + sparsity_schedule(r, n),
-        ignored_layers=[model.head], round_to=round_to if round_to > 1 else None,
+        ignored_layers=ignored, round_to=round_to if round_to > 1 else None,
         global_pruning=global_pruning, max_pruning_ratio=max_ratio)
 
 

@@ -31,8 +31,8 @@ UNITS = {
 
 def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
     """{phase: {unit: count}} (UNITS) of `python main.py` with configuration cfg, as main.run does it.
-    sizes: (train, val, test) videos; layers: (prunable layers, of which Conv2d) in the pruning scope,
-    and the backbone's coupled channel groups;
+    sizes: (train, val, test) videos; layers: (prunable layers, of which convolutions, 2D or 3D) in the
+    pruning scope, and the backbone's coupled channel groups;
     plan: main.pruning_plan(cfg), the (method, ratio) of every model after the baseline, for each seed;
     pruning_steps: seed_models.pruning_steps(cfg). cfg.ONNX_EXPORT and cfg.INT8 are taken as resolved (None
     counts as off). Pure: no measurement, no file."""
@@ -54,7 +54,7 @@ def work_counts(cfg, sizes, layers, plan, pruning_steps=1):
     counts = {phase: {} for phase in PHASES}
     counts["data_preparation"]["decoded_videos"] = train + val + test
     add("baseline", model(cfg.NUM_EPOCHS, 0, 1, 0))  # the test pass after training
-    if cfg.SENSITIVITY:  # each layer by L1 weights, each Conv2d by L2 channels, at every ratio; dense as
+    if cfg.SENSITIVITY:  # each layer by L1 weights, each convolution by L2 channels, at every ratio; dense as
         prunings = (layers[0] + layers[1]) * len(cfg.SENSITIVITY_RATIOS)  # trained and recalibrated
         add("sensitivity", {"eval_videos": (2 + prunings) * val,
                             "recalibration_videos": (1 + prunings) * recalibration})

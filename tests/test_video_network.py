@@ -149,3 +149,23 @@ def test_a_tiny_run_of_the_video_network_writes_its_models_and_a_continued_run_r
     assert "5 finished model(s) are reused" in again.stdout + again.stderr
     reused = {r["name"]: r for r in json.load(open(tmp_path / "results" / "results.json"))["models"]}
     assert all(reused[n]["test_errors"] == models[n]["test_errors"] for n in models)
+
+
+def test_check_gpu_projects_the_video_networks_own_layers_and_channel_groups(monkeypatch):
+    """check_gpu.py --project counts the sensitivity's prunings from the network the run will prune:
+    R(2+1)D-18's spatial and temporal 3D convolutions and its coupled groups, not the per-frame network's."""
+    import allocation
+    import prune_utils
+    import run_work
+    seen = {}
+    monkeypatch.setattr(run_work, "work_counts",
+                        lambda cfg, sizes, layers, *rest: seen.update({cfg.MODEL: layers}))
+    for arch in ("resnet18_frames", VIDEO):
+        cfg = cli.load(["--model", arch, "--num-frames", str(FRAMES), "--image-size", str(SIZE)])
+        run_work.run_counts(cfg, (100, 60, 100))
+    video_net = EFRegressionModel(arch=VIDEO)
+    conv3d = sum(isinstance(m, nn.Conv3d) for m in video_net.modules())
+    layers = len(prune_utils.prunable_layers(video_net, cli.load([]).PRUNING_SCOPE))
+    groups = len(allocation.ChannelPlan(video_net, SIZE, FRAMES).channels)
+    assert seen[VIDEO] == (layers, conv3d, groups)
+    assert conv3d > seen["resnet18_frames"][1] and groups != seen["resnet18_frames"][2]
