@@ -215,4 +215,4 @@ def test_the_committed_recovery_run_compares_the_allocations_at_equal_flops():
         assert abs(r["effective_flops"] / uniform[(r["ratio"], r["seed"])] - 1) <= allocation.FLOPS_TOLERANCE
     shown = recovery_tables.RECOVERY + recovery_tables.RECOVERY_DENSE
     assert {r["method"] for r in recovery["models"]} >= set(shown)
-    assert len(recovery["config"]["SEEDS"]) >= 3
+    assert len(recovery["config"]["SEEDS"]) >= 3 and recovery["config"]["NUM_TEST_VIDEOS"] >= 1000
