@@ -1,0 +1,86 @@
+"""The two networks compared: R(2+1)D-18's losses against its own baseline, and the difference of the two
+networks' losses paired by seed and video, one Holm family, only between runs on the same test videos."""
+import copy
+
+import numpy as np
+import pytest
+
+import claims
+import methods
+import network_tables
+
+SEEDS, VIDEOS = (7, 42, 123), 200
+RATIOS = {0.5: 0.3e9, 0.7: 0.1e9}  # ratio of removal: its effective FLOPs
+
+
+def record(method, ratio, seed, errors, flops=1.2e9):
+    return {"method": method, "ratio": ratio, "seed": seed, "test_errors": list(errors),
+            "test_mae": float(np.abs(errors).mean()), "test_r2": 0.8, "params_effective": 11e6,
+            "effective_flops": flops}
+
+
+def run(model, losses, rng):
+    """Three seeds of a run of `model`: a baseline and every primary method at each ratio, each method's
+    per-video errors its baseline's plus losses[method] and noise."""
+    models = []
+    for seed in SEEDS:
+        base = 4.0 + rng.standard_normal(VIDEOS)
+        models.append(record("baseline", 0.0, seed, base))
+        for ratio, flops in RATIOS.items():
+            for method in methods.PRIMARY_METHODS:
+                errors = base + losses.get((method, ratio), 0.0) + 0.3 * rng.standard_normal(VIDEOS)
+                models.append(record(method, ratio, seed, errors, flops=flops))
+    return {"config": {"MODEL": model, "SEED": 42, "SEEDS": list(SEEDS)}, "splits": {"test": VIDEOS},
+            "identity": {"data": {"filelist": "f", "videos": "v"}}, "models": models}
+
+
+def test_the_networks_are_compared_by_the_difference_of_their_losses_on_the_same_videos():
+    rng = np.random.default_rng(3)
+    frame = run(network_tables.FRAME, {}, rng)
+    video = run(network_tables.VIDEO, {("structured_physical", 0.7): 1.5, ("scratch", 0.5): 0.02}, rng)
+    table, seeds = network_tables.tests(frame, video, alpha=0.05)
+    assert seeds == list(SEEDS) and set(table.family) == {network_tables.FAMILY}
+    assert len(table) == 2 * len(RATIOS) * len(methods.PRIMARY_METHODS)  # one Holm family of these alone
+    assert np.allclose(table.p_holm, claims.holm(table.p.to_numpy()))
+    rows = table.set_index(["kind", "method", "ratio"])
+    lost = rows.loc[("networks", "structured_physical", 0.7)]
+    # the difference of differences, by hand
+    by = {(m["method"], m["ratio"], m["seed"]): np.abs(m["test_errors"]) for m in frame["models"]}
+    vy = {(m["method"], m["ratio"], m["seed"]): np.abs(m["test_errors"]) for m in video["models"]}
+    expected = np.mean([(vy["structured_physical", 0.7, s] - vy["baseline", 0.0, s])
+                        - (by["structured_physical", 0.7, s] - by["baseline", 0.0, s]) for s in SEEDS])
+    assert lost.change == pytest.approx(expected) and lost.change > 1.3
+    assert lost.verdict.startswith("worse") and lost.question == claims.TWO_SIDED
+    assert rows.loc[("vs baseline", "structured_physical", 0.7)].verdict.startswith("worse")
+    assert rows.loc[("vs baseline", "scratch", 0.5)].question == claims.NON_INFERIORITY
+    same = rows.loc[("networks", "scratch", 0.5)]  # a loss of 0.02 on both sides of a margin of 0.4
+    assert same.verdict.startswith("equivalent within") and same.ci_low > -same.margin
+
+
+def test_the_table_names_both_budgets_and_every_primary_method_once_per_budget():
+    rng = np.random.default_rng(4)
+    shown = network_tables.networks(run(network_tables.FRAME, {}, rng), run(network_tables.VIDEO, {}, rng))
+    lines = shown.splitlines()
+    budgets = [line.split(" | ")[0].strip("| ") for line in lines[2:] if line.startswith("| ratio")]
+    assert budgets == ["ratio 0.5: 4.0× fewer FLOPs (per-frame: 4.0×)",
+                       "ratio 0.7: 12.0× fewer FLOPs (per-frame: 12.0×)"]
+    for method in methods.PRIMARY_METHODS:
+        assert sum(f"| {methods.label(method)} |" in line for line in lines) == len(RATIOS)
+    assert "Holm over these 16 comparisons alone" in shown and "**Power**" in shown
+
+
+@pytest.mark.parametrize("change", ["data", "network", "seeds"])
+def test_runs_that_cannot_be_paired_video_by_video_are_refused(change):
+    rng = np.random.default_rng(5)
+    frame, video = run(network_tables.FRAME, {}, rng), run(network_tables.VIDEO, {}, rng)
+    other = copy.deepcopy(video)
+    if change == "data":
+        other["identity"]["data"]["videos"] = "w"
+    elif change == "network":
+        other["config"]["MODEL"] = network_tables.FRAME
+    else:
+        for m in other["models"]:
+            m["seed"] += 1000
+    with pytest.raises(ValueError, match={"data": "data", "network": "must be a run of",
+                                          "seeds": "share no training seed"}[change]):
+        network_tables.tests(frame, other, alpha=0.05)
