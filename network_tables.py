@@ -123,7 +123,8 @@ def baselines(frames, videos, seeds):
 
 
 def networks(frame, video):
-    """The README's table of the two networks: budgets down, the primary methods within each; then the
+    """The README's table of the two networks: budgets down, the primary methods across, each cell the
+    method's loss on R(2+1)D-18 and, under it, that loss less the per-frame network's; then removal's
     speed-ups, the baselines, the family and what it resolves (power.py)."""
     alpha = config.ALPHA
     table, seeds = tests(frame, video, alpha)
@@ -131,28 +132,30 @@ def networks(frame, video):
     speeds_at = speed_cells(frames, videos)
     runtimes = [runtime.name for prefix, runtime in speed.RUNTIMES.items()
                 if f"{prefix}_round_ms" in videos and f"{prefix}_round_ms" in frames]
-    lines = ["| budget | method | ΔMAE vs its baseline [95% interval] | verdict | its loss − the per-frame "
-             "network's | verdict | " + " | ".join(f"removal's speed-up, {r}" for r in runtimes) + " |",
-             "|---" * (6 + len(runtimes)) + "|"]
+    columns = ["budget", *map(methods.label, methods.PRIMARY_METHODS), *(f"removal's speed-up, {r}"
+                                                                          for r in runtimes)]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for ratio, rows in table.groupby("ratio", sort=True):
-        named = budget(frames, videos, ratio)
+        cells = []
         for method in methods.PRIMARY_METHODS:
             own, both = (rows[(rows.method == method) & (rows.kind == kind)].iloc[0]
                          for kind in ("vs baseline", "networks"))
-            speeds = speeds_at.get(ratio, [""] * len(runtimes)) if method == "structured_physical" else \
-                [""] * len(runtimes)
-            lines.append(f"| {named} | {methods.label(method)} | {cell(own)} | {own.verdict} | "
-                         f"{cell(both)} | {both.verdict} | " + " | ".join(speeds) + " |")
-            named = ""
+            cells.append(f"{cell(own)} {own.verdict}<br>less the per-frame loss: {cell(both)} {both.verdict}")
+        lines.append(f"| {budget(frames, videos, ratio)} | " + " | ".join(cells + speeds_at.get(ratio, []))
+                     + " |")
     margins = table.groupby("kind").margin.median()
     return "\n".join(lines) + "\n\n" + " ".join([
-        f"Seeds {', '.join(map(str, seeds))} (those both runs have); the same {int(table.videos.max())} "
-        f"test videos for both networks.", baselines(frames, videos, seeds),
-        f"Each loss is a change in test MAE against that network's own baseline, in EF points; the margin M "
-        f"is {config.NONINFERIORITY_FRACTION:g} of the baseline's MAE ({margins['vs baseline']:.2f} for "
-        f"{NAMES[VIDEO]}; {margins['networks']:.2f}, the per-frame network's, for the difference of "
-        f"losses); Holm over these {len(table)} comparisons alone. A speed-up cell: its 95% interval and the "
-        f"verdict of its own run's speed rule.", power.sentence(table, alpha)]).strip() + "\n"
+        f"Each cell: the model's test MAE on {NAMES[VIDEO]} minus that network's baseline's [95% interval] "
+        f"and the verdict; under it, that loss minus the same method's loss on the {NAMES[FRAME]} at the "
+        f"same ratio, paired by seed and video. Seeds {', '.join(map(str, seeds))} (those both runs have); "
+        f"the same {int(table.videos.max())} test videos for both networks.",
+        baselines(frames, videos, seeds),
+        f"The margin M is {config.NONINFERIORITY_FRACTION:g} of the baseline's MAE "
+        f"({margins['vs baseline']:.2f} for {NAMES[VIDEO]}; {margins['networks']:.2f}, the per-frame "
+        f"network's, for the difference of losses); Holm over these {len(table)} comparisons alone. A "
+        f"speed-up cell: its 95% interval and the verdict of its own run's speed rule, the per-frame "
+        f"network's beside it.",
+        power.sentence(table, alpha)]).strip() + "\n"
 
 
 def cell(row):

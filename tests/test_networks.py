@@ -57,16 +57,22 @@ def test_the_networks_are_compared_by_the_difference_of_their_losses_on_the_same
     assert same.verdict.startswith("equivalent within") and same.ci_low > -same.margin
 
 
-def test_the_table_names_both_budgets_and_every_primary_method_once_per_budget():
+def test_the_table_has_a_row_per_budget_naming_both_reductions_and_a_column_per_primary_method():
     rng = np.random.default_rng(4)
-    shown = network_tables.networks(run(network_tables.FRAME, {}, rng), run(network_tables.VIDEO, {}, rng))
-    lines = shown.splitlines()
-    budgets = [line.split(" | ")[0].strip("| ") for line in lines[2:] if line.startswith("| ratio")]
-    assert budgets == ["ratio 0.5: 4.0× fewer FLOPs (per-frame: 4.0×)",
-                       "ratio 0.7: 12.0× fewer FLOPs (per-frame: 12.0×)"]
-    for method in methods.PRIMARY_METHODS:
-        assert sum(f"| {methods.label(method)} |" in line for line in lines) == len(RATIOS)
-    assert "Holm over these 16 comparisons alone" in shown and "**Power**" in shown
+    frame, video = run(network_tables.FRAME, {}, rng), run(network_tables.VIDEO, {}, rng)
+    lines = network_tables.networks(frame, video).splitlines()
+    assert lines[0] == "| budget | " + " | ".join(methods.label(m) for m in methods.PRIMARY_METHODS) + " |"
+    rows = [line.strip("| ").split(" | ") for line in lines[2:4]]
+    assert [row[0] for row in rows] == ["ratio 0.5: 4.0× fewer FLOPs (per-frame: 4.0×)",
+                                        "ratio 0.7: 12.0× fewer FLOPs (per-frame: 12.0×)"]
+    table, _ = network_tables.tests(frame, video, alpha=0.05)
+    for row, ratio in zip(rows, RATIOS):
+        for shown, method in zip(row[1:], methods.PRIMARY_METHODS, strict=True):
+            at = table[(table.method == method) & (table.ratio == ratio)].set_index("kind")
+            own, less = at.loc["vs baseline"], at.loc["networks"]
+            assert shown == (f"{network_tables.cell(own)} {own.verdict}<br>less the per-frame loss: "
+                             f"{network_tables.cell(less)} {less.verdict}")
+    assert "Holm over these 16 comparisons alone" in lines[-1] and "**Power**" in lines[-1]
 
 
 @pytest.mark.parametrize("change", ["data", "network", "seeds"])
