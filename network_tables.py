@@ -15,6 +15,7 @@ seeds x videos. At equal ratio each network keeps its own share of FLOPs: the bu
 reductions. Removal's speed-ups are the video run's (speed.py's rule, every model of that run one family),
 beside the per-frame run's at the same ratio.
 """
+import numpy as np
 import pandas as pd
 
 import claims
@@ -160,3 +161,39 @@ def networks(frame, video):
 
 def cell(row):
     return f"{row.change:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
+
+
+def fine_tuned_val_maes(run):
+    """{model name: (its best fine-tuning epoch's validation MAE, the model's right after pruning)} of a
+    run's seed-ordered models that were fine-tuned (never the baseline or a small net from scratch)."""
+    return {claims.label(m["method"], m["ratio"]): (min(m["history"]["val_mae"]),
+                                                    m["history"]["val_mae_after_pruning"])
+            for m in run["models"] if "val_mae_after_pruning" in m.get("history", {})}
+
+
+def chosen_rate(*runs):
+    """The fine-tuning rate whose models' best fine-tuning epochs have the lowest mean validation MAE."""
+    return min(runs, key=lambda run: np.mean([v for v, _ in fine_tuned_val_maes(run).values()]))[
+        "config"]["FINE_TUNE_LEARNING_RATE"]
+
+
+def fine_tune_rate(*runs):
+    """How the video network's fine-tuning rate was chosen: one run per candidate rate, alike in everything
+    else; each model's best fine-tuning epoch on validation, and their mean; the lowest mean wins. No test
+    number is read."""
+    runs = sorted(runs, key=lambda run: run["config"]["FINE_TUNE_LEARNING_RATE"])
+    names = list(fine_tuned_val_maes(runs[0]))
+    lines = ["| fine-tuning rate | " + " | ".join(names) + " | mean |", "|---" * (len(names) + 2) + "|"]
+    for run in runs:
+        found = fine_tuned_val_maes(run)
+        values = [found[name][0] for name in names]
+        lines.append(f"| {run['config']['FINE_TUNE_LEARNING_RATE']:g} | "
+                     + " | ".join(f"{v:.2f}" for v in values) + f" | {np.mean(values):.2f} |")
+    after = [fine_tuned_val_maes(runs[0])[name][1] for name in names]  # the same model for every rate
+    lines.append("| right after pruning, recalibrated | " + " | ".join(f"{v:.2f}" for v in after)
+                 + f" | {np.mean(after):.2f} |")
+    first = runs[0]
+    return ("\n".join(lines) + f"\n\nValidation MAE of {NAMES[network(first)]}, the best of "
+            f"{first['config']['FINE_TUNE_EPOCHS']} fine-tuning epochs, seed "
+            f"{', '.join(str(s) for s in first['config']['SEEDS'])}, {first['splits']['val']} validation "
+            f"videos. Chosen: {chosen_rate(*runs):g}.\n")

@@ -90,3 +90,28 @@ def test_runs_that_cannot_be_paired_video_by_video_are_refused(change):
     with pytest.raises(ValueError, match={"data": "data", "network": "must be a run of",
                                           "seeds": "share no training seed"}[change]):
         network_tables.tests(frame, other, alpha=0.05)
+
+
+def tuning_run(rate, val_maes, after=(5.0, 6.0)):
+    """A run at fine-tuning rate `rate`: the dense control and removal at one ratio, each with its epochs'
+    validation MAE and the model's right after pruning."""
+    models = [{"method": "baseline", "ratio": 0.0, "seed": 42, "history": {"val_mae": [4.0]}}]
+    for (method, ratio), epochs, before in zip((("dense_control", 0.0), ("structured_physical", 0.5)),
+                                               val_maes, after):
+        models.append({"method": method, "ratio": ratio, "seed": 42,
+                       "history": {"val_mae": list(epochs), "val_mae_after_pruning": before}})
+    return {"config": {"MODEL": network_tables.VIDEO, "FINE_TUNE_LEARNING_RATE": rate, "FINE_TUNE_EPOCHS": 3,
+                       "SEEDS": [42]}, "splits": {"val": 60}, "models": models}
+
+
+def test_the_fine_tuning_rate_is_the_one_whose_best_epochs_validate_best_never_the_test():
+    runs = [tuning_run(3e-4, ([8.0, 16.0, 5.3], [9.0, 7.0, 6.5])),
+            tuning_run(1e-4, ([4.5, 4.2, 4.1], [6.0, 5.5, 5.4])),
+            tuning_run(3e-5, ([4.0, 3.9, 3.95], [5.8, 5.7, 5.9]))]
+    assert network_tables.chosen_rate(*runs) == 1e-4  # mean 4.75 against 4.8 at 3e-5, 5.9 at 3e-4
+    shown = network_tables.fine_tune_rate(*reversed(runs)).splitlines()
+    assert shown[0] == "| fine-tuning rate | dense control | coupled channels (removed) 0.5 | mean |"
+    assert shown[2:5] == ["| 3e-05 | 3.90 | 5.70 | 4.80 |", "| 0.0001 | 4.10 | 5.40 | 4.75 |",
+                          "| 0.0003 | 5.30 | 6.50 | 5.90 |"]
+    assert shown[5] == "| right after pruning, recalibrated | 5.00 | 6.00 | 5.50 |"
+    assert shown[-1].endswith("Chosen: 0.0001.")
