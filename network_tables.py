@@ -1,25 +1,26 @@
 """The two networks compared (readme_tables.py's "networks" block): EchoNet-Dynamic's R(2+1)D-18 over the
-clip beside the design card's per-frame ResNet-18, from two runs of the same options on the same data, so
-on the same test videos in the same order, and on the training seeds both ran.
+clip beside the design card's per-frame ResNet-18, from two runs on the same data, so on the same test
+videos in the same order, and on the training seeds both ran.
 
-At each budget (a ratio of coupled removal, the one every method of the study's primary questions is
-pruned to, in effective FLOPs), two questions per method of methods.PRIMARY_METHODS:
+At each FLOP budget (each network's coupled removal at the ratio that cuts its own effective FLOPs by the
+same factor, within flop_budgets.BUDGET_TOLERANCE: the video network's run solves its ratios for the
+per-frame study's factors, TARGET_FLOPS_SPEEDUPS), two questions per method of methods.PRIMARY_METHODS
+(every one pruned to removal's effective FLOPs):
 - what the method loses on R(2+1)D-18 against that network's own baseline (non-inferiority, as every
   pruned model against its baseline, claims.py), and
-- whether R(2+1)D-18 loses more or less than the per-frame network by the same method at the same ratio:
+- whether R(2+1)D-18 loses more or less than the per-frame network by the same method at the same budget:
   the difference of the two losses, paired by seed and video, d[s, v] = (|video model| - |video baseline|)
   - (|frame model| - |frame baseline|), a two-sided question (neither network is the one expected to
   hold), its margin M a share (NONINFERIORITY_FRACTION) of the per-frame baseline's MAE, the reference.
 These alone are one Holm family (FAMILY), stated before the run; the standard error is crossed.py's over
-seeds x videos. At equal ratio each network keeps its own share of FLOPs: the budget line names both
-reductions. Removal's speed-ups are the video run's (speed.py's rule, every model of that run one family),
-beside the per-frame run's at the same ratio.
+seeds x videos. Removal's speed-ups are each run's (speed.py's rule, every model of a run one family).
 """
 import numpy as np
 import pandas as pd
 
 import claims
 import config
+import flop_budgets
 import methods
 import power
 import speed
@@ -65,47 +66,68 @@ def loss(models, method, ratio, seeds):
     return claims.paired(errors(models, method, ratio, seeds), errors(models, "baseline", None, seeds))
 
 
+def reduction(models, ratio):
+    """The factor by which coupled removal at `ratio` cuts the run's baseline's effective FLOPs."""
+    dense = models[models.method == "baseline"].effective_flops.mean()
+    removed = models[(models.method == "structured_physical") & (models.ratio == ratio)]
+    return dense / removed.effective_flops.mean()
+
+
+def budgets(frames, videos):
+    """[(video ratio, per-frame ratio)]: each budget of the video run's coupled removal with the per-frame
+    run's ratio that cuts its FLOPs by the nearest factor, where that is within BUDGET_TOLERANCE."""
+    found = []
+    for ratio in sorted(videos[videos.method == "structured_physical"].ratio.unique()):
+        factor = reduction(videos, ratio)
+        near = min(frames[frames.method == "structured_physical"].ratio.unique(),
+                   key=lambda r: abs(np.log(reduction(frames, r) / factor)))
+        if abs(reduction(frames, near) / factor - 1) <= flop_budgets.BUDGET_TOLERANCE:
+            found.append((ratio, near))
+    if not found:
+        raise ValueError("no FLOP budget of the video run is within the tolerance of one of the per-frame "
+                         "run's; run it at the per-frame run's budgets (--target-flops-speedups)")
+    return found
+
+
 def tests(frame, video, alpha):
-    """claims.decide's table of the family: per ratio of the video run's coupled removal and primary method,
-    the video network's loss ("vs baseline") and the networks' difference ("networks")."""
+    """claims.decide's table of the family: per budget and primary method, the video network's loss
+    ("vs baseline") and the networks' difference ("networks"); ratio the video run's, frame_ratio the
+    per-frame run's at the same budget."""
     seeds = same_videos(frame, video)
     frames, videos = pd.DataFrame(frame["models"]), pd.DataFrame(video["models"])
     fraction = config.NONINFERIORITY_FRACTION  # the one margin, whatever the runs recorded
-    ratios = sorted(videos[videos.method == "structured_physical"].ratio.unique())
     rows, matrices, margins = [], [], []
-    for ratio in ratios:
+    for ratio, frame_ratio in budgets(frames, videos):
         for method in methods.PRIMARY_METHODS:
-            mine, theirs = (loss(models, method, ratio, seeds) for models in (videos, frames))
+            mine, theirs = loss(videos, method, ratio, seeds), loss(frames, method, frame_ratio, seeds)
             for kind, diffs, margin_of, question in (
                     ("vs baseline", mine, videos, claims.NON_INFERIORITY),
                     ("networks", mine - theirs, frames, claims.TWO_SIDED)):
-                rows.append({"kind": kind, "method": method, "ratio": ratio, "family": FAMILY,
-                             "question": question})
+                rows.append({"kind": kind, "method": method, "ratio": ratio, "frame_ratio": frame_ratio,
+                             "family": FAMILY, "question": question})
                 matrices.append(diffs)
                 margins.append(claims.margin(margin_of, seeds=seeds, fraction=fraction))
     found = claims.test_all(matrices, margins)
     return claims.decide(pd.DataFrame([{**r, **f} for r, f in zip(rows, found)]), alpha), seeds
 
 
-def budget(frames, videos, ratio):
-    """'ratio 0.5: 3.9× fewer FLOPs (per-frame: 3.8×)', R(2+1)D-18's reduction first."""
-    def reduction(models):
-        dense = models[models.method == "baseline"].effective_flops.mean()
-        removed = models[(models.method == "structured_physical") & (models.ratio == ratio)]
-        return f"{dense / removed.effective_flops.mean():.1f}×"
-    return f"ratio {ratio:g}: {reduction(videos)} fewer FLOPs (per-frame: {reduction(frames)})"
+def budget(frames, videos, ratio, frame_ratio):
+    """'3.8× fewer FLOPs (ratio 0.445; per-frame: 3.76× at ratio 0.5)', R(2+1)D-18's first."""
+    return (f"{reduction(videos, ratio):.2f}× fewer FLOPs (ratio {ratio:g}; per-frame: "
+            f"{reduction(frames, frame_ratio):.2f}× at ratio {frame_ratio:g})")
 
 
-def speed_cells(frames, videos):
-    """{ratio: [cell per runtime]}: removal's speed-up over the baseline on R(2+1)D-18, its interval and
-    verdict by its own run's rule (speed.py), the per-frame network's at the same ratio beside it."""
+def speed_cells(frames, videos, pairs):
+    """{video ratio: [cell per runtime]}: removal's speed-up over the baseline on R(2+1)D-18, its interval
+    and verdict by its own run's rule (speed.py), the per-frame network's at the same budget beside it."""
     found = {}
     for prefix in speed.RUNTIMES:
         if f"{prefix}_round_ms" not in videos or f"{prefix}_round_ms" not in frames:
             continue
         mine, theirs = (speed.compared(models, prefix) for models in (videos, frames))
-        for ratio in sorted(videos[videos.method == "structured_physical"].ratio.unique()):
-            own, other = (c.get(("structured_physical", ratio)) for c in (mine, theirs))
+        for ratio, frame_ratio in pairs:
+            own = mine.get(("structured_physical", ratio))
+            other = theirs.get(("structured_physical", frame_ratio))
             found.setdefault(ratio, []).append(
                 (f"{speed.interval(own, '×')} {own.verdict}" if own is not None else "")
                 + (f" (per-frame: {other.speedup:.2f}× {other.verdict})" if other is not None else ""))
@@ -130,26 +152,26 @@ def networks(frame, video):
     alpha = config.ALPHA
     table, seeds = tests(frame, video, alpha)
     frames, videos = pd.DataFrame(frame["models"]), pd.DataFrame(video["models"])
-    speeds_at = speed_cells(frames, videos)
+    speeds_at = speed_cells(frames, videos, list(dict.fromkeys(zip(table.ratio, table.frame_ratio))))
     runtimes = [runtime.name for prefix, runtime in speed.RUNTIMES.items()
                 if f"{prefix}_round_ms" in videos and f"{prefix}_round_ms" in frames]
     columns = ["budget", *map(methods.label, methods.PRIMARY_METHODS), *(f"removal's speed-up, {r}"
                                                                           for r in runtimes)]
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
-    for ratio, rows in table.groupby("ratio", sort=True):
+    for (ratio, frame_ratio), rows in table.groupby(["ratio", "frame_ratio"], sort=True):
         cells = []
         for method in methods.PRIMARY_METHODS:
             own, both = (rows[(rows.method == method) & (rows.kind == kind)].iloc[0]
                          for kind in ("vs baseline", "networks"))
             cells.append(f"{cell(own)} {own.verdict}<br>less the per-frame loss: {cell(both)} {both.verdict}")
-        lines.append(f"| {budget(frames, videos, ratio)} | " + " | ".join(cells + speeds_at.get(ratio, []))
-                     + " |")
+        lines.append(f"| {budget(frames, videos, ratio, frame_ratio)} | "
+                     + " | ".join(cells + speeds_at.get(ratio, [])) + " |")
     margins = table.groupby("kind").margin.median()
     return "\n".join(lines) + "\n\n" + " ".join([
         f"Each cell: the model's test MAE on {NAMES[VIDEO]} minus that network's baseline's [95% interval] "
         f"and the verdict; under it, that loss minus the same method's loss on the {NAMES[FRAME]} at the "
-        f"same ratio, paired by seed and video. Seeds {', '.join(map(str, seeds))} (those both runs have); "
-        f"the same {int(table.videos.max())} test videos for both networks.",
+        f"same FLOP budget, paired by seed and video. Seeds {', '.join(map(str, seeds))} (those both runs "
+        f"have); the same {int(table.videos.max())} test videos for both networks.",
         baselines(frames, videos, seeds),
         f"The margin M is {config.NONINFERIORITY_FRACTION:g} of the baseline's MAE "
         f"({margins['vs baseline']:.2f} for {NAMES[VIDEO]}; {margins['networks']:.2f}, the per-frame "

@@ -3,6 +3,7 @@ networks' losses paired by seed and video, one Holm family, only between runs on
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import claims
@@ -10,7 +11,7 @@ import methods
 import network_tables
 
 SEEDS, VIDEOS = (7, 42, 123), 200
-RATIOS = {0.5: 0.3e9, 0.7: 0.1e9}  # ratio of removal: its effective FLOPs
+RATIOS = {0.5: 0.3e9, 0.7: 0.1e9}  # ratio of removal: its effective FLOPs (the baseline's 1.2e9)
 
 
 def record(method, ratio, seed, errors, flops=1.2e9):
@@ -19,14 +20,14 @@ def record(method, ratio, seed, errors, flops=1.2e9):
             "effective_flops": flops}
 
 
-def run(model, losses, rng):
+def run(model, losses, rng, ratios=RATIOS):
     """Three seeds of a run of `model`: a baseline and every primary method at each ratio, each method's
     per-video errors its baseline's plus losses[method] and noise."""
     models = []
     for seed in SEEDS:
         base = 4.0 + rng.standard_normal(VIDEOS)
         models.append(record("baseline", 0.0, seed, base))
-        for ratio, flops in RATIOS.items():
+        for ratio, flops in ratios.items():
             for method in methods.PRIMARY_METHODS:
                 errors = base + losses.get((method, ratio), 0.0) + 0.3 * rng.standard_normal(VIDEOS)
                 models.append(record(method, ratio, seed, errors, flops=flops))
@@ -63,8 +64,8 @@ def test_the_table_has_a_row_per_budget_naming_both_reductions_and_a_column_per_
     lines = network_tables.networks(frame, video).splitlines()
     assert lines[0] == "| budget | " + " | ".join(methods.label(m) for m in methods.PRIMARY_METHODS) + " |"
     rows = [line.strip("| ").split(" | ") for line in lines[2:4]]
-    assert [row[0] for row in rows] == ["ratio 0.5: 4.0× fewer FLOPs (per-frame: 4.0×)",
-                                        "ratio 0.7: 12.0× fewer FLOPs (per-frame: 12.0×)"]
+    assert [row[0] for row in rows] == ["4.00× fewer FLOPs (ratio 0.5; per-frame: 4.00× at ratio 0.5)",
+                                        "12.00× fewer FLOPs (ratio 0.7; per-frame: 12.00× at ratio 0.7)"]
     table, _ = network_tables.tests(frame, video, alpha=0.05)
     for row, ratio in zip(rows, RATIOS):
         for shown, method in zip(row[1:], methods.PRIMARY_METHODS, strict=True):
@@ -73,6 +74,23 @@ def test_the_table_has_a_row_per_budget_naming_both_reductions_and_a_column_per_
             assert shown == (f"{network_tables.cell(own)} {own.verdict}<br>less the per-frame loss: "
                              f"{network_tables.cell(less)} {less.verdict}")
     assert "Holm over these 16 comparisons alone" in lines[-1] and "**Power**" in lines[-1]
+
+
+def test_each_video_budget_is_paired_with_the_per_frame_ratio_that_cuts_as_many_flops():
+    """The video network reaches a FLOP budget at another ratio than the per-frame one: pairs by budget,
+    within the budgets' tolerance; a budget the per-frame run lacks is not compared."""
+    rng = np.random.default_rng(6)
+    frame = run(network_tables.FRAME, {}, rng)
+    video = run(network_tables.VIDEO, {("structured_physical", 0.45): 1.0}, rng,
+                ratios={0.45: 0.31e9, 0.67: 0.1e9, 0.9: 0.02e9})
+    frames, videos = (pd.DataFrame(r["models"]) for r in (frame, video))
+    assert network_tables.budgets(frames, videos) == [(0.45, 0.5), (0.67, 0.7)]
+    table, _ = network_tables.tests(frame, video, alpha=0.05)
+    lost = table[(table.kind == "networks") & (table.method == "structured_physical") & (table.ratio == 0.45)]
+    assert lost.frame_ratio.tolist() == [0.5] and lost.change.iloc[0] > 0.8
+    alone = run(network_tables.VIDEO, {}, rng, ratios={0.9: 0.02e9})
+    with pytest.raises(ValueError, match="no FLOP budget"):
+        network_tables.tests(frame, alone, alpha=0.05)
 
 
 @pytest.mark.parametrize("change", ["data", "network", "seeds"])
