@@ -25,6 +25,7 @@ import sys
 import cli  # noqa: F401 (first: a broken config.py is one message, exit 2)
 import answers
 import criteria_tables
+import network_tables
 import quick_run_tables
 import recovery_tables
 import schedule_tables
@@ -44,7 +45,7 @@ TABLES = {"quick_run": quick_run_tables.quick_run, "int8": quick_run_tables.int8
           "headline": verdict_tables.headline, "run_time": quick_run_tables.run_time,
           "recovery": recovery_tables.recovery,
           "distillation_weight": recovery_tables.distillation_weight, "primary": answers.readme,
-          "criteria": criteria_tables.criteria}
+          "criteria": criteria_tables.criteria, "fine_tune_rate": network_tables.fine_tune_rate}
 
 
 def stamp(results, path):

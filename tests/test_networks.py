@@ -1,6 +1,8 @@
 """The two networks compared: R(2+1)D-18's losses against its own baseline, and the difference of the two
 networks' losses paired by seed and video, one Holm family, only between runs on the same test videos."""
 import copy
+import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,8 @@ import pytest
 import claims
 import methods
 import network_tables
+import readme_tables
+from conftest import ROOT
 
 SEEDS, VIDEOS = (7, 42, 123), 200
 RATIOS = {0.5: 0.3e9, 0.7: 0.1e9}  # ratio of removal: its effective FLOPs (the baseline's 1.2e9)
@@ -133,3 +137,19 @@ def test_the_fine_tuning_rate_is_the_one_whose_best_epochs_validate_best_never_t
                           "| 0.0003 | 5.30 | 6.50 | 5.90 |"]
     assert shown[5] == "| right after pruning, recalibrated | 5.00 | 6.00 | 5.50 |"
     assert shown[-1].endswith("Chosen: 0.0001.")
+
+
+def test_the_committed_fine_tuning_rate_runs_differ_in_the_rate_alone():
+    """The rate runs of docs/results.md differ in FINE_TUNE_LEARNING_RATE alone, made at one commit on one
+    machine (a CPU run of one commit differs between hosts), each fine-tuning the same pruned models."""
+    text = open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8").read()
+    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == "fine_tune_rate").split(",")
+    runs = [json.load(open(os.path.join(ROOT, path), encoding="utf-8")) for path in paths]
+    alike = [({k: v for k, v in run["config"].items() if k not in run["config"]["NOT_RESULTS"]
+               and k != "FINE_TUNE_LEARNING_RATE"}, run["environment"]["git_commit"],
+              run["environment"]["cpu_kernel_flags"], run["environment"]["cpu_count"]) for run in runs]
+    assert len(runs) >= 3 and all(a == alike[0] for a in alike)
+    assert len({run["config"]["FINE_TUNE_LEARNING_RATE"] for run in runs}) == len(runs)
+    right_after = [{k: v for k, (_, v) in network_tables.fine_tuned_val_maes(run).items()} for run in runs]
+    assert all(after == right_after[0] for after in right_after)  # one pruned model per row, every rate
+    assert all(network_tables.network(run) == network_tables.VIDEO for run in runs)
