@@ -145,6 +145,27 @@ def baselines(frames, videos, seeds):
     return f"The baselines, over these seeds: {words(videos, NAMES[VIDEO])}; {words(frames, NAMES[FRAME])}."
 
 
+def right_after(frames, videos, pairs, seeds):
+    """'Right after pruning ...': coupled removal's test MAE before any fine-tuning against random coupled
+    groups' at each budget, both networks, means over the seeds: whether the criterion or the fine-tuning
+    is what a network's removed model lacks (descriptive; the random control's verdicts are in each run's
+    exploratory family). "" where a run has no random removal control."""
+    def before(models, method, ratio):
+        picked = models[(models.method == method) & (models.ratio == ratio) & models.seed.isin(seeds)]
+        found = picked.get("test_mae_before_fine_tune")
+        return found.mean() if found is not None and len(picked) else float("nan")
+    cells = []
+    for ratio, frame_ratio in pairs:
+        found = [before(models, method, r) for models, r in ((videos, ratio), (frames, frame_ratio))
+                 for method in ("structured_physical", "structured_physical_random")]
+        if not np.isfinite(found).all():
+            return ""
+        cells.append(f"{found[0]:.2f} against {found[1]:.2f} at {reduction(videos, ratio):.2f}× (per-frame "
+                     f"{found[2]:.2f} against {found[3]:.2f})")
+    return (f"Test MAE right after pruning and recalibration, before fine-tuning, {NAMES[VIDEO]}'s coupled "
+            f"removal against random coupled groups, means over the seeds: {'; '.join(cells)}.")
+
+
 def networks(frame, video):
     """The README's table of the two networks: budgets down, the primary methods across, each cell the
     method's loss on R(2+1)D-18 and, under it, that loss less the per-frame network's; then removal's
@@ -152,7 +173,8 @@ def networks(frame, video):
     alpha = config.ALPHA
     table, seeds = tests(frame, video, alpha)
     frames, videos = pd.DataFrame(frame["models"]), pd.DataFrame(video["models"])
-    speeds_at = speed_cells(frames, videos, list(dict.fromkeys(zip(table.ratio, table.frame_ratio))))
+    pairs = list(dict.fromkeys(zip(table.ratio, table.frame_ratio)))
+    speeds_at = speed_cells(frames, videos, pairs)
     runtimes = [runtime.name for prefix, runtime in speed.RUNTIMES.items()
                 if f"{prefix}_round_ms" in videos and f"{prefix}_round_ms" in frames]
     columns = ["budget", *map(methods.label, methods.PRIMARY_METHODS), *(f"removal's speed-up, {r}"
@@ -172,7 +194,7 @@ def networks(frame, video):
         f"and the verdict; under it, that loss minus the same method's loss on the {NAMES[FRAME]} at the "
         f"same FLOP budget, paired by seed and video. Seeds {', '.join(map(str, seeds))} (those both runs "
         f"have); the same {int(table.videos.max())} test videos for both networks.",
-        baselines(frames, videos, seeds),
+        baselines(frames, videos, seeds), right_after(frames, videos, pairs, seeds),
         f"The margin M is {config.NONINFERIORITY_FRACTION:g} of the baseline's MAE "
         f"({margins['vs baseline']:.2f} for {NAMES[VIDEO]}; {margins['networks']:.2f}, the per-frame "
         f"network's, for the difference of losses); Holm over these {len(table)} comparisons alone. A "

@@ -153,3 +153,21 @@ def test_the_committed_fine_tuning_rate_runs_differ_in_the_rate_alone():
     right_after = [{k: v for k, (_, v) in network_tables.fine_tuned_val_maes(run).items()} for run in runs]
     assert all(after == right_after[0] for after in right_after)  # one pruned model per row, every rate
     assert all(network_tables.network(run) == network_tables.VIDEO for run in runs)
+
+
+def test_right_after_pruning_removal_is_shown_beside_random_groups_for_both_networks():
+    """What a removed model starts from before fine-tuning, the criterion's against random groups': shown
+    where both runs have the random control, left out where either lacks it."""
+    rng = np.random.default_rng(7)
+    frame, video = run(network_tables.FRAME, {}, rng), run(network_tables.VIDEO, {}, rng)
+    frames, videos = (pd.DataFrame(r["models"]) for r in (frame, video))
+    pairs = network_tables.budgets(frames, videos)
+    assert network_tables.right_after(frames, videos, pairs, list(SEEDS)) == ""  # no random control
+    def with_random_control(models, start):
+        randoms = models[models.method == "structured_physical"].assign(method="structured_physical_random")
+        return pd.concat([models.assign(test_mae_before_fine_tune=start),
+                          randoms.assign(test_mae_before_fine_tune=start + 1)])
+    frames, videos = with_random_control(frames, 5.0), with_random_control(videos, 9.0)
+    said = network_tables.right_after(frames, videos, pairs, list(SEEDS))
+    assert "9.00 against 10.00 at 4.00× (per-frame 5.00 against 6.00)" in said
+    assert "9.00 against 10.00 at 12.00× (per-frame 5.00 against 6.00)" in said
