@@ -24,6 +24,7 @@ import flop_budgets
 import methods
 import power
 import speed
+from table_cells import interval
 
 FAMILY = "networks"
 FRAME, VIDEO = "resnet18_frames", "r2plus1d_18"
@@ -185,7 +186,8 @@ def networks(frame, video):
         for method in methods.PRIMARY_METHODS:
             own, both = (rows[(rows.method == method) & (rows.kind == kind)].iloc[0]
                          for kind in ("vs baseline", "networks"))
-            cells.append(f"{cell(own)} {own.verdict}<br>less the per-frame loss: {cell(both)} {both.verdict}")
+            cells.append(f"{interval(own)} {own.verdict}<br>less the per-frame loss: {interval(both)} "
+                         f"{both.verdict}")
         lines.append(f"| {budget(frames, videos, ratio, frame_ratio)} | "
                      + " | ".join(cells + speeds_at.get(ratio, [])) + " |")
     margins = table.groupby("kind").margin.median()
@@ -201,10 +203,6 @@ def networks(frame, video):
         f"speed-up cell: its 95% interval and the verdict of its own run's speed rule, the per-frame "
         f"network's beside it.",
         power.sentence(table, alpha)]).strip() + "\n"
-
-
-def cell(row):
-    return f"{row.change:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]"
 
 
 def fine_tuned_val_maes(run):
@@ -226,14 +224,14 @@ def fine_tune_rate(*runs):
     else; each model's best fine-tuning epoch on validation, and their mean; the lowest mean wins. No test
     number is read."""
     runs = sorted(runs, key=lambda run: run["config"]["FINE_TUNE_LEARNING_RATE"])
-    names = list(fine_tuned_val_maes(runs[0]))
+    found = [fine_tuned_val_maes(run) for run in runs]
+    names = list(found[0])
     lines = ["| fine-tuning rate | " + " | ".join(names) + " | mean |", "|---" * (len(names) + 2) + "|"]
-    for run in runs:
-        found = fine_tuned_val_maes(run)
-        values = [found[name][0] for name in names]
+    for run, maes in zip(runs, found):
+        values = [maes[name][0] for name in names]
         lines.append(f"| {run['config']['FINE_TUNE_LEARNING_RATE']:g} | "
                      + " | ".join(f"{v:.2f}" for v in values) + f" | {np.mean(values):.2f} |")
-    after = [fine_tuned_val_maes(runs[0])[name][1] for name in names]  # the same model for every rate
+    after = [found[0][name][1] for name in names]  # the same model for every rate
     lines.append("| right after pruning, recalibrated | " + " | ".join(f"{v:.2f}" for v in after)
                  + f" | {np.mean(after):.2f} |")
     first = runs[0]

@@ -12,6 +12,7 @@ import claims
 import methods
 import network_tables
 import readme_tables
+import table_cells
 from conftest import ROOT
 
 SEEDS, VIDEOS = (7, 42, 123), 200
@@ -75,8 +76,8 @@ def test_the_table_has_a_row_per_budget_naming_both_reductions_and_a_column_per_
         for shown, method in zip(row[1:], methods.PRIMARY_METHODS, strict=True):
             at = table[(table.method == method) & (table.ratio == ratio)].set_index("kind")
             own, less = at.loc["vs baseline"], at.loc["networks"]
-            assert shown == (f"{network_tables.cell(own)} {own.verdict}<br>less the per-frame loss: "
-                             f"{network_tables.cell(less)} {less.verdict}")
+            assert shown == (f"{table_cells.interval(own)} {own.verdict}<br>less the per-frame loss: "
+                             f"{table_cells.interval(less)} {less.verdict}")
     assert "Holm over these 16 comparisons alone" in lines[-1] and "**Power**" in lines[-1]
 
 
