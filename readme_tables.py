@@ -45,7 +45,8 @@ TABLES = {"quick_run": quick_run_tables.quick_run, "int8": quick_run_tables.int8
           "headline": verdict_tables.headline, "run_time": quick_run_tables.run_time,
           "recovery": recovery_tables.recovery,
           "distillation_weight": recovery_tables.distillation_weight, "primary": answers.readme,
-          "criteria": criteria_tables.criteria, "fine_tune_rate": network_tables.fine_tune_rate}
+          "criteria": criteria_tables.criteria, "fine_tune_rate": network_tables.fine_tune_rate,
+          "networks": network_tables.networks}
 
 
 def stamp(results, path):

@@ -172,3 +172,31 @@ def test_right_after_pruning_removal_is_shown_beside_random_groups_for_both_netw
     said = network_tables.right_after(frames, videos, pairs, list(SEEDS))
     assert "9.00 against 10.00 at 4.00× (per-frame 5.00 against 6.00)" in said
     assert "9.00 against 10.00 at 12.00× (per-frame 5.00 against 6.00)" in said
+
+
+def committed(document, table):
+    """The parsed result files a document's generated block of `table` is written from."""
+    text = open(os.path.join(ROOT, document), encoding="utf-8").read()
+    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == table).split(",")
+    return [json.load(open(os.path.join(ROOT, path), encoding="utf-8")) for path in paths]
+
+
+# What the two networks' runs must share for their losses to differ by the network alone: the training and
+# fine-tuning protocol, the data and its splits, the margin. The fine-tuning rate is each network's own,
+# chosen on its validation split.
+PROTOCOL = ["NUM_FRAMES", "IMAGE_SIZE", "NUM_TRAIN_VIDEOS", "NUM_VAL_VIDEOS", "NUM_TEST_VIDEOS", "BATCH_SIZE",
+            "NUM_EPOCHS", "LEARNING_RATE", "LR_SCHEDULE", "FINE_TUNE_EPOCHS", "BN_RECALIBRATION_BATCHES",
+            "PRUNING_SCOPE", "PRUNING_SCHEDULE", "PHYSICAL_ROUND_TO", "EQUAL_FLOPS_METHODS",
+            "NONINFERIORITY_FRACTION", "SEED"]
+
+
+def test_the_committed_comparison_runs_the_video_network_at_the_chosen_rate_and_the_study_budgets():
+    frame, video = committed("README.md", "networks")
+    assert network_tables.network(video) == network_tables.VIDEO
+    assert len(network_tables.same_videos(frame, video)) >= 3  # the same test videos, three shared seeds
+    assert {k: frame["config"][k] for k in PROTOCOL} == {k: video["config"][k] for k in PROTOCOL}
+    rates = committed("docs/results.md", "fine_tune_rate")
+    assert video["config"]["FINE_TUNE_LEARNING_RATE"] == network_tables.chosen_rate(*rates)
+    frames, videos = pd.DataFrame(frame["models"]), pd.DataFrame(video["models"])
+    pairs = network_tables.budgets(frames, videos)  # every video budget is one of the study's
+    assert len(pairs) == len(video["config"]["TARGET_FLOPS_SPEEDUPS"]) >= 2
