@@ -140,12 +140,17 @@ def test_the_fine_tuning_rate_is_the_one_whose_best_epochs_validate_best_never_t
     assert shown[-1].endswith("Chosen: 0.0001.")
 
 
+def committed(document, table):
+    """The parsed result files a document's generated block of `table` is written from."""
+    text = open(os.path.join(ROOT, document), encoding="utf-8").read()
+    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == table).split(",")
+    return [json.load(open(os.path.join(ROOT, path), encoding="utf-8")) for path in paths]
+
+
 def test_the_committed_fine_tuning_rate_runs_differ_in_the_rate_alone():
     """The rate runs of docs/results.md differ in FINE_TUNE_LEARNING_RATE alone, made at one commit on one
     machine (a CPU run of one commit differs between hosts), each fine-tuning the same pruned models."""
-    text = open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8").read()
-    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == "fine_tune_rate").split(",")
-    runs = [json.load(open(os.path.join(ROOT, path), encoding="utf-8")) for path in paths]
+    runs = committed("docs/results.md", "fine_tune_rate")
     alike = [({k: v for k, v in run["config"].items() if k not in run["config"]["NOT_RESULTS"]
                and k != "FINE_TUNE_LEARNING_RATE"}, run["environment"]["git_commit"],
               run["environment"]["cpu_kernel_flags"], run["environment"]["cpu_count"]) for run in runs]
@@ -172,13 +177,6 @@ def test_right_after_pruning_removal_is_shown_beside_random_groups_for_both_netw
     said = network_tables.right_after(frames, videos, pairs, list(SEEDS))
     assert "9.00 against 10.00 at 4.00× (per-frame 5.00 against 6.00)" in said
     assert "9.00 against 10.00 at 12.00× (per-frame 5.00 against 6.00)" in said
-
-
-def committed(document, table):
-    """The parsed result files a document's generated block of `table` is written from."""
-    text = open(os.path.join(ROOT, document), encoding="utf-8").read()
-    paths = next(b[2] for b in readme_tables.BLOCK.findall(text) if b[1] == table).split(",")
-    return [json.load(open(os.path.join(ROOT, path), encoding="utf-8")) for path in paths]
 
 
 # What the two networks' runs must share for their losses to differ by the network alone: the training and
