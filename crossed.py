@@ -84,7 +84,7 @@ def planned(seed, video, interaction, seeds, videos):
     per-video variance."""
     seed, video, interaction = np.broadcast_arrays(*(np.asarray(c, float)
                                                      for c in (seed, video, interaction)))
-    if seeds == 1:
+    if np.ndim(seeds) == 0 and seeds == 1:  # seeds: a count, or counts to broadcast against the components
         return np.sqrt((video + interaction) / videos), np.full_like(video, videos - 1.0)
     variance, df = combine(interaction + videos * seed, interaction + seeds * video, interaction,
                            seeds, videos)

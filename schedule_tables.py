@@ -6,7 +6,29 @@ import pandas as pd
 
 import claims
 import config
+import power
 from table_cells import by_model, interval, mean_std, name
+
+
+def same_baselines(oneshot, gradual):
+    """ValueError unless the runs are a one-shot and a gradual run of one configuration (but the schedule)
+    on the same data, whose baselines agree video for video on every shared seed: the schedules are
+    compared on the same trained models, so the runs must come from one commit on one machine."""
+    schedules = [run["config"].get("PRUNING_SCHEDULE", "oneshot") for run in (oneshot, gradual)]
+    if schedules != ["oneshot", "gradual"]:
+        raise ValueError(f"the first file must be a one-shot run, the second a gradual one; they are "
+                         f"{' and '.join(schedules)}")
+    ignored = set(config.NOT_RESULTS) | {"PRUNING_SCHEDULE"}
+    differ = sorted(k for k in oneshot["config"].keys() | gradual["config"].keys()
+                    if k not in ignored and oneshot["config"].get(k) != gradual["config"].get(k))
+    if differ or oneshot["identity"]["data"] != gradual["identity"]["data"]:
+        raise ValueError(f"the two runs differ in {', '.join(differ) or 'their data (its fingerprint)'}: "
+                         f"run both with the same options, --pruning-schedule aside")
+    first, second = by_model(oneshot), by_model(gradual)
+    for a, b in zip(first.get(("baseline", 0.0), []), second.get(("baseline", 0.0), [])):
+        if a["seed"] == b["seed"] and a["test_errors"] != b["test_errors"]:
+            raise ValueError(f"the two runs' seed-{a['seed']} baselines differ on the test videos: make "
+                             f"both runs from one clean commit on one machine")
 
 
 def gradual_minus_oneshot(first, second, key):
@@ -45,10 +67,12 @@ def schedules(oneshot, gradual):
     without pruning, so each method's verdict is on its change net of the control's. One schedule against
     the other is asked two-sided, at the one margin; Holm over the verdicts shown (the control's own change
     and every method's net change), by the rule of claims.py."""
+    same_baselines(oneshot, gradual)
     first, second = by_model(oneshot), by_model(gradual)
     found = schedule_tests(oneshot, first, second)
     tests = pd.DataFrame([net or change for _, _, change, net in found]).assign(question=claims.TWO_SIDED)
-    decided = claims.decide(tests, oneshot["config"].get("ALPHA", config.ALPHA))
+    alpha = oneshot["config"].get("ALPHA", config.ALPHA)
+    decided = claims.decide(tests, alpha)
     lines = ["| model | one-shot: val MAE | gradual: val MAE | one-shot: test MAE | gradual: test MAE | "
              "gradual − one-shot, test [95% interval] | net of the dense control's [95% interval] | "
              "verdict (Holm over the table; the control: its change, the others: the net change) |",
@@ -63,4 +87,5 @@ def schedules(oneshot, gradual):
     return ("\n".join(lines) + f"\n\nMargin M: {margins} EF points (NONINFERIORITY_FRACTION "
             f"{config.NONINFERIORITY_FRACTION:g}, the one margin, of the one-shot run's baseline test MAE "
             f"over the seeds compared). One schedule against the other is asked two-sided: equivalent "
-            f"within ±M, better or worse (\", by less than M\": within ±M as well).\n")
+            f"within ±M, better or worse (\", by less than M\": within ±M as well).\n\n"
+            + power.sentence(decided, alpha) + "\n")

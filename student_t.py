@@ -3,15 +3,19 @@ and far into the tail, from numpy alone: scipy is not a dependency of the projec
 
 sf(t, df) = P(T > t) = I_x(df / 2, 1 / 2) / 2 for t >= 0, x = df / (df + t^2): the regularized incomplete
 beta function, by its continued fraction (Numerical Recipes 6.4, modified Lentz), which converges in
-O(sqrt(max(a, b))) terms; ppf by bisection on sf. Every function takes arrays (one study per element),
-so a simulation of thousands of studies is one call.
+O(sqrt(max(a, b))) terms; ppf by Newton's method on log sf, kept inside a bracket. Every function takes
+arrays (one study per element), so a simulation of thousands of studies is one call.
 """
 import math
+from statistics import NormalDist
 
 import numpy as np
 
 TINY = 1e-300
 MOST_TERMS = 10_000  # the fraction needs about 3 sqrt(df) terms; the loop stops when every element converged
+NORMAL = NormalDist()
+NEWTON_STEPS = 30  # ppf's Newton steps; a few reach double precision from start()
+MOST_STEPS = 2200  # then halving: from 2^1024 down to 2^-1074 at most
 log_gamma = np.vectorize(math.lgamma, otypes=[float])
 
 
@@ -69,20 +73,39 @@ def pdf(t, df):
     return np.exp(log_scale - (df + 1) / 2 * np.log1p(t * t / df))
 
 
+def start(tail, df):
+    """A first guess at |t| with sf(|t|) = tail: the normal quantile corrected for df (Cornish-Fisher,
+    Abramowitz & Stegun 26.7.5), good to several digits for df of a few or more, short far in the tail of
+    df near 1 (where ppf's bracket takes over)."""
+    z = np.array([-NORMAL.inv_cdf(q) for q in tail.ravel()]).reshape(tail.shape)
+    terms = ((z ** 3 + z) / 4, (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96,
+             (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384,
+             (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160)
+    return z + sum(term / df ** (k + 1) for k, term in enumerate(terms))
+
+
 def ppf(p, df):
-    """The p-quantile of Student's t (0 < p < 1), elementwise: a bracket halved 12 times, then Newton's
-    steps on log sf (kept inside the bracket), to double precision."""
+    """The p-quantile of Student's t (0 < p < 1), elementwise, to double precision: Newton's steps on log sf
+    from start(), each kept inside a bracket that every evaluation narrows (a step that would leave it
+    halves the bracket, or doubles an open one), on the elements still moving; after NEWTON_STEPS, halving
+    alone, which ends. NaN in, NaN out."""
     p, df = np.broadcast_arrays(np.asarray(p, float), np.asarray(df, float))
-    tail = np.minimum(p, 1 - p)  # the quantile's magnitude: sf(|t|) = tail
-    low, high = np.zeros_like(tail), np.ones_like(tail)
-    while np.any(short := sf(high, df) > tail):
-        high = np.where(short, 2 * high, high)
-    for _ in range(12):
-        middle = (low + high) / 2
-        beyond = sf(middle, df) > tail
-        low, high = np.where(beyond, middle, low), np.where(beyond, high, middle)
-    t = (low + high) / 2
-    for _ in range(8):  # on log sf, nearly straight far in the tail; a step is kept inside the bracket
-        beyond = sf(t, df)
-        t = np.clip(t + (np.log(beyond) - np.log(tail)) * beyond / pdf(t, df), low, high)
-    return np.where(p < 0.5, -1, 1) * t
+    tail = np.minimum(p, 1 - p).ravel()  # the quantile's magnitude: sf(|t|) = tail
+    nu, t = df.ravel(), np.maximum(start(tail, df.ravel()), 0.0)
+    low, high = np.zeros_like(t), np.full_like(t, np.inf)
+    moving = np.flatnonzero(~np.isnan(t))
+    for steps in range(MOST_STEPS):
+        if not moving.size:
+            return np.where(p < 0.5, -1, 1) * t.reshape(p.shape)
+        at, goal, k = t[moving], tail[moving], nu[moving]
+        beyond = sf(at, k)
+        short = beyond > goal  # below the quantile
+        low[moving], high[moving] = np.where(short, at, low[moving]), np.where(short, high[moving], at)
+        lo, hi = low[moving], high[moving]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            step = at + (np.log(beyond) - np.log(goal)) * beyond / pdf(at, k)
+        kept = (step > lo) & (step < hi) & (steps < NEWTON_STEPS)
+        step = np.where(kept, step, np.where(np.isinf(hi), 2 * np.maximum(at, 1), (lo + hi) / 2))
+        t[moving] = step
+        moving = moving[(np.abs(step - at) > 4e-16 * at) & (np.isinf(hi) | (hi - lo > 4e-16 * hi))]
+    raise ArithmeticError("Student's t quantile did not converge")

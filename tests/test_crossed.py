@@ -64,6 +64,9 @@ def test_student_t_matches_its_tables_and_the_normal_far_in_the_tail():
     assert student_t.sf(8.0, 1e7) == pytest.approx(6.22096e-16, rel=1e-3)  # the normal tail at 8
     p = np.array([1e-12, 1e-4, 0.3, 0.5, 0.9])
     assert student_t.cdf(student_t.ppf(p, 2.5), 2.5) == pytest.approx(p, rel=1e-9)
+    for df in (0.6, 1e6):  # Satterthwaite's df below 1, and the planned designs' largest
+        assert student_t.cdf(student_t.ppf(p, df), df) == pytest.approx(p, rel=1e-8)
+    assert np.isnan(student_t.ppf([0.975, np.nan], [np.nan, 3])).all()  # a comparison without spread
 
 
 def studies(rng, n, seeds=SEEDS, ranges=RANGES):

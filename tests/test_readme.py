@@ -13,6 +13,7 @@ import methods
 import quick_run_tables
 import readme_tables
 import recovery_tables
+from cli import exits
 from conftest import ROOT
 
 
@@ -29,9 +30,7 @@ def test_the_readme_tables_are_written_from_the_committed_results(path):
 def test_every_table_is_shown_in_a_document():
     names = {b[1] for path in readme_tables.documents()
              for b in readme_tables.BLOCK.findall(open(path, encoding="utf-8").read())}
-    # none is left unwritten; but the one whose committed run was withdrawn until made again at one commit
-    # on one machine (docs/methodology.md, docs/results.md)
-    assert names | {"schedules"} == set(readme_tables.TABLES)
+    assert names == set(readme_tables.TABLES)  # none is left unwritten
 
 
 def test_a_generated_table_follows_its_result_file(tmp_path):
@@ -55,6 +54,7 @@ def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_pat
     less than the margin."""
     oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
     gradual = json.loads(json.dumps(oneshot))
+    gradual["config"]["PRUNING_SCHEDULE"] = "gradual"
     rng = np.random.default_rng(0)
     found = {(r["method"], r["ratio"]): r for r in gradual["models"]}
     for key in (("dense_control", 0.0), ("unstructured", 0.8)):  # |error| up by 0.33 +- 0.05 on each video
@@ -80,6 +80,35 @@ def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_pat
                              and rows[label][7] == f"better, by less than {margin} |" for label in unchanged)
     assert "baseline" not in rows and f"Margin M: {margin} EF points" in "\n".join(lines)
     assert sum("from `a.json`" in line or "from `b.json`" in line for line in lines) == 2
+
+
+def one_shot_again(run):
+    run["config"]["PRUNING_SCHEDULE"] = "oneshot"
+
+
+def fine_tuned_longer(run):
+    run["config"]["FINE_TUNE_EPOCHS"] = 5
+
+
+def baseline_off_on_one_video(run):  # seed 42's baseline is the first record
+    run["models"][0]["test_errors"][0] += 0.5
+
+
+@pytest.mark.parametrize("change, refusal", [(one_shot_again, "the second a gradual one"),
+                                             (fine_tuned_longer, "differ in FINE_TUNE_EPOCHS"),
+                                             (baseline_off_on_one_video, "seed-42 baselines differ")])
+def test_the_schedules_table_refuses_runs_that_do_not_share_their_baselines(tmp_path, change, refusal):
+    """The schedules are compared on the same trained baselines: another option, or a baseline that
+    differs on one test video (another commit or machine), is refused, naming what differs."""
+    oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
+    gradual = json.loads(json.dumps(oneshot))
+    gradual["config"]["PRUNING_SCHEDULE"] = "gradual"
+    change(gradual)
+    for run, file in ((oneshot, "a.json"), (gradual, "b.json")):
+        (tmp_path / file).write_text(json.dumps(run))
+    text = "<!-- generated: schedules from a.json,b.json -->\n<!-- end generated -->\n"
+    with pytest.raises(exits.Unreadable, match=refusal):
+        readme_tables.render(text, root=str(tmp_path))
 
 
 INTERVAL = re.compile(r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]")
