@@ -24,11 +24,12 @@ def same_baselines(oneshot, gradual):
     if differ or oneshot["identity"]["data"] != gradual["identity"]["data"]:
         raise ValueError(f"the two runs differ in {', '.join(differ) or 'their data (its fingerprint)'}: "
                          f"run both with the same options, --pruning-schedule aside")
-    first, second = by_model(oneshot), by_model(gradual)
-    for a, b in zip(first.get(("baseline", 0.0), []), second.get(("baseline", 0.0), [])):
-        if a["seed"] == b["seed"] and a["test_errors"] != b["test_errors"]:
-            raise ValueError(f"the two runs' seed-{a['seed']} baselines differ on the test videos: make "
-                             f"both runs from one clean commit on one machine")
+    first, second = ({r["seed"]: r["test_errors"] for r in run["models"] if r["method"] == "baseline"}
+                     for run in (oneshot, gradual))
+    for seed in sorted(first.keys() & second.keys()):
+        if first[seed] != second[seed]:
+            raise ValueError(f"the two runs' seed-{seed} baselines differ on the test videos: make both runs "
+                             f"from one clean commit on one machine")
 
 
 def gradual_minus_oneshot(first, second, key):
