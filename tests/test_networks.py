@@ -197,4 +197,6 @@ def test_the_committed_comparison_runs_the_video_network_at_the_chosen_rate_and_
     assert video["config"]["FINE_TUNE_LEARNING_RATE"] == network_tables.chosen_rate(*rates)
     frames, videos = pd.DataFrame(frame["models"]), pd.DataFrame(video["models"])
     pairs = network_tables.budgets(frames, videos)  # every video budget is one of the study's
-    assert len(pairs) == len(video["config"]["TARGET_FLOPS_SPEEDUPS"]) >= 2
+    assert len(pairs) == len(video["config"]["TARGET_FLOPS_SPEEDUPS"])
+    studied = frame["config"]["STRUCTURED_PRUNING_RATIOS"]  # and every budget of the study is compared
+    assert sorted(frame_ratio for _, frame_ratio in pairs) == sorted(studied)
