@@ -46,15 +46,21 @@ def test_a_generated_table_follows_its_result_file(tmp_path):
     assert f"commit {results['environment']['git_commit']}" in new
 
 
+def schedule_twins():
+    """The committed quick run, and a copy of it recorded as the same run under the gradual schedule."""
+    oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
+    gradual = json.loads(json.dumps(oneshot))
+    gradual["config"]["PRUNING_SCHEDULE"] = "gradual"
+    return oneshot, gradual
+
+
 def test_the_schedules_table_judges_gradual_net_of_its_own_dense_control(tmp_path):
     """The dense control loses about 0.33 on every video under the gradual schedule, pruning nothing:
     its row is shown, and each method's verdict is on its change net of the control's (per seed and
     video), two-sided. Unstructured 0.8 loses the same 0.33: detected, but equivalent net of the schedule;
     unstructured 0.5 twice as wrong on every video: worse; the models unchanged come out better, net, by
     less than the margin."""
-    oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
-    gradual = json.loads(json.dumps(oneshot))
-    gradual["config"]["PRUNING_SCHEDULE"] = "gradual"
+    oneshot, gradual = schedule_twins()
     rng = np.random.default_rng(0)
     found = {(r["method"], r["ratio"]): r for r in gradual["models"]}
     for key in (("dense_control", 0.0), ("unstructured", 0.8)):  # |error| up by 0.33 +- 0.05 on each video
@@ -100,9 +106,7 @@ def baseline_off_on_one_video(run):  # seed 42's baseline is the first record
 def test_the_schedules_table_refuses_runs_that_do_not_share_their_baselines(tmp_path, change, refusal):
     """The schedules are compared on the same trained baselines: another option, or a baseline that
     differs on one test video (another commit or machine), is refused, naming what differs."""
-    oneshot = json.load(open(os.path.join(ROOT, "docs", "quick_results.json")))
-    gradual = json.loads(json.dumps(oneshot))
-    gradual["config"]["PRUNING_SCHEDULE"] = "gradual"
+    oneshot, gradual = schedule_twins()
     change(gradual)
     for run, file in ((oneshot, "a.json"), (gradual, "b.json")):
         (tmp_path / file).write_text(json.dumps(run))
