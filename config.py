@@ -206,8 +206,8 @@ NOT_RESULTS = ["DATA_ROOT", "RESULTS_DIR", "CHECKPOINT_DIR", "FIGURES_DIR", "DRA
 # BatchNorm recalibrated on 4 batches (32 videos) recovered as much as on all 13, and the sensitivity's
 # 80 recalibrations cost a third as much. 8 latency rounds of 10 runs (the timing of 4 rounds of 20): with
 # one seed the paired speed rule has a degree of freedom per round less one, and Holm over every model of
-# the run at 3 of them ranked no 3.8x ONNX Runtime speed-up (speed.py). INT8 for some methods
-# (INT8_METHODS): the quick run keeps its time.
+# the run at 3 of them ranked no 3.8x ONNX Runtime speed-up (speed.py); 2 warm-up runs a round, as every
+# model has run in the rounds before. INT8 for some methods (INT8_METHODS): the quick run keeps its time.
 QUICK = dict(
     NUM_FRAMES=16,
     IMAGE_SIZE=32,
@@ -219,6 +219,7 @@ QUICK = dict(
     FINE_TUNE_LEARNING_RATE=3e-4,
     SENSITIVITY_RATIOS=[0.5, 0.9],
     BN_RECALIBRATION_BATCHES=4,
+    LATENCY_WARMUP_RUNS=2,
     LATENCY_TIMED_RUNS=10,
     LATENCY_ROUNDS=8,
     INT8_METHODS=["baseline", "dense_control", "unstructured", "structured_physical"],

@@ -2,7 +2,8 @@
 against group L2 removal fine-tuned plainly, one row per FLOP budget and one column per compared model:
 the study's own Holm family (methods.CRITERIA_PAIRS, claims.py), with what that family resolves
 (power.py). Every model against the baseline is the headline table of the same run
-(verdict_tables.headline)."""
+(verdict_tables.headline). A criterion made again in a run of its own (a chooser fixed) takes its column
+from that run, where the two runs' baselines and group L2 models agree video for video (remade)."""
 import claims
 import config
 import methods
@@ -23,8 +24,35 @@ def column(method, reference, references):
     return name if len(references) == 1 else f"{name} − {methods.label(reference)}"
 
 
-def criteria(results):
-    """Budgets down, compared models across: ΔMAE [95% interval] and verdict; then the power sentence."""
+def errors(run, method):
+    return {(r["ratio"], r["seed"]): r["test_errors"] for r in run["models"] if r["method"] == method}
+
+
+def remade(results, again):
+    """`results` with the criteria `again` made again (its IMPORTANCE_CRITERIA) taken from `again`: the same
+    models but those, so its comparisons are the ones a single run would give. ValueError unless both runs
+    have the same data and their baselines and group L2 models agree video for video on every seed and
+    ratio, and `again` has each remade criterion's every (ratio, seed) of `results`."""
+    if results["identity"]["data"] != again["identity"]["data"]:
+        raise ValueError("the run made again has other data (its fingerprint): make it on the same data")
+    for method in ("baseline", "structured_physical"):
+        first, second = errors(results, method), errors(again, method)
+        if not second or any(first.get(key) != values for key, values in second.items()):
+            raise ValueError(f"the two runs' {methods.label(method)} models differ on the test videos (or "
+                             f"the second has none): make it from the same commit's seeds and machine")
+    criteria_again = {f"structured_physical_{name}" for name in again["config"]["IMPORTANCE_CRITERIA"]}
+    for method in sorted(criteria_again):
+        if not errors(again, method).keys() >= errors(results, method).keys():
+            raise ValueError(f"the run made again lacks some of {methods.label(method)}'s seeds or ratios")
+    models = [r for r in results["models"] if r["method"] not in criteria_again]
+    return {**results, "models": models + [r for r in again["models"] if r["method"] in criteria_again]}
+
+
+def criteria(results, *again):
+    """Budgets down, compared models across: ΔMAE [95% interval] and verdict; then the power sentence.
+    With a second run, its remade criteria replace the first run's (remade)."""
+    for run in again:
+        results = remade(results, run)
     table = judged(results)
     family = table[table.family == claims.CRITERIA].sort_values("ratio", kind="stable")
     if family.empty:
@@ -42,8 +70,12 @@ def criteria(results):
                if len(references) == 1 else "minus its column's second model's")
     seeds = sorted({r["seed"] for r in results["models"]})
     alpha = results["config"].get("ALPHA", config.ALPHA)
+    remade_words = [f"The column {methods.label(f'structured_physical_{name}')} is from a run made again "
+                    f"(its chooser fixed) whose baselines and group L2 models are this run's, video by video."
+                    for run in again for name in run["config"]["IMPORTANCE_CRITERIA"]]
     return "\n".join(lines) + "\n\n" + " ".join(
         [f"Each cell: the column's test MAE {against}, in EF points [95% interval], and the verdict.",
+         *remade_words,
          f"Seeds {', '.join(map(str, seeds))}; {results['splits']['test']} test videos; the margin M is "
          f"{family.margin.median():.2f} EF points ({config.NONINFERIORITY_FRACTION:.0%} of the baseline's "
          f"MAE). Holm over the {len(family)} comparisons of this family alone.",

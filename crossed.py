@@ -24,12 +24,13 @@ The reference distribution is Student's t with Satterthwaite's degrees of freedo
 df = (sum c_i MS_i)^2 / sum (c_i MS_i)^2 / df_i (Satterthwaite 1946; for a balanced design the df lmerTest
 gives): where the seed part is above 0 it rests on S - 1 degrees of freedom (2 with 3 seeds), df falls
 toward them and the t quantile widens the interval (4.30 at df 2, against 1.96); where it is 0, df is the
-videos'. With one seed: the per-video standard error and t with V - 1 df. tests/test_claims.py measures
-the 95% interval's coverage by simulation, 3 seeds x 100 videos with components like the committed runs'
-(93-97%). Its limit, measured the same way: with 3 seeds, a seed part that is large but estimated at 0
-(the seeds agreeing by chance) is pooled away, so far in the tail, at Holm's thresholds, a true null is
-rejected more often than the level says (about 3 times at seed sd 0.2, 13 times at 0.4, per-video sd 1,
-interaction sd 2.3); more seeds are the remedy, not another formula.
+videos'. With one seed: the per-video standard error and t with V - 1 df. tests/test_crossed.py measures
+the 95% interval's coverage by simulation with components like the committed runs': 93-97% at 3 seeds x
+100 videos and at the headline study's 5 x 1,000; at 3 x 1,000, where the seed part is most of the
+variance, a little less (about 93%). Its limit, measured the same way: with 3 seeds, a seed part that is
+large but estimated at 0 (the seeds agreeing by chance) is pooled away, so far in the tail, at Holm's
+thresholds, a true null is rejected more often than the level says (about 3 times at seed sd 0.2, 13 times
+at 0.4, per-video sd 1, interaction sd 2.3); more seeds are the remedy, not another formula.
 """
 import numpy as np
 

@@ -126,7 +126,10 @@ class Training:
         ddp = dist.is_initialized()
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
                                            if self.device.type == "cuda" else None) if ddp else self.model
-        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr)
+        # fused: one kernel for every parameter, on the CPU as on a GPU (the per-tensor loop was a tenth of a
+        # quick run's training); the same update to float rounding
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr,
+                                          fused=True)
 
     def next_pruning_due(self, step):
         """Whether the next pruning step is taken before training step `step` (0-based over all epochs)."""

@@ -206,6 +206,37 @@ def test_each_importance_criterion_against_group_l2_is_a_holm_family_of_its_own(
     assert "Holm over the 4 comparisons of this family alone" in shown[-1]
 
 
+def test_a_criterion_made_again_takes_its_column_from_its_own_run_only_where_both_share_their_models():
+    """A criterion whose chooser was fixed and made again in a run of its own replaces the first run's
+    column: the family is the one a single run holding the remade models would give. It is refused where
+    the two runs' baselines or group L2 models differ on a test video (they are not the same models)."""
+    rng = np.random.default_rng(8)
+    base = 8.0 + 0.5 * standardized(rng, VIDEOS)
+    removal = model("structured_physical", 0.5, base + 0.2 + standardized(rng, VIDEOS))
+    shared = [model("baseline", 0.0, base), removal]
+    first = [model(f"structured_physical_{name}", 0.5, base + 0.2 + standardized(rng, VIDEOS))
+             for name in ("taylor", "hessian")]
+    fixed = model("structured_physical_hessian", 0.5, base + 0.1 + 0.3 * standardized(rng, VIDEOS))
+
+    def run(models, criteria):
+        found = results([dict(m) for m in models])
+        found["identity"] = {"data": "the same videos"}
+        found["config"]["IMPORTANCE_CRITERIA"] = criteria
+        return found
+
+    both = ["taylor", "hessian"]
+    shown = criteria_tables.criteria(run(shared + first, both), run(shared + [fixed], ["hessian"]))
+    table, note = shown.split("\n\n", 1)
+    assert table == criteria_tables.criteria(run(shared + [first[0], fixed], both)).split("\n\n", 1)[0]
+    assert table != criteria_tables.criteria(run(shared + first, both)).split("\n\n", 1)[0]
+    assert "coupled channels, Hessian (OBD) (removed) is from a run made again" in note
+    one_video_off = np.asarray(removal["test_errors"])
+    one_video_off[0] += 0.01
+    other = dict(removal, test_errors=one_video_off.tolist())
+    with pytest.raises(ValueError, match="coupled channels \\(removed\\) models differ"):
+        criteria_tables.criteria(run(shared + first, both), run([shared[0], other, fixed], ["hessian"]))
+
+
 def test_the_readme_answers_each_primary_question_once_per_budget_with_its_verdict():
     rng = np.random.default_rng(6)
     base = 8.0 + 0.5 * standardized(rng, VIDEOS)

@@ -3,6 +3,7 @@ model each chooses its own channels where it can differ from group L2, the same 
 a gradient criterion reads training batches only: poisoning the validation and test labels leaves its
 channels as they were (other training videos do not)."""
 import copy
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +15,7 @@ import criteria
 import methods
 import pruners
 import seed_models
+from conftest import LEAN, TINY, options, run_folders, run_main
 from model import EFRegressionModel
 
 FRAMES, SIZE = 2, 32
@@ -101,3 +103,21 @@ def test_lamp_scores_put_layers_on_one_scale():
     large, small = torch.tensor([4.0, 8.0, 16.0]), torch.tensor([0.01, 0.02, 0.04])
     assert torch.allclose(criteria.lamp_scores(large), criteria.lamp_scores(small))
     assert criteria.lamp_scores(large)[-1] == 1  # the largest weight of a layer scores 1: never first to go
+
+
+def test_a_tiny_run_with_every_criterion_writes_a_row_for_each(sample_root, tmp_path):
+    """IMPORTANCE_CRITERIA alone plans each criterion (one row of the method table): a tiny run with all of
+    them writes each removal at group L2's ratios and sizes, LAMP's masks at global L1's, and summary.md
+    judges each against group L2 in a family of its own."""
+    result = run_main(*TINY, *LEAN, *options(data_root=sample_root, onnx_export="false",
+                                             importance_criteria=",".join(n for n, *_ in methods.CRITERIA)),
+                      *run_folders(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    models = {r["name"]: r for r in json.load(open(tmp_path / "results" / "results.json"))["models"]}
+    compared = [*((m, "structured_physical") for m in REMOVALS), ("unstructured_lamp", "unstructured")]
+    for method, reference in compared:
+        row, group_l2 = models[f"{method}_0.5"], models[f"{reference}_0.5"]
+        assert row["params_effective"] == pytest.approx(group_l2["params_effective"], rel=0.01), method
+        assert row["test_errors"] != group_l2["test_errors"] or method == "structured_physical_lamp", method
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "## Claims: each importance criterion against group L2 removal" in summary

@@ -69,14 +69,14 @@ def test_student_t_matches_its_tables_and_the_normal_far_in_the_tail():
     assert np.isnan(student_t.ppf([0.975, np.nan], [np.nan, 3])).all()  # a comparison without spread
 
 
-def studies(rng, n, seeds=SEEDS, ranges=RANGES):
-    """n simulated studies of seeds x VIDEOS, each with its components drawn from `ranges`; true change 0.
+def studies(rng, n, seeds=SEEDS, ranges=RANGES, videos=VIDEOS):
+    """n simulated studies of seeds x videos, each with its components drawn from `ranges`; true change 0.
     Returns the matrices and the true standard deviation of each study's mean change."""
     sd = {name: rng.uniform(low, high, (n, 1, 1)) for name, (low, high) in ranges.items()}
-    d = (sd["seed"] * rng.normal(0, 1, (n, seeds, 1)) + sd["video"] * rng.normal(0, 1, (n, 1, VIDEOS))
-         + sd["interaction"] * rng.normal(0, 1, (n, seeds, VIDEOS)))
-    true = np.sqrt(sd["seed"] ** 2 / seeds + sd["video"] ** 2 / VIDEOS
-                   + sd["interaction"] ** 2 / (seeds * VIDEOS))
+    d = (sd["seed"] * rng.normal(0, 1, (n, seeds, 1)) + sd["video"] * rng.normal(0, 1, (n, 1, videos))
+         + sd["interaction"] * rng.normal(0, 1, (n, seeds, videos)))
+    true = np.sqrt(sd["seed"] ** 2 / seeds + sd["video"] ** 2 / videos
+                   + sd["interaction"] ** 2 / (seeds * videos))
     return d, true.ravel()
 
 
@@ -92,9 +92,9 @@ def bootstrap_sd(d):
 
 
 def test_the_95_percent_interval_covers_95_percent_of_simulated_studies_of_the_committed_shape():
-    """4,000 studies of 3 seeds x 100 videos, components drawn from the committed runs' ranges: the
-    interval covers the true change 93-97% of the time, and the standard error is unbiased to a few per
-    cent where the crossed bootstrap's ran 15-20% high."""
+    """4,000 studies of 3 seeds x 100 videos (the runs the rule was first judged on), components drawn from
+    the committed runs' ranges: the interval covers the true change 93-97% of the time, and the standard
+    error is unbiased to a few per cent where the crossed bootstrap's ran 15-20% high."""
     rng = np.random.default_rng(41)
     d, true = studies(rng, 4000)
     found = crossed.test(d, margin=0.4)
@@ -103,6 +103,20 @@ def test_the_95_percent_interval_covers_95_percent_of_simulated_studies_of_the_c
     assert np.mean(bootstrap_sd(d) / true) > 1.12  # the bootstrap counted the interaction three times
     # the same studies' p-values of the true change: rejected as often as the interval misses it
     assert (found["p"] < 0.05).mean() == pytest.approx(1 - covered(found), abs=0.002)
+
+
+def test_the_headline_studys_shape_is_covered_and_three_seeds_of_1000_videos_a_little_less():
+    """The committed headline study, 5 seeds x 1,000 test videos: 93-97% over 1,500 studies. At 3 seeds x
+    1,000 (the criteria, recovery and video runs) the seed part, on 2 df, is most of the variance: a seed sd
+    of 0.2-0.4 estimated at 0 by chance is pooled away, and the interval covers a little less (about 93%;
+    crossed.py says so, and more seeds are the remedy)."""
+    rng = np.random.default_rng(42)
+    d, true = studies(rng, 1500, seeds=5, videos=1000)
+    found = crossed.test(d, margin=0.4)
+    assert 0.93 <= covered(found) <= 0.97
+    assert 0.95 <= np.mean(found["se"] / true) <= 1.05
+    d, _ = studies(rng, 1500, seeds=3, videos=1000)
+    assert 0.91 <= covered(crossed.test(d, margin=0.4)) < 0.95
 
 
 def covered(found):

@@ -149,22 +149,25 @@ def committed_runs_timed_in(rounds):
 
 
 def test_a_committed_removal_twice_as_fast_is_ranked_faster_in_both_runtimes():
-    """Every coupled-removal model (uniform, allocated, random, the small net) measured at 2x or more is
-    "faster" than the baseline in PyTorch and ONNX Runtime, in each committed run of five seeds or more
-    timed in 4 rounds or more (the study), and of one seed timed in 8 or more (the quick run): one seed's 4
-    rounds left 3 df, and Holm over the run's models kept a 3.8x speed-up unranked. Not in a run of three
-    seeds (the recovery run): an allocation's architecture differs by seed, so its speed-up does too, and
-    the seed part's 2 df with Holm over every model of the run left its global allocation at ratio 0.5,
-    about 2.4x in PyTorch, unranked (docs/results.md, "The result run")."""
+    """Every coupled-removal model (uniform, by another criterion, random, the small net) measured at 2x or
+    more is "faster" than the baseline in each runtime a committed run timed, in every committed run timed
+    in 4 rounds or more with several seeds (the study, the schedules, the criteria, the two networks) or in 8
+    with one (the quick run; one seed's 4 rounds left 3 df, and Holm over the run's models kept a 3.8x
+    speed-up unranked). Not the allocations (global, sensitivity) in a run of three seeds (the recovery run):
+    an allocation's architecture differs by seed, so its speed-up does too (1.7x to 2.8x over the seeds at
+    ratio 0.3), and the seed part's 2 df with Holm over every model of the run left four of them, 2.1x to
+    3.0x in PyTorch, unranked (docs/results.md, "The result run")."""
     runs = [(name, models) for name, models in committed_runs_timed_in(4)
-            if models.seed.nunique() >= 5
-            or (models.seed.nunique() == 1 and models.latency_rounds.min() >= 8)]
-    assert runs, "no committed run is timed in 4 rounds"
+            if models.seed.nunique() > 1 or models.latency_rounds.min() >= 8]
+    assert {"study_results.json", "quick_results.json", "video_results.json"} <= {name for name, _ in runs}
     removed = [*methods.REMOVED, methods.SCRATCH]
     for name, models in runs:
         for prefix in ("latency", "onnx_latency"):
             if f"{prefix}_round_ms" not in models:
                 continue
             for (method, ratio), found in speed.compared(models, prefix).items():
+                allocated = methods.base_method(method) in methods.ALLOCATED
+                if allocated and models.seed.nunique() < 5:
+                    continue
                 if methods.base_method(method) in removed and found is not None and found.speedup >= 2:
                     assert found.verdict == "faster", (name, prefix, method, ratio, found)
