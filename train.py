@@ -142,7 +142,7 @@ class Training:
         depends only on the batches' seed and the epoch, so it continues exactly."""
         saved = torch.load(state_path, map_location=self.device, weights_only=True)
         self.history, self.best_mae = saved["history"], saved["best_mae"]
-        self.best_state = saved["best_state"]
+        self.best_state = copy.deepcopy(saved["model"]) if saved.get("best_is_model") else saved["best_state"]
         first_epoch = len(self.history["val_mae"]) + 1
         while self.next_pruning_due((first_epoch - 1) * self.steps - 1):
             self.pruner.step()
@@ -247,14 +247,15 @@ class Training:
             train_mse = self.train_epoch(epoch, desc)
             validation = evaluate(self.model, self.val_loader, self.device, self.amp)
             self.record_epoch(train_mse, validation, seconds=time.perf_counter() - epoch_start)
-            if validation["mae"] < self.best_mae:
+            best_now = validation["mae"] < self.best_mae
+            if best_now:
                 self.best_mae, self.history["best_epoch"] = validation["mae"], epoch
                 self.best_state = copy.deepcopy(self.model.state_dict())
             self.history["seconds"] = time.perf_counter() - start
-            if state_path and is_main():
+            if state_path and is_main():  # the best weights, where they are this epoch's, not saved twice
                 save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                             "history": self.history, "best_mae": self.best_mae,
-                             "best_state": self.best_state}, state_path)
+                             "history": self.history, "best_mae": self.best_mae, "best_is_model": best_now,
+                             "best_state": None if best_now else self.best_state}, state_path)
             if epoch_log and is_main():
                 append_epoch_log(epoch_log, self.history)
             barrier()
