@@ -103,7 +103,7 @@ def global_pruner(model, target, *, ratio, num_frames, image_size, round_to):
 def matched_ratio(model, criterion, ratio, *, scope, image_size, round_to, num_frames=1):
     """(the sparsity, or per-layer share of channels, at which `criterion` ("unstructured" or "structured",
     masks) brings `model` to the uniform removed model's effective FLOPs at `ratio`; what was reached), by
-    bisection on copies; an AllocationError where MATCHED_RANGE does not reach them."""
+    false position on copies; an AllocationError where MATCHED_RANGE does not reach them."""
     target = uniform_flops(ratio, image_size, round_to, model.arch, num_frames)
 
     def prune(net, knob):

@@ -105,7 +105,7 @@ SCRATCH_B_MAX_FACTOR = 2.0
 # (docs/methodology.md, "A fair comparison"). 0 turns it off.
 BN_RECALIBRATION_BATCHES = 20
 # The masked methods also pruned, one-shot, to structured_physical's effective FLOPs at each of its ratios
-# and budgets, as <method>_flops (their own sparsity found by bisection, allocation.py): removal against
+# and budgets, as <method>_flops (their own sparsity found by a search, allocation.py): removal against
 # unstructured and per-layer masks at equal FLOPs, the study's primary comparisons (methods.PRIMARY).
 EQUAL_FLOPS_METHODS = ["unstructured", "structured"]
 # Coupled removal also by these channel importance criteria (criteria.py), as structured_physical_<name>

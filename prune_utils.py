@@ -16,7 +16,7 @@ structured_physical_global structured_physical's removal with the channels alloc
                            the same ratio (allocation.py)
 structured_physical_sensitivity  the same, with the channels allocated from the run's sensitivity of each
                            coupled group
-unstructured_flops         unstructured's criterion (masks), its sparsity found by bisection so that the
+unstructured_flops         unstructured's criterion (masks), its sparsity found by a search so that the
                            model's effective FLOPs are structured_physical's at the same ratio: the
                            comparison with removal at equal FLOPs, not at an equal ratio (allocation.py)
 structured_flops           per-layer L2 channels (masks) likewise, at structured_physical's FLOPs
