@@ -142,12 +142,11 @@ def bisect_flops(model, prune, low, high, *, target, image_size, num_frames=1, i
         if abs(reached / target - 1) <= FLOPS_TOLERANCE / 3:
             break
         side = 1 if reached > target else -1
-        if side > 0:
-            low, ends[0] = knob, reached - target
-        else:
-            high, ends[1] = knob, reached - target
-        if interpolate and side == moved:  # the same end moved twice: halve the other's pull (Illinois)
-            ends[1 if side > 0 else 0] /= 2
+        low, high = (knob, high) if side > 0 else (low, knob)
+        if interpolate:
+            ends[0 if side > 0 else 1] = reached - target
+            if side == moved:  # the same end moved twice: halve the other's pull (Illinois)
+                ends[1 if side > 0 else 0] /= 2
         moved = side
     return (*best, low, high)
 

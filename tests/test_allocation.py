@@ -184,3 +184,23 @@ def test_the_global_allocation_reaches_a_target_one_groups_step_jumps_over(dense
                                                image_size=SIZE, round_to=32)
     assert "allocation_held" not in reached
     assert abs(reached["allocation_flops_vs_uniform"] - 1) <= allocation.FLOPS_TOLERANCE
+
+
+def test_the_global_ranking_halves_its_knob_and_the_matched_masks_interpolate(monkeypatch):
+    """bisect_flops probes midpoints unless told to interpolate (the global ranking's FLOPs jump at round_to
+    steps); with interpolate, false position reaches a smooth target in fewer probes than halving does."""
+    probes = []
+
+    class Net:
+        knob = 0.0
+
+    def prune(net, knob):
+        net.knob = knob
+        probes.append(knob)
+    monkeypatch.setattr(allocation, "frame_flops", lambda net, *_: 1000 * (1 - net.knob) ** 2)
+    allocation.bisect_flops(Net(), prune, 0.0, 1.0, target=300.0, image_size=32)
+    halved = list(probes)
+    assert halved[:3] == [0.5, 0.25, 0.375]
+    probes.clear()
+    allocation.bisect_flops(Net(), prune, 0.0, 1.0, target=300.0, image_size=32, interpolate=True)
+    assert probes[:2] == [0.0, 1.0] and len(probes) - 2 < len(halved)
